@@ -1,0 +1,17 @@
+"""Helpers shared by the Accelerate training scripts in ``training/``."""
+
+from .arguments import parse_args_with_config
+from .checkpointing import (
+    find_latest_checkpoint,
+    load_checkpoint,
+    resolve_resume_checkpoint,
+    save_checkpoint,
+)
+
+__all__ = [
+    "find_latest_checkpoint",
+    "load_checkpoint",
+    "parse_args_with_config",
+    "resolve_resume_checkpoint",
+    "save_checkpoint",
+]
