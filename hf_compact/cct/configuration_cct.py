@@ -1,0 +1,219 @@
+"""Configuration of the CCT vision family: ViT-Lite, CVT and CCT (Hassani et al., 2021).
+
+This file may import only `torch`, `transformers` and sibling files: `register_for_auto_class` copies it next to
+the weights for `trust_remote_code` users.
+"""
+
+from typing import Any
+
+from transformers import PreTrainedConfig
+
+# Encoder sizes shared by the three families (official `vit_N` / `cvt_N` / `cct_N` helpers).
+_SIZE_2 = {"num_hidden_layers": 2, "num_attention_heads": 2, "hidden_size": 128, "intermediate_size": 128}
+_SIZE_4 = {"num_hidden_layers": 4, "num_attention_heads": 2, "hidden_size": 128, "intermediate_size": 128}
+_SIZE_6 = {"num_hidden_layers": 6, "num_attention_heads": 4, "hidden_size": 256, "intermediate_size": 512}
+_SIZE_7 = {"num_hidden_layers": 7, "num_attention_heads": 4, "hidden_size": 256, "intermediate_size": 512}
+_SIZE_14 = {"num_hidden_layers": 14, "num_attention_heads": 6, "hidden_size": 384, "intermediate_size": 1152}
+
+# Tokenizer + pooling of each family (the `_4`, `_3x1`, `_3x2`, `_7x2` parts of the official names).
+_VIT_PATCH_4 = {"tokenizer_type": "patch", "patch_size": 4, "pooling_type": "cls"}
+_CVT_PATCH_4 = {"tokenizer_type": "patch", "patch_size": 4, "pooling_type": "seq_pool"}
+_CCT_CONV_3X1 = {
+    "tokenizer_type": "conv",
+    "num_conv_layers": 1,
+    "conv_kernel_size": 3,
+    "pooling_type": "seq_pool",
+}
+_CCT_CONV_3X2 = {
+    "tokenizer_type": "conv",
+    "num_conv_layers": 2,
+    "conv_kernel_size": 3,
+    "pooling_type": "seq_pool",
+}
+_CCT_CONV_7X2 = {
+    "tokenizer_type": "conv",
+    "num_conv_layers": 2,
+    "conv_kernel_size": 7,
+    "pooling_type": "seq_pool",
+}
+
+_CIFAR10 = {"image_size": 32, "num_labels": 10}
+_CIFAR100 = {"image_size": 32, "num_labels": 100}
+_SINE = {"position_embedding_type": "sine"}
+
+CCT_PRESETS: dict[str, dict[str, Any]] = {
+    # ViT-Lite (patch tokenizer + class token)
+    "vit_2_4_32": {**_SIZE_2, **_VIT_PATCH_4, **_CIFAR10},
+    "vit_2_4_32_sine": {**_SIZE_2, **_VIT_PATCH_4, **_CIFAR10, **_SINE},
+    "vit_4_4_32": {**_SIZE_4, **_VIT_PATCH_4, **_CIFAR10},
+    "vit_4_4_32_sine": {**_SIZE_4, **_VIT_PATCH_4, **_CIFAR10, **_SINE},
+    "vit_6_4_32": {**_SIZE_6, **_VIT_PATCH_4, **_CIFAR10},
+    "vit_6_4_32_sine": {**_SIZE_6, **_VIT_PATCH_4, **_CIFAR10, **_SINE},
+    "vit_7_4_32": {**_SIZE_7, **_VIT_PATCH_4, **_CIFAR10},
+    "vit_7_4_32_sine": {**_SIZE_7, **_VIT_PATCH_4, **_CIFAR10, **_SINE},
+    # CVT (patch tokenizer + sequence pooling)
+    "cvt_2_4_32": {**_SIZE_2, **_CVT_PATCH_4, **_CIFAR10},
+    "cvt_2_4_32_sine": {**_SIZE_2, **_CVT_PATCH_4, **_CIFAR10, **_SINE},
+    "cvt_4_4_32": {**_SIZE_4, **_CVT_PATCH_4, **_CIFAR10},
+    "cvt_4_4_32_sine": {**_SIZE_4, **_CVT_PATCH_4, **_CIFAR10, **_SINE},
+    "cvt_6_4_32": {**_SIZE_6, **_CVT_PATCH_4, **_CIFAR10},
+    "cvt_6_4_32_sine": {**_SIZE_6, **_CVT_PATCH_4, **_CIFAR10, **_SINE},
+    "cvt_7_4_32": {**_SIZE_7, **_CVT_PATCH_4, **_CIFAR10},
+    "cvt_7_4_32_sine": {**_SIZE_7, **_CVT_PATCH_4, **_CIFAR10, **_SINE},
+    # CCT (convolutional tokenizer + sequence pooling)
+    "cct_2_3x2_32": {**_SIZE_2, **_CCT_CONV_3X2, **_CIFAR10},
+    "cct_2_3x2_32_sine": {**_SIZE_2, **_CCT_CONV_3X2, **_CIFAR10, **_SINE},
+    "cct_4_3x2_32": {**_SIZE_4, **_CCT_CONV_3X2, **_CIFAR10},
+    "cct_4_3x2_32_sine": {**_SIZE_4, **_CCT_CONV_3X2, **_CIFAR10, **_SINE},
+    "cct_6_3x1_32": {**_SIZE_6, **_CCT_CONV_3X1, **_CIFAR10},
+    "cct_6_3x1_32_sine": {**_SIZE_6, **_CCT_CONV_3X1, **_CIFAR10, **_SINE},
+    "cct_6_3x2_32": {**_SIZE_6, **_CCT_CONV_3X2, **_CIFAR10},
+    "cct_6_3x2_32_sine": {**_SIZE_6, **_CCT_CONV_3X2, **_CIFAR10, **_SINE},
+    "cct_7_3x1_32": {**_SIZE_7, **_CCT_CONV_3X1, **_CIFAR10},
+    "cct_7_3x1_32_sine": {**_SIZE_7, **_CCT_CONV_3X1, **_CIFAR10, **_SINE},
+    "cct_7_3x1_32_c100": {**_SIZE_7, **_CCT_CONV_3X1, **_CIFAR100},
+    "cct_7_3x1_32_sine_c100": {**_SIZE_7, **_CCT_CONV_3X1, **_CIFAR100, **_SINE},
+    "cct_7_3x2_32": {**_SIZE_7, **_CCT_CONV_3X2, **_CIFAR10},
+    "cct_7_3x2_32_sine": {**_SIZE_7, **_CCT_CONV_3X2, **_CIFAR10, **_SINE},
+    "cct_7_7x2_224": {**_SIZE_7, **_CCT_CONV_7X2, "image_size": 224, "num_labels": 102},
+    "cct_7_7x2_224_sine": {**_SIZE_7, **_CCT_CONV_7X2, "image_size": 224, "num_labels": 102, **_SINE},
+    "cct_14_7x2_224": {**_SIZE_14, **_CCT_CONV_7X2, "image_size": 224, "num_labels": 1000},
+    "cct_14_7x2_384": {**_SIZE_14, **_CCT_CONV_7X2, "image_size": 384, "num_labels": 1000},
+    "cct_14_7x2_384_fl": {**_SIZE_14, **_CCT_CONV_7X2, "image_size": 384, "num_labels": 102},
+}
+"""Every official vision variant (SHI-Labs/Compact-Transformers) by its official name, as `CCTConfig` arguments.
+
+Parameter counts equal the official ones (learnable PE: all parameters; `*_sine`: trainable parameters, because the
+sine table is a fixed buffer). Unlike the official code at HEAD, the CCT/CVT `*_sine` presets really use the sine
+table (the official builders drop the `positional_embedding` argument and silently build a learnable one).
+"""
+
+_TOKENIZER_TYPES = ("conv", "patch")
+_POSITION_EMBEDDING_TYPES = ("learnable", "sine", "none")
+_POOLING_TYPES = ("seq_pool", "cls")
+
+
+class CCTConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`CCTModel`] and [`CCTForImageClassification`]. One configuration covers the whole family of
+    "Escaping the Big Data Paradigm with Compact Transformers":
+
+    - **ViT-Lite**: `tokenizer_type="patch"`, `pooling_type="cls"`;
+    - **CVT**: `tokenizer_type="patch"`, `pooling_type="seq_pool"`;
+    - **CCT**: `tokenizer_type="conv"`, `pooling_type="seq_pool"`.
+
+    The defaults give CCT-7/3x1 at 32 px (`cct_7_3x1_32`). Every official variant is available by name through
+    [`CCTConfig.from_preset`] (see `CCT_PRESETS`).
+
+    Args:
+        image_size (`int`, defaults to 32): input resolution (square) the position embeddings are built for.
+        num_channels (`int`, defaults to 3): input channels.
+        tokenizer_type (`str`, defaults to `"conv"`): `"conv"` = CCT tokenizer (`num_conv_layers` x [Conv2d without
+            bias, ReLU, MaxPool2d]); `"patch"` = one Conv2d with kernel = stride = `patch_size` and a bias.
+        patch_size (`int`, defaults to 4): patch size of the `"patch"` tokenizer; `image_size` must be divisible by it.
+        num_conv_layers (`int`, defaults to 1): convolutions of the `"conv"` tokenizer.
+        conv_kernel_size (`int`, defaults to 3): kernel size of those convolutions.
+        conv_stride (`int`, *optional*): their stride; defaults to the official `max(1, conv_kernel_size // 2 - 1)`.
+        conv_padding (`int`, *optional*): their padding; defaults to the official `max(1, conv_kernel_size // 2)`.
+        conv_intermediate_channels (`int`, defaults to 64): output channels of every convolution but the last one
+            (the last one outputs `hidden_size`).
+        pooling_kernel_size (`int`, defaults to 3), pooling_stride (`int`, defaults to 2),
+        pooling_padding (`int`, defaults to 1): the max-pool after every convolution of the `"conv"` tokenizer.
+        hidden_size (`int`, defaults to 256): token width.
+        num_hidden_layers (`int`, defaults to 7): encoder layers.
+        num_attention_heads (`int`, defaults to 4): attention heads (`hidden_size` must be divisible by it).
+        intermediate_size (`int`, defaults to 512): hidden width of the MLP (official `hidden_size * mlp_ratio`).
+        hidden_act (`str`, defaults to `"gelu"`): MLP activation (exact erf GELU in the official code).
+        hidden_dropout_prob (`float`, defaults to 0.0): dropout on the embeddings, the attention output projection
+            and both MLP linears.
+        attention_probs_dropout_prob (`float`, defaults to 0.1): dropout on the attention probabilities.
+        drop_path_rate (`float`, defaults to 0.1): stochastic depth of the last layer; layer `i` uses
+            `linspace(0, drop_path_rate, num_hidden_layers)[i]`.
+        position_embedding_type (`str`, defaults to `"learnable"`): `"learnable"`, `"sine"` (fixed sinusoidal table,
+            not a parameter) or `"none"`.
+        pooling_type (`str`, defaults to `"seq_pool"`): `"seq_pool"` (attention-weighted average of the tokens) or
+            `"cls"` (a class token is prepended and its final state is the pooled output).
+        layer_norm_eps (`float`, defaults to 1e-5): epsilon of every LayerNorm.
+        initializer_range (`float`, defaults to 0.02): std of the truncated normal init of every Linear.
+        position_embedding_init_std (`float`, defaults to 0.2): std of the learnable position embeddings' init
+            (the official value, ten times ViT's).
+
+    Example:
+
+    ```python
+    >>> from hf_compact import CCTConfig, CCTForImageClassification
+
+    >>> config = CCTConfig.from_preset("cct_7_3x1_32", num_labels=100)
+    >>> model = CCTForImageClassification(config)
+    ```
+    """
+
+    model_type = "cct"
+
+    image_size: int = 32
+    num_channels: int = 3
+    tokenizer_type: str = "conv"
+    patch_size: int = 4
+    num_conv_layers: int = 1
+    conv_kernel_size: int = 3
+    conv_stride: int | None = None
+    conv_padding: int | None = None
+    conv_intermediate_channels: int = 64
+    pooling_kernel_size: int = 3
+    pooling_stride: int = 2
+    pooling_padding: int = 1
+    hidden_size: int = 256
+    num_hidden_layers: int = 7
+    num_attention_heads: int = 4
+    intermediate_size: int = 512
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.1
+    drop_path_rate: float = 0.1
+    position_embedding_type: str = "learnable"
+    pooling_type: str = "seq_pool"
+    layer_norm_eps: float = 1e-5
+    initializer_range: float = 0.02
+    position_embedding_init_std: float = 0.2
+
+    def __post_init__(self, **kwargs):
+        if self.conv_stride is None:
+            self.conv_stride = max(1, self.conv_kernel_size // 2 - 1)
+        if self.conv_padding is None:
+            self.conv_padding = max(1, self.conv_kernel_size // 2)
+        super().__post_init__(**kwargs)
+        self._check_choice("tokenizer_type", _TOKENIZER_TYPES)
+        self._check_choice("position_embedding_type", _POSITION_EMBEDDING_TYPES)
+        self._check_choice("pooling_type", _POOLING_TYPES)
+        if self.hidden_size % self.num_attention_heads != 0:
+            raise ValueError(
+                f"`hidden_size` must be divisible by `num_attention_heads`, got hidden_size={self.hidden_size} and "
+                f"num_attention_heads={self.num_attention_heads}."
+            )
+        if self.tokenizer_type == "patch" and self.image_size % self.patch_size != 0:
+            raise ValueError(
+                f"`image_size` must be divisible by `patch_size` for the patch tokenizer, got image_size="
+                f"{self.image_size} and patch_size={self.patch_size}."
+            )
+
+    def _check_choice(self, name: str, choices: tuple[str, ...]) -> None:
+        value = getattr(self, name)
+        if value not in choices:
+            raise ValueError(f"`{name}` must be one of {choices}, got {value!r}.")
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "CCTConfig":
+        """Builds the configuration of an official variant (a key of `CCT_PRESETS`), e.g. `"cct_7_3x1_32_sine"`.
+
+        `overrides` replace preset values; passing `id2label` replaces the preset's class count.
+        """
+        if name not in CCT_PRESETS:
+            raise ValueError(f"Unknown CCT preset {name!r}; expected one of: {', '.join(CCT_PRESETS)}.")
+        arguments = dict(CCT_PRESETS[name])
+        if "id2label" in overrides:
+            arguments.pop("num_labels")
+        arguments.update(overrides)
+        return cls(**arguments)
+
+
+__all__ = ["CCT_PRESETS", "CCTConfig"]

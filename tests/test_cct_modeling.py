@@ -1,0 +1,440 @@
+"""CCT / CVT / ViT-Lite as transformers models: shapes, numerics, transformers integration, errors."""
+
+import ast
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+from PIL import Image
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageClassification,
+    Trainer,
+    TrainingArguments,
+    default_data_collator,
+    pipeline,
+)
+
+from hf_compact import CCT_PRESETS, CCTConfig, CCTForImageClassification, CCTImageProcessor, CCTModel
+from hf_compact.cct import CCTEncoder, CCTSequencePooling, sinusoidal_position_table
+from hf_compact.cct.image_processing_cct import CIFAR10_MEAN, CIFAR10_STD
+
+# Tiny versions of each family: (config overrides, tokens for a 16x16 input, class token?)
+FAMILIES = {
+    "vit_lite": ({"tokenizer_type": "patch", "patch_size": 4, "pooling_type": "cls"}, 16, True),
+    "cvt": ({"tokenizer_type": "patch", "patch_size": 4, "pooling_type": "seq_pool"}, 16, False),
+    "cct_1_conv": ({"tokenizer_type": "conv", "num_conv_layers": 1}, 64, False),
+    "cct_2_conv": (
+        {"tokenizer_type": "conv", "num_conv_layers": 2, "conv_intermediate_channels": 8},
+        16,
+        False,
+    ),
+}
+
+
+def tiny_config(family: str = "cct_2_conv", **overrides) -> CCTConfig:
+    arguments = {
+        "image_size": 16,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "num_labels": 3,
+        **FAMILIES[family][0],
+        **overrides,
+    }
+    return CCTConfig(**arguments)
+
+
+def deterministic_config(family: str = "cct_2_conv", **overrides) -> CCTConfig:
+    """No dropout and no stochastic depth, so that train-mode forwards are reproducible."""
+    return tiny_config(
+        family, attention_probs_dropout_prob=0.0, hidden_dropout_prob=0.0, drop_path_rate=0.0, **overrides
+    )
+
+
+def tiny_model(family: str = "cct_2_conv", **overrides) -> CCTForImageClassification:
+    torch.manual_seed(0)
+    return CCTForImageClassification(tiny_config(family, **overrides)).eval()
+
+
+def images(batch_size: int = 2, size: int = 16) -> torch.Tensor:
+    return torch.randn(batch_size, 3, size, size, generator=torch.Generator().manual_seed(1))
+
+
+# --- shapes and numerics -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("position_embedding_type", ["learnable", "sine", "none"])
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_forward_shapes(family, position_embedding_type):
+    model = tiny_model(family, position_embedding_type=position_embedding_type)
+    _, num_tokens, has_class_token = FAMILIES[family]
+
+    with torch.no_grad():
+        base_outputs = model.cct(images())
+        logits = model(images()).logits
+
+    assert base_outputs.last_hidden_state.shape == (2, num_tokens + has_class_token, 32)
+    assert base_outputs.pooler_output.shape == (2, 32)
+    assert logits.shape == (2, 3)
+    assert torch.isfinite(logits).all()
+
+
+def test_class_token_model_pools_the_class_token():
+    model = tiny_model("vit_lite")
+    with torch.no_grad():
+        outputs = model.cct(images())
+    torch.testing.assert_close(outputs.pooler_output, outputs.last_hidden_state[:, 0])
+
+
+def test_loss_is_cross_entropy_of_labels():
+    model = tiny_model()
+    labels = torch.tensor([2, 0])
+    with torch.no_grad():
+        outputs = model(images(), labels=labels)
+    torch.testing.assert_close(outputs.loss, torch.nn.functional.cross_entropy(outputs.logits, labels))
+
+
+def test_return_dict_false_gives_tuple():
+    model = tiny_model()
+    with torch.no_grad():
+        logits = model(images()).logits
+        outputs = model(images(), labels=torch.tensor([1, 2]), return_dict=False)
+    assert isinstance(outputs, tuple) and len(outputs) == 2
+    torch.testing.assert_close(outputs[1], logits)
+
+
+def test_sinusoidal_table_follows_official_formula():
+    table = sinusoidal_position_table(5, 8)
+    assert table.shape == (5, 8)
+    torch.testing.assert_close(table[0], torch.tensor([0.0, 1.0] * 4))
+    # position 3, channel pair 1 (channels 2 and 3): angle = 3 / 10000 ** (2 / 8)
+    angle = 3 / 10000 ** (2 / 8)
+    torch.testing.assert_close(table[3, 2:4], torch.tensor([math.sin(angle), math.cos(angle)]))
+
+
+def test_sine_position_embeddings_are_a_fixed_buffer():
+    model = tiny_model("vit_lite", position_embedding_type="sine")
+    embeddings = model.cct.embeddings
+    assert "cct.embeddings.position_embeddings" not in dict(model.named_parameters())
+    assert "cct.embeddings.position_embeddings" not in model.state_dict()
+    torch.testing.assert_close(embeddings.position_embeddings[0], sinusoidal_position_table(17, 32))
+
+
+def test_official_initialisation():
+    model = CCTForImageClassification(tiny_config("vit_lite", hidden_size=64, image_size=64, patch_size=2))
+    embeddings = model.cct.embeddings
+    layer = model.cct.encoder.layers[0]
+    assert embeddings.position_embeddings.std().item() == pytest.approx(0.2, rel=0.05)
+    assert torch.count_nonzero(embeddings.class_token) == 0
+    assert layer.mlp.fc1.weight.std().item() == pytest.approx(0.02, rel=0.1)
+    assert torch.count_nonzero(layer.mlp.fc1.bias) == 0
+    assert torch.equal(layer.layernorm_after.weight, torch.ones(64))
+    # kaiming normal (fan_in, gain sqrt(2)) on the tokenizer convolution
+    convolution = embeddings.tokenizer.convolutions[0]
+    expected_std = math.sqrt(2 / convolution.weight[0].numel())
+    assert convolution.weight.std().item() == pytest.approx(expected_std, rel=0.15)
+
+
+def test_drop_path_rates_increase_linearly():
+    model = CCTModel(tiny_config(num_hidden_layers=5, drop_path_rate=0.2))
+    rates = [layer.drop_path.drop_prob for layer in model.encoder.layers]
+    assert rates == pytest.approx([0.0, 0.05, 0.1, 0.15, 0.2])
+
+
+# --- presets ----------------------------------------------------------------------------------------------------
+
+# Official counts (docs/cct.md §2): learnable = all parameters; sine = trainable parameters (the table is a buffer).
+PRESET_PARAMETER_COUNTS = {
+    "vit_2_4_32": 214_666, "vit_2_4_32_sine": 206_346, "vit_4_4_32": 413_066, "vit_4_4_32_sine": 404_746,
+    "vit_6_4_32": 3_190_538, "vit_6_4_32_sine": 3_173_898, "vit_7_4_32": 3_716_874, "vit_7_4_32_sine": 3_700_234,
+    "cvt_2_4_32": 214_539, "cvt_2_4_32_sine": 206_347, "cvt_4_4_32": 412_939, "cvt_4_4_32_sine": 404_747,
+    "cvt_6_4_32": 3_190_283, "cvt_6_4_32_sine": 3_173_899, "cvt_7_4_32": 3_716_619, "cvt_7_4_32_sine": 3_700_235,
+    "cct_2_3x2_32": 283_723, "cct_2_3x2_32_sine": 275_531, "cct_4_3x2_32": 482_123, "cct_4_3x2_32_sine": 473_931,
+    "cct_6_3x1_32": 3_233_803, "cct_6_3x1_32_sine": 3_168_267,
+    "cct_6_3x2_32": 3_326_923, "cct_6_3x2_32_sine": 3_310_539,
+    "cct_7_3x1_32": 3_760_139, "cct_7_3x1_32_sine": 3_694_603,
+    "cct_7_3x1_32_c100": 3_783_269, "cct_7_3x1_32_sine_c100": 3_717_733,
+    "cct_7_3x2_32": 3_853_259, "cct_7_3x2_32_sine": 3_836_875,
+    "cct_7_7x2_224": 4_573_735, "cct_7_7x2_224_sine": 4_523_559,
+    "cct_14_7x2_224": 22_367_273, "cct_14_7x2_384": 22_513_193, "cct_14_7x2_384_fl": 22_167_463,
+}  # fmt: skip
+
+
+def test_every_official_preset_is_registered():
+    assert set(CCT_PRESETS) == set(PRESET_PARAMETER_COUNTS)
+
+
+@pytest.mark.parametrize("name", sorted(PRESET_PARAMETER_COUNTS))
+def test_preset_parameter_count_is_official(name):
+    with torch.device("meta"):
+        model = CCTForImageClassification(CCTConfig.from_preset(name))
+    assert model.num_parameters() == PRESET_PARAMETER_COUNTS[name]
+
+
+def test_preset_overrides_and_unknown_name():
+    config = CCTConfig.from_preset("cct_7_3x1_32", id2label={0: "cat", 1: "dog"}, drop_path_rate=0.0)
+    assert (config.num_labels, config.drop_path_rate, config.num_hidden_layers) == (2, 0.0, 7)
+    with pytest.raises(ValueError, match="Unknown CCT preset 'cct_99'"):
+        CCTConfig.from_preset("cct_99")
+
+
+# --- transformers integration --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("position_embedding_type", ["learnable", "sine"])
+def test_save_and_load_give_identical_logits(tmp_path, position_embedding_type):
+    model = tiny_model("vit_lite", position_embedding_type=position_embedding_type)
+    model.save_pretrained(tmp_path)
+    reloaded = CCTForImageClassification.from_pretrained(tmp_path).eval()
+
+    assert (tmp_path / "model.safetensors").is_file()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(images()).logits, model(images()).logits, rtol=0, atol=0)
+
+
+def test_auto_classes_and_pipeline_load_saved_model_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = tiny_model(id2label={0: "cat", 1: "dog", 2: "bird"})
+    model.save_pretrained(tmp_path)
+    CCTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(tmp_path)
+
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), CCTConfig)
+    assert isinstance(AutoModel.from_pretrained(tmp_path), CCTModel)
+    assert isinstance(AutoModelForImageClassification.from_pretrained(tmp_path), CCTForImageClassification)
+    assert isinstance(AutoImageProcessor.from_pretrained(tmp_path), CCTImageProcessor)
+
+    classifier = pipeline("image-classification", model=str(tmp_path))
+    predictions = classifier(Image.new("RGB", (40, 24), color=(200, 30, 60)))
+    assert sorted(prediction["label"] for prediction in predictions) == ["bird", "cat", "dog"]
+    assert sum(prediction["score"] for prediction in predictions) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_trainer_reduces_loss(tmp_path):
+    torch.manual_seed(0)
+    model = CCTForImageClassification(deterministic_config(num_labels=2))
+    generator = np.random.default_rng(0)
+    labels = np.arange(32) % 2
+    pixel_values = (
+        generator.normal(size=(32, 3, 16, 16)).astype(np.float32) + 2 * labels[:, None, None, None] - 1
+    )
+    dataset = Dataset.from_dict({"pixel_values": pixel_values, "label": labels}).with_format("torch")
+    arguments = TrainingArguments(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        per_device_train_batch_size=16,
+        max_steps=10,
+        learning_rate=5e-3,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+    )
+
+    trainer = Trainer(model=model, args=arguments, train_dataset=dataset, data_collator=default_data_collator)
+    trainer.train()
+
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert np.mean(losses[-3:]) < 0.5 * np.mean(losses[:3])
+
+
+def test_eager_and_sdpa_attention_agree():
+    model = tiny_model()
+    with torch.no_grad():
+        sdpa_logits = model(images()).logits
+        model.set_attn_implementation("eager")
+        eager_logits = model(images()).logits
+    torch.testing.assert_close(eager_logits, sdpa_logits, rtol=1e-5, atol=1e-5)
+
+
+def test_output_attentions_and_hidden_states():
+    model = tiny_model("vit_lite")
+    model.set_attn_implementation("eager")
+    with torch.no_grad():
+        outputs = model(images(), output_attentions=True, output_hidden_states=True)
+
+    assert len(outputs.attentions) == 2 and len(outputs.hidden_states) == 3
+    assert all(attention.shape == (2, 2, 17, 17) for attention in outputs.attentions)
+    assert all(hidden_state.shape == (2, 17, 32) for hidden_state in outputs.hidden_states)
+    torch.testing.assert_close(outputs.attentions[0].sum(-1), torch.ones(2, 2, 17))
+
+
+def test_gradient_checkpointing_gives_same_gradients():
+    torch.manual_seed(0)
+    model = CCTForImageClassification(deterministic_config()).train()
+    labels = torch.tensor([0, 2])
+
+    def gradients():
+        model.zero_grad()
+        model(images(), labels=labels).loss.backward()
+        return {name: parameter.grad.clone() for name, parameter in model.named_parameters()}
+
+    reference = gradients()
+    model.activation_checkpointing_enable()
+    assert model.is_activation_checkpointing
+    checkpointed = gradients()
+    for name, gradient in reference.items():
+        torch.testing.assert_close(checkpointed[name], gradient, msg=name)
+
+
+# --- position-embedding interpolation ------------------------------------------------------------------------------
+
+
+def test_learnable_position_embeddings_are_resized_bilinearly():
+    model = tiny_model("vit_lite")
+    embeddings = model.cct.embeddings
+    table = embeddings.position_embeddings.detach()
+
+    resized = embeddings.interpolate_pos_encoding((6, 6)).detach()
+
+    grid = table[:, 1:].reshape(1, 4, 4, 32).permute(0, 3, 1, 2)
+    expected = torch.nn.functional.interpolate(grid, size=(6, 6), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(resized[:, 0], table[:, 0])  # class-token row kept
+    torch.testing.assert_close(resized[:, 1:], expected.flatten(2).transpose(1, 2))
+    with torch.no_grad():
+        logits = model(images(size=24), interpolate_pos_encoding=True).logits
+        same_size = model(images(), interpolate_pos_encoding=True).logits
+        torch.testing.assert_close(same_size, model(images()).logits)
+    assert logits.shape == (2, 3)
+
+
+def test_sine_position_embeddings_are_recomputed_for_new_resolution():
+    model = tiny_model("cvt", position_embedding_type="sine")
+    resized = model.cct.embeddings.interpolate_pos_encoding((8, 8))
+    torch.testing.assert_close(resized[0], sinusoidal_position_table(64, 32))
+    with torch.no_grad():
+        assert model(images(size=32), interpolate_pos_encoding=True).logits.shape == (2, 3)
+
+
+def test_other_resolution_without_interpolation_suggests_it():
+    with pytest.raises(ValueError, match="interpolate_pos_encoding=True"):
+        tiny_model()(images(size=32))
+
+
+# --- padding mask (used by the text variants) -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+def test_padding_mask_hides_padded_tokens(attn_implementation):
+    config = tiny_config()
+    config._attn_implementation = attn_implementation
+    torch.manual_seed(0)
+    encoder, pooling = CCTEncoder(config).eval(), CCTSequencePooling(config)
+    tokens = torch.randn(2, 7, 32)
+    padding_mask = torch.tensor([[True] * 7, [True] * 4 + [False] * 3])
+    noisy_padding = tokens.clone()
+    noisy_padding[1, 4:] = 100 * torch.randn(3, 32)
+
+    with torch.no_grad():
+        hidden_states = encoder(tokens, padding_mask)
+        hidden_states_noisy = encoder(noisy_padding, padding_mask)
+        unpadded = encoder(tokens[1:, :4])
+        pooled = pooling(hidden_states, padding_mask)
+        pooled_noisy = pooling(hidden_states_noisy, padding_mask)
+        pooled_unpadded = pooling(unpadded)
+
+    torch.testing.assert_close(hidden_states_noisy[:, :4], hidden_states[:, :4])
+    torch.testing.assert_close(hidden_states_noisy[0], hidden_states[0])
+    torch.testing.assert_close(hidden_states[1, :4], unpadded[0])
+    torch.testing.assert_close(pooled_noisy, pooled)
+    torch.testing.assert_close(pooled[1], pooled_unpadded[0])
+    # a single layer takes the (batch, num_tokens) mask directly as well
+    layer = encoder.layers[0]
+    with torch.no_grad():
+        torch.testing.assert_close(layer(noisy_padding, padding_mask)[1, :4], layer(tokens[1:, :4])[0])
+
+
+# --- bad input ----------------------------------------------------------------------------------------------------
+
+
+def test_wrong_channel_count_raises():
+    with pytest.raises(ValueError, match="`pixel_values` must have 3 channels.*got 1"):
+        tiny_model()(torch.randn(2, 1, 16, 16))
+
+
+def test_wrong_rank_raises():
+    with pytest.raises(ValueError, match=r"`pixel_values` must have shape .* got shape \(3, 16, 16\)"):
+        tiny_model()(torch.randn(3, 16, 16))
+
+
+def test_integer_pixel_values_raise():
+    with pytest.raises(
+        ValueError, match="`pixel_values` must be a floating-point tensor, got dtype torch.uint8"
+    ):
+        tiny_model()(torch.zeros(2, 3, 16, 16, dtype=torch.uint8))
+
+
+def test_image_not_divisible_by_patch_raises():
+    with pytest.raises(ValueError, match="divisible by the patch size 4, got 18x18"):
+        tiny_model("cvt")(images(size=18), interpolate_pos_encoding=True)
+
+
+def test_image_too_small_for_tokenizer_raises():
+    model = tiny_model(conv_padding=0, position_embedding_type="none")
+    with pytest.raises(ValueError, match="4x4 pixels are too small for the 2-layer convolutional tokenizer"):
+        model(images(size=4))
+
+
+@pytest.mark.parametrize("bad_label", [3, -1])
+def test_label_out_of_range_raises(bad_label):
+    with pytest.raises(ValueError, match=rf"`labels` must be class indices in \[0, 3\).*got \[{bad_label}\]"):
+        tiny_model()(images(), labels=torch.tensor([0, bad_label]))
+
+
+def test_invalid_config_values_raise():
+    with pytest.raises(ValueError, match="`position_embedding_type` must be one of"):
+        CCTConfig(position_embedding_type="rope")
+    with pytest.raises(ValueError, match="`hidden_size` must be divisible by `num_attention_heads`"):
+        CCTConfig(hidden_size=30, num_attention_heads=4)
+    with pytest.raises(ValueError, match="`image_size` must be divisible by `patch_size`"):
+        CCTConfig(tokenizer_type="patch", image_size=30, patch_size=4)
+
+
+# --- image processor ------------------------------------------------------------------------------------------------
+
+
+def test_image_processor_converts_grayscale_and_normalises():
+    processor = CCTImageProcessor()
+    gray = Image.new("L", (48, 40), color=128)
+
+    pixel_values = processor(gray, return_tensors="pt").pixel_values
+
+    assert pixel_values.shape == (1, 3, 32, 32)
+    expected = (128 / 255 - torch.tensor(CIFAR10_MEAN)) / torch.tensor(CIFAR10_STD)
+    torch.testing.assert_close(pixel_values[0, :, 5, 7], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_image_processor_statistics_are_configurable(tmp_path):
+    processor = CCTImageProcessor(
+        size={"height": 24, "width": 24}, image_mean=[0.5] * 3, image_std=[0.25] * 3
+    )
+    processor.save_pretrained(tmp_path)
+    reloaded = CCTImageProcessor.from_pretrained(tmp_path)
+
+    pixel_values = reloaded(Image.new("RGB", (10, 10), color=(255, 0, 128)), return_tensors="pt").pixel_values
+
+    assert pixel_values.shape == (1, 3, 24, 24)
+    torch.testing.assert_close(pixel_values[0, :, 0, 0], torch.tensor([2.0, -2.0, (128 / 255 - 0.5) / 0.25]))
+
+
+# --- remote code ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("file_name", ["configuration_cct.py", "modeling_cct.py", "image_processing_cct.py"])
+def test_remote_code_files_import_only_torch_transformers_and_siblings(file_name):
+    """`register_for_auto_class` copies these files for `trust_remote_code` users without hf_compact installed."""
+    import hf_compact.cct
+
+    tree = ast.parse((Path(hf_compact.cct.__file__).parent / file_name).read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            imported.add(node.module.split(".")[0])
+    assert imported <= {"collections", "math", "typing", "torch", "transformers"}
