@@ -84,3 +84,19 @@ def test_resume_arguments(tmp_path):
     assert resolve_resume_checkpoint("latest", tmp_path) is None
     with pytest.raises(FileNotFoundError, match="--resume_from_checkpoint"):
         resolve_resume_checkpoint(str(tmp_path / "checkpoint-9"), tmp_path)
+
+
+def test_yaml_value_satisfies_a_required_flag(tmp_path):
+    parser = make_parser()
+    parser.add_argument("--output_dir", required=True)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"output_dir: {tmp_path / 'run'}\n")
+    assert parse_args_with_config(parser, ["--config", str(recipe)]).output_dir == str(tmp_path / "run")
+    with pytest.raises(SystemExit):
+        parse_args_with_config(make_parser_with_required_output(), [])
+
+
+def make_parser_with_required_output() -> argparse.ArgumentParser:
+    parser = make_parser()
+    parser.add_argument("--output_dir", required=True)
+    return parser

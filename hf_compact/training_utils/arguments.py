@@ -24,7 +24,11 @@ def parse_args_with_config(
     config_parser.add_argument("--config", type=Path, default=None)
     known, _ = config_parser.parse_known_args(argv)
     if known.config is not None:
-        parser.set_defaults(**load_flag_file(known.config, parser))
+        flags = load_flag_file(known.config, parser)
+        parser.set_defaults(**flags)
+        for action in parser._actions:
+            if action.dest in flags:
+                action.required = False  # a value from the recipe satisfies a required flag
     return parser.parse_args(argv)
 
 

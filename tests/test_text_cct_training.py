@@ -1,0 +1,180 @@
+"""Training scripts of the text models: Accelerate loop (loss goes down, exact resumption, two processes) and the
+`Trainer` example (with frozen pretrained word vectors)."""
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoTokenizer, pipeline
+
+from hf_compact import TEXT_CCT_PRESETS, TextCCTConfig, TextCCTForSequenceClassification
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "training"))
+
+import finetune_text_cct_trainer  # noqa: E402
+import train_text_cct  # noqa: E402
+
+TOPICS = {
+    "sports": "match team goal player coach season win league score ball".split(),
+    "business": "market stock profit company shares bank price trade deal investor".split(),
+    "science": "space research study cells planet energy physics data lab experiment".split(),
+}
+FILLER = "the a of and in to is on for with".split()
+TINY_MODEL = "word_embedding_dim=16,hidden_size=16,intermediate_size=32"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def topic_files(tmp_path_factory) -> tuple[Path, Path]:
+    """Three-topic texts of 2..20 words (half topic words, half filler) as JSON lines: 192 to train, 48 to test."""
+    folder = tmp_path_factory.mktemp("topics")
+    generator = random.Random(0)
+    rows = []
+    for index in range(240):
+        label = list(TOPICS)[index % 3]
+        words = [
+            generator.choice(TOPICS[label] if generator.random() < 0.5 else FILLER)
+            for _ in range(generator.randint(2, 20))
+        ]
+        rows.append(json.dumps({"text": " ".join(words), "label": label}))
+    (folder / "train.jsonl").write_text("\n".join(rows[:192]) + "\n")
+    (folder / "test.jsonl").write_text("\n".join(rows[192:]) + "\n")
+    return folder / "train.jsonl", folder / "test.jsonl"
+
+
+def script_arguments(topic_files, output_dir, *extra: str) -> list[str]:
+    train_file, test_file = topic_files
+    return [
+        "--preset", "text_cct_2", "--config_overrides", TINY_MODEL,
+        "--train_file", str(train_file), "--validation_file", str(test_file), "--output_dir", str(output_dir),
+        "--per_device_train_batch_size", "32", "--learning_rate", "1e-2", "--label_smoothing", "0", "--seed", "0", *extra,
+    ]
+
+
+def test_accelerate_script_learns_and_saves_a_pipeline_ready_folder(topic_files, tmp_path):
+    results = train_text_cct.main(script_arguments(topic_files, tmp_path, "--max_train_steps", "30"))
+    losses = results["train_losses"]
+    assert len(losses) == 30 and sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+    assert results["eval_accuracy"] >= 0.6  # chance is 1/3
+    assert json.loads((tmp_path / "all_results.json").read_text())["eval_accuracy"] == results["eval_accuracy"]
+    classifier = pipeline("text-classification", model=str(tmp_path))
+    predictions = classifier(["goal goal team match", "market profit shares bank"])
+    assert {prediction["label"] for prediction in predictions} <= set(TOPICS)
+
+    # Fine-tuning the saved folder reuses its tokenizer and weights.
+    train_file, test_file = topic_files
+    finetuned = train_text_cct.main([
+        "--model_name_or_path", str(tmp_path), "--train_file", str(train_file), "--validation_file", str(test_file),
+        "--output_dir", str(tmp_path / "finetuned"), "--max_train_steps", "2", "--learning_rate", "1e-9",
+    ])
+    assert finetuned["eval_accuracy"] == pytest.approx(results["eval_accuracy"])
+    assert AutoTokenizer.from_pretrained(tmp_path / "finetuned").get_vocab() == classifier.tokenizer.get_vocab()
+
+
+def test_resuming_from_a_checkpoint_reproduces_the_straight_run(topic_files, tmp_path):
+    # 6 updates per epoch: the checkpoint at 4 is mid-epoch and the resumed run crosses into the next epoch.
+    arguments = script_arguments(topic_files, tmp_path, "--max_train_steps", "8", "--checkpointing_steps", "4")
+    train_text_cct.main(arguments)
+    straight = load_file(tmp_path / "model.safetensors")
+    for finished in (tmp_path / "checkpoint-8", tmp_path / "model.safetensors"):
+        finished.unlink() if finished.is_file() else shutil.rmtree(finished)
+    resumed_results = train_text_cct.main([*arguments, "--resume_from_checkpoint", "latest"])
+    assert resumed_results["train_steps"] == 8 and len(resumed_results["train_losses"]) == 4
+    resumed = load_file(tmp_path / "model.safetensors")
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        torch.testing.assert_close(resumed[name], straight[name], atol=1e-6, rtol=1e-6, msg=name)
+
+
+# One rank under torchrun: trains, and saves the model this rank holds when it evaluates.
+RANK_SCRIPT = """
+import json, os, sys, torch, train_text_cct
+evaluate_accuracy = train_text_cct.evaluate_accuracy
+def record_then_evaluate(model, dataloader, accelerator, num_labels):
+    state = {name: value.detach().clone() for name, value in accelerator.unwrap_model(model).state_dict().items()}
+    torch.save(state, f"{sys.argv[1]}/rank{accelerator.process_index}.pt")
+    return evaluate_accuracy(model, dataloader, accelerator, num_labels)
+train_text_cct.evaluate_accuracy = record_then_evaluate
+results = train_text_cct.main(sys.argv[2:])
+with open(f"{sys.argv[1]}/results{os.environ['RANK']}.json", "w") as handle:
+    json.dump(results, handle)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_keep_identical_parameters(topic_files, tmp_path):
+    """`torchrun --nproc_per_node 2`: each gloo process sees half of every batch; the all-reduced updates keep their
+    parameters identical."""
+    rank_script = tmp_path / "rank_script.py"
+    rank_script.write_text(RANK_SCRIPT)
+    arguments = script_arguments(topic_files, tmp_path / "run", "--max_train_steps", "6", "--per_device_train_batch_size", "16")
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "training")}
+    completed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(rank_script),
+         str(tmp_path), *arguments],
+        env=environment, capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "2 process(es)" in completed.stdout
+    results = [json.loads((tmp_path / f"results{rank}.json").read_text()) for rank in (0, 1)]
+    assert results[0]["train_steps"] == results[1]["train_steps"] == 6
+    assert results[0]["eval_accuracy"] == results[1]["eval_accuracy"]
+    assert results[0]["train_losses"] != results[1]["train_losses"]  # each rank trains on its half of the batches
+    rank0, rank1 = (torch.load(tmp_path / f"rank{rank}.pt") for rank in (0, 1))
+    saved = load_file(tmp_path / "run" / "model.safetensors")
+    for name, value in rank0.items():
+        assert torch.equal(value, rank1[name]), name
+    assert all(torch.equal(saved[name], rank0[name]) for name in saved)
+
+
+def test_trainer_example_with_frozen_glove_vectors(topic_files, tmp_path):
+    words = sorted({word for topic in TOPICS.values() for word in topic} | set(FILLER))
+    generator = torch.Generator().manual_seed(0)
+    glove = tmp_path / "vectors.txt"
+    glove.write_text("".join(f"{word} " + " ".join(f"{v:.4f}" for v in torch.randn(16, generator=generator).tolist())
+                             + "\n" for word in words))
+    train_file, test_file = topic_files
+    metrics = finetune_text_cct_trainer.main([
+        "--preset", "text_cct_2", "--config_overrides", "hidden_size=16,intermediate_size=32",
+        "--word_vectors", str(glove), "--freeze_word_vectors",
+        "--train_file", str(train_file), "--validation_file", str(test_file), "--output_dir", str(tmp_path / "out"),
+        "--per_device_train_batch_size", "32", "--learning_rate", "3e-3", "--max_steps", "30",
+        "--logging_steps", "1", "--report_to", "none", "--save_strategy", "no", "--use_cpu", "--disable_tqdm", "true",
+    ])
+    assert metrics["eval_accuracy"] >= 0.6
+    model = TextCCTForSequenceClassification.from_pretrained(tmp_path / "out")
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "out")
+    weight = model.get_input_embeddings().weight
+    assert weight.shape[1] == 16 and not weight.requires_grad
+    for line in glove.read_text().splitlines()[:5]:
+        word, *values = line.split(" ")
+        expected = torch.tensor([float(v) for v in values])
+        torch.testing.assert_close(weight[tokenizer.convert_tokens_to_ids(word)], expected)
+
+
+@pytest.mark.parametrize("recipe", sorted((ROOT / "training" / "configs").glob("text_cct_*.yaml")), ids=lambda p: p.name)
+def test_recipes_parse_into_the_flags_of_their_script(recipe):
+    if "trainer" in recipe.name:
+        model_args, data_args, training_args = finetune_text_cct_trainer.parse_args(["--config", str(recipe)])
+        preset, dataset_name = model_args.preset, data_args.dataset_name
+    else:
+        args = train_text_cct.parse_args(["--config", str(recipe)])
+        preset, dataset_name = args.preset, args.dataset_name
+        overrides = train_text_cct.parse_config_overrides(args.config_overrides)
+        assert all(hasattr(TextCCTConfig(), name) for name in overrides)
+    assert preset in TEXT_CCT_PRESETS and dataset_name is not None

@@ -1,0 +1,117 @@
+"""Train or fine-tune a text Compact Transformer with the `transformers` `Trainer` (the `run_classification.py`
+way): `TrainingArguments` flags (`--output_dir`, `--learning_rate`, `--num_train_epochs`, `--max_steps`,
+`--per_device_train_batch_size`, `--eval_strategy`, `--report_to`, `--push_to_hub`, ...) plus the model and data
+flags of `train_text_cct.py`, whose data loading, tokenizer and model building this script shares.
+
+    python training/finetune_text_cct_trainer.py --preset text_cct_2 --config_overrides conv_kernel_size=1 \
+        --dataset_name ag_news --output_dir text-cct-2-agnews --num_train_epochs 5 --eval_strategy epoch
+
+`--config FILE.yaml` reads the same flags from a file. `main(argv)` returns the final evaluation metrics; the output
+folder holds the model and its tokenizer, loadable with `pipeline("text-classification", model=...)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+from train_text_cct import build_model, build_tokenizer, load_text_classification_splits
+from transformers import DataCollatorWithPadding, EvalPrediction, HfArgumentParser, Trainer, TrainingArguments
+
+from hf_compact.metrics.accuracy import Accuracy
+from hf_compact.training_utils import parse_args_with_config
+
+
+@dataclasses.dataclass
+class ModelArguments:
+    preset: str | None = dataclasses.field(default=None, metadata={"help": "Official builder, e.g. text_cct_2."})
+    model_name_or_path: str | None = dataclasses.field(default=None, metadata={"help": "Saved model to fine-tune."})
+    config_overrides: str | None = dataclasses.field(
+        default=None, metadata={"help": 'Preset values to replace, e.g. "conv_kernel_size=1".'}
+    )
+    ignore_mismatched_sizes: bool = dataclasses.field(default=False, metadata={"help": "Re-initialise the classifier."})
+    tokenizer_name: str | None = dataclasses.field(default=None, metadata={"help": "Any transformers tokenizer."})
+    vocab_size: int = dataclasses.field(default=100000, metadata={"help": "Size of a trained word-level vocabulary."})
+    min_frequency: int = dataclasses.field(default=1, metadata={"help": "Rarer words become <unk>."})
+    word_vectors: str | None = dataclasses.field(default=None, metadata={"help": "GloVe .txt, .npy or .safetensors."})
+    freeze_word_vectors: bool = dataclasses.field(default=False, metadata={"help": "Keep --word_vectors fixed."})
+
+
+@dataclasses.dataclass
+class DataArguments:
+    dataset_name: str | None = dataclasses.field(default=None, metadata={"help": "Hub dataset, e.g. ag_news."})
+    dataset_config_name: str | None = None
+    train_file: str | None = dataclasses.field(default=None, metadata={"help": "CSV or JSON (lines) training file."})
+    validation_file: str | None = dataclasses.field(default=None, metadata={"help": "CSV or JSON evaluation file."})
+    train_val_split: float = dataclasses.field(default=0.1, metadata={"help": "Held-out fraction without eval split."})
+    text_column_name: str = "text"
+    label_column_name: str = "label"
+    max_seq_length: int = dataclasses.field(default=64, metadata={"help": "Words per text (truncated)."})
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    namespace = parse_args_with_config(parser, argv)
+    parsed = tuple(
+        dataclass_type(**{field.name: getattr(namespace, field.name) for field in dataclasses.fields(dataclass_type)
+                          if field.init})
+        for dataclass_type in parser.dataclass_types
+    )
+    model_args, data_args, _ = parsed
+    if (model_args.preset is None) == (model_args.model_name_or_path is None):
+        parser.error("pass exactly one of --preset (train from scratch) and --model_name_or_path (fine-tune).")
+    if data_args.dataset_name is None and data_args.train_file is None:
+        parser.error("pass --dataset_name (a Hub dataset) or --train_file (a CSV / JSON file).")
+    return parsed
+
+
+def compute_accuracy(prediction: EvalPrediction) -> dict[str, float]:
+    """`Trainer` `compute_metrics`: top-1 (and top-5 with at least 5 classes) accuracy of the logits."""
+    logits = np.asarray(prediction.predictions)
+    top_k = (1, 5) if logits.shape[-1] >= 5 else 1
+    return Accuracy(keep_in_memory=True).compute(predictions=logits, references=prediction.label_ids, top_k=top_k)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    model_args, data_args, training_args = parse_args(argv)
+    # The helpers of train_text_cct.py read one flat namespace.
+    args = argparse.Namespace(**vars(model_args), **vars(data_args), seed=training_args.seed)
+
+    with training_args.main_process_first(desc="dataset and tokenizer"):
+        train_dataset, eval_dataset, label_names = load_text_classification_splits(args)
+        tokenizer = build_tokenizer(args, train_dataset)
+
+        def tokenize(rows: dict) -> dict:
+            encoded = tokenizer(rows[args.text_column_name], truncation=True, max_length=args.max_seq_length)
+            return {**encoded, "labels": rows[args.label_column_name]}
+
+        train_dataset = train_dataset.map(tokenize, batched=True, remove_columns=train_dataset.column_names)
+        eval_dataset = eval_dataset.map(tokenize, batched=True, remove_columns=eval_dataset.column_names)
+    model = build_model(args, label_names, tokenizer)
+
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=compute_accuracy,
+    )
+    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    metrics = {**train_result.metrics, **trainer.evaluate()}
+    trainer.save_model()
+    if trainer.is_world_process_zero():
+        (Path(training_args.output_dir) / "all_results.json").write_text(json.dumps(metrics, indent=2))
+    if training_args.push_to_hub:
+        trainer.push_to_hub(finetuned_from=model_args.model_name_or_path, tasks="text-classification")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()
