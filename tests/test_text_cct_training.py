@@ -17,7 +17,6 @@ from transformers import AutoTokenizer, pipeline
 from hf_compact import TEXT_CCT_PRESETS, TextCCTConfig, TextCCTForSequenceClassification
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "training"))
 
 import finetune_text_cct_trainer  # noqa: E402
 import train_text_cct  # noqa: E402

@@ -22,7 +22,6 @@ from hf_compact.data import ImageReconstructionTransform, VideoClipDataset, load
 from hf_compact.vitok import AutoencoderViTok
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "training"))
 import train_vitok  # noqa: E402
 
 TINY_VITOK = {

@@ -1,0 +1,148 @@
+"""Training and inference throughput of hf-compact's CCT against lucidrains' vit-pytorch CCT, same weights.
+
+Both models are ``cct_7_3x1_32`` (CIFAR-10 CCT-7/3x1, learnable position embeddings). The vit-pytorch model keeps
+the official parameter names, so its weights go through ``hf_compact.cct.convert_cct_original.convert_state_dict``
+into ours, and the script first checks that both give the same logits. Then, at batch 128, it times inference
+(``torch.no_grad``, eval mode) and training steps (forward, cross-entropy, backward, AdamW step), eager and with
+``torch.compile``, alternating the two models so that machine load hits both alike, and prints images/s (fastest
+round) and the ratio ours / vit-pytorch.
+
+vit-pytorch's package ``__init__`` imports torchvision (broken here), so install it outside the project and point
+``--vit_pytorch_dir`` at it; ``vit_pytorch/cct.py`` is loaded by file path:
+
+    pip install --no-deps vit-pytorch einops --target /tmp/vit_pytorch_pkg
+    python benchmarks/cct_throughput.py --vit_pytorch_dir /tmp/vit_pytorch_pkg
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hf_compact.cct import CCTConfig, CCTForImageClassification
+from hf_compact.cct.convert_cct_original import convert_state_dict
+
+PRESET = "cct_7_3x1_32"
+
+
+def load_vit_pytorch_cct(package_dir: Path):
+    cct_file = package_dir / "vit_pytorch" / "cct.py"
+    if not cct_file.is_file():
+        raise FileNotFoundError(f"--vit_pytorch_dir: expected {cct_file} (pip install --no-deps vit-pytorch einops --target DIR).")
+    sys.path.insert(0, str(package_dir))  # for einops
+    spec = importlib.util.spec_from_file_location("vit_pytorch_cct", cct_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class LogitsOnly(nn.Module):
+    """Our model returning the logits tensor, like vit-pytorch's."""
+
+    def __init__(self, model: CCTForImageClassification):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=pixel_values).logits
+
+
+def build_models(vit_pytorch_cct) -> tuple[nn.Module, nn.Module]:
+    torch.manual_seed(0)
+    theirs = vit_pytorch_cct.cct_7(
+        img_size=32, kernel_size=3, n_conv_layers=1, num_classes=10, positional_embedding="learnable"
+    )
+    config = CCTConfig.from_preset(PRESET)
+    ours = CCTForImageClassification(config)
+    ours.load_state_dict(convert_state_dict(theirs.state_dict(), config))
+    return LogitsOnly(ours), theirs
+
+
+def time_inference(model: nn.Module, images: torch.Tensor) -> float:
+    model.eval()
+    with torch.no_grad():
+        started = time.perf_counter()
+        model(images)
+    return time.perf_counter() - started
+
+
+def make_training_step(model: nn.Module):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
+
+    def step(images: torch.Tensor, labels: torch.Tensor) -> float:
+        model.train()
+        started = time.perf_counter()
+        loss = F.cross_entropy(model(images), labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return time.perf_counter() - started
+
+    return step
+
+
+def measure(models: dict[str, nn.Module], batch_size: int, warmup: int, repeats: int) -> dict[str, tuple[float, float]]:
+    """images/s (inference, training) per model, from the fastest timed round; every round runs each model once,
+    in turn."""
+    images = torch.randn(batch_size, 3, 32, 32)
+    labels = torch.randint(0, 10, (batch_size,))
+    steps = {name: make_training_step(model) for name, model in models.items()}
+    inference = {name: [] for name in models}
+    training = {name: [] for name in models}
+    for round_index in range(warmup + repeats):
+        for name, model in models.items():
+            inference_seconds = time_inference(model, images)
+            training_seconds = steps[name](images, labels)
+            if round_index >= warmup:
+                inference[name].append(inference_seconds)
+                training[name].append(training_seconds)
+    # The fastest round is the one least disturbed by other processes on a shared machine (as `timeit` reports).
+    return {name: (batch_size / min(inference[name]), batch_size / min(training[name])) for name in models}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--vit_pytorch_dir", type=Path, default=Path("/tmp/vit_pytorch_pkg"))
+    parser.add_argument("--batch_size", type=int, default=128)
+    parser.add_argument("--warmup", type=int, default=1, help="Untimed rounds (compilation happens here).")
+    parser.add_argument("--repeats", type=int, default=3, help="Timed rounds; the fastest is reported.")
+    parser.add_argument("--no_compile", action="store_true", help="Only eager mode.")
+    args = parser.parse_args(argv)
+
+    ours, theirs = build_models(load_vit_pytorch_cct(args.vit_pytorch_dir))
+    ours.eval(), theirs.eval()
+    with torch.no_grad():
+        check = torch.randn(8, 3, 32, 32)
+        difference = (ours(check) - theirs(check)).abs().max().item()
+    print(f"{PRESET}: {sum(p.numel() for p in ours.parameters()):,} parameters; max |logit difference| = {difference:.2e}")
+    if difference > 1e-4:
+        raise RuntimeError(f"the two models disagree (max logit difference {difference:.2e}); the comparison is void.")
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}")
+    modes = ["eager"] if args.no_compile else ["eager", "compile"]
+    results = {}
+    print(f"{'mode':8s} {'':12s} {'hf-compact':>12s} {'vit-pytorch':>12s} {'ratio':>7s}", flush=True)
+    for mode in modes:
+        models = {"ours": ours, "theirs": theirs}
+        if mode == "compile":
+            models = {name: torch.compile(model) for name, model in models.items()}
+        throughput = measure(models, args.batch_size, args.warmup, args.repeats)
+        for index, task in enumerate(("inference", "training")):
+            ours_rate, theirs_rate = throughput["ours"][index], throughput["theirs"][index]
+            results[f"{mode}_{task}_ratio"] = ours_rate / theirs_rate
+            print(
+                f"{mode:8s} {task + ' img/s':12s} {ours_rate:12.1f} {theirs_rate:12.1f} {ours_rate / theirs_rate:6.2f}x",
+                flush=True,
+            )
+    return results
+
+
+if __name__ == "__main__":
+    main()

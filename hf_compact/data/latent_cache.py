@@ -1,0 +1,230 @@
+"""Encode a dataset once with an autoencoder and keep the latent distributions on disk (safetensors shards).
+
+A cache lives in ``cache_root/<dataset fingerprint>-<autoencoder fingerprint>/``: the key changes when the data
+(``datasets`` fingerprint, which also covers ``map``/``select``/... transforms) or the autoencoder (its config
+and every weight) changes, so a retrained or reconfigured autoencoder never reuses stale latents, while reruns
+with the same ones skip encoding. Each sample stores the posterior parameters ``[mean | logvar]`` ``(2c, ...)``
+rather than one draw, so training can draw a fresh ``posterior.sample()`` every epoch, as ViTok's DiT does.
+A cache is written to a temporary folder and renamed into place when complete.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import Dataset
+from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+METADATA_FILE = "latent_cache.json"
+
+
+def autoencoder_fingerprint(vae: torch.nn.Module) -> str:
+    """SHA-256 over the autoencoder's class, config and all parameters/buffers (name, dtype, shape, bytes)."""
+    digest = hashlib.sha256(type(vae).__qualname__.encode())
+    config = {key: value for key, value in dict(vae.config).items() if not key.startswith("_")}
+    digest.update(json.dumps(config, sort_keys=True, default=str).encode())
+    for name, tensor in sorted(vae.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def latent_cache_path(vae: torch.nn.Module, dataset: Dataset, cache_root: str | os.PathLike) -> Path:
+    """The folder that holds (or will hold) the latents of ``dataset`` encoded by ``vae``."""
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"dataset: expected a datasets.Dataset, got {type(dataset).__name__}.")
+    return Path(cache_root) / f"{dataset._fingerprint[:16]}-{autoencoder_fingerprint(vae)[:16]}"
+
+
+def pixels_from_example(value) -> torch.Tensor:
+    """One image (PIL or ``(H, W, 3)`` array) -> ``(3, H, W)``, or one video (``(T, H, W, 3)`` array or a list of
+    PIL frames) -> ``(3, T, H, W)``; integer pixel values 0..255 become float32 in [-1, 1]."""
+    if isinstance(value, (list, tuple)) and value and hasattr(value[0], "convert"):
+        array = np.stack([np.asarray(frame.convert("RGB")) for frame in value])
+    elif hasattr(value, "convert"):
+        array = np.asarray(value.convert("RGB"))
+    else:
+        array = np.asarray(value)
+    if not np.issubdtype(array.dtype, np.integer) or array.ndim not in (3, 4) or array.shape[-1] != 3:
+        raise ValueError(
+            f"pixels: expected an RGB image (H, W, 3) or video (T, H, W, 3) of 0..255 integers, "
+            f"got {array.dtype} {array.shape}."
+        )
+    if array.size and (array.min() < 0 or array.max() > 255):
+        raise ValueError(f"pixels: expected values in 0..255, got [{array.min()}, {array.max()}].")
+    pixels = torch.from_numpy(array.astype(np.float32)) / 127.5 - 1.0
+    return pixels.permute(3, 0, 1, 2) if pixels.ndim == 4 else pixels.permute(2, 0, 1)
+
+
+class LatentCacheDataset(torch.utils.data.Dataset):
+    """A completed latent cache: ``dataset[i] = {"moments": (2c, ...) float32, "label": int64}``.
+
+    The shards are memory-mapped (``safetensors.safe_open``), so a cache larger than RAM (ImageNet latents) works;
+    each process (and each dataloader worker) opens its own handles.
+
+    Attributes:
+        labels: ``(N,)`` int64 class ids.
+        metadata: contents of ``latent_cache.json`` (fingerprints, shard sizes, latent shape, class names,
+            ``deterministic``).
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        metadata_path = self.path / METADATA_FILE
+        if not metadata_path.is_file():
+            raise FileNotFoundError(f"path: expected a completed latent cache with {METADATA_FILE}, got {str(self.path)!r}.")
+        self.metadata = json.loads(metadata_path.read_text())
+        self.shard_ends = np.cumsum(self.metadata["shard_sizes"]).tolist()
+        self._handles: list | None = None
+        self.labels = torch.cat([self._shard(index).get_tensor("labels") for index in range(len(self.shard_ends))])
+        if len(self.labels) != self.metadata["num_samples"]:
+            raise ValueError(
+                f"path: {self.path} should hold {self.metadata['num_samples']} samples, its shards hold {len(self.labels)}."
+            )
+
+    def _shard(self, index: int):
+        if self._handles is None:
+            self._handles = [safe_open(self.path / name, framework="pt") for name in self.metadata["shards"]]
+        return self._handles[index]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_handles": None}  # handles are per process
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """``(c, h, w)`` or ``(c, t, h, w)`` of one latent sample."""
+        return tuple(self.metadata["latent_shape"])
+
+    @property
+    def is_video(self) -> bool:
+        return len(self.latent_shape) == 4
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} is out of range for a latent cache of {len(self)} samples.")
+        index %= len(self)
+        shard = bisect.bisect_right(self.shard_ends, index)
+        start = self.shard_ends[shard - 1] if shard else 0
+        return {"moments": self._shard(shard).get_slice("moments")[index - start], "label": self.labels[index]}
+
+    def shard_moments(self) -> Iterator[torch.Tensor]:
+        """The moments shard by shard, ``(n, 2c, ...)`` each (for statistics over the whole cache)."""
+        for index in range(len(self.shard_ends)):
+            yield self._shard(index).get_tensor("moments")
+
+    def latent_std(self) -> float:
+        """Standard deviation of the posterior means over the whole cache (``1 / std`` is a ``scaling_factor``)."""
+        count, total, total_squares = 0, 0.0, 0.0
+        for moments in self.shard_moments():
+            means = self.latent_distribution(moments).mean.double()
+            count, total, total_squares = count + means.numel(), total + means.sum(), total_squares + means.square().sum()
+        return float(((total_squares - total**2 / count) / (count - 1)).sqrt())
+
+    def latent_distribution(self, moments: torch.Tensor) -> DiagonalGaussianDistribution:
+        """The posterior of a batch of cached ``moments`` (deterministic for latent_type="deterministic")."""
+        return DiagonalGaussianDistribution(moments, deterministic=self.metadata["deterministic"])
+
+
+def _batches(dataset: Dataset, pixel_column: str, label_column: str, batch_size: int) -> Iterator[tuple]:
+    dataset = dataset.with_format("numpy", columns=[pixel_column, label_column])
+    for start in range(0, len(dataset), batch_size):
+        rows = dataset[start : start + batch_size]
+        pixels = torch.stack([pixels_from_example(value) for value in rows[pixel_column]])
+        yield pixels, torch.as_tensor(rows[label_column], dtype=torch.long)
+
+
+@torch.no_grad()
+def build_latent_cache(
+    vae: torch.nn.Module,
+    dataset: Dataset,
+    cache_root: str | os.PathLike,
+    pixel_column: str = "image",
+    label_column: str = "label",
+    batch_size: int = 64,
+    shard_size: int = 8192,
+    show_progress: bool = True,
+) -> LatentCacheDataset:
+    """Encode ``dataset`` with ``vae`` into a cache under ``cache_root``, or reuse the matching cache.
+
+    Args:
+        vae: autoencoder with the ``AutoencoderKL`` API (``encode(x).latent_dist``), e.g. ``AutoencoderViTok``.
+        dataset: rows with RGB images/videos in ``pixel_column`` (all the same size) and integer labels.
+        cache_root: folder holding caches; each (dataset, autoencoder) pair gets its own sub-folder.
+        pixel_column, label_column: column names.
+        batch_size: encoding batch size.
+        shard_size: samples per safetensors file.
+        show_progress: show a tqdm bar (pass ``accelerator.is_local_main_process``).
+
+    Returns:
+        The cache as a :class:`LatentCacheDataset`.
+    """
+    if len(dataset) == 0:
+        raise ValueError("dataset: expected at least one row, got an empty dataset.")
+    for column in (pixel_column, label_column):
+        if column not in dataset.column_names:
+            raise ValueError(f"dataset: expected a column {column!r}, got columns {dataset.column_names}.")
+    path = latent_cache_path(vae, dataset, cache_root)
+    if (path / METADATA_FILE).is_file():
+        return LatentCacheDataset(path)
+
+    staging = path.with_name(path.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    device, dtype = vae.device, vae.dtype
+    moments, labels, shards, shard_sizes, deterministic = [], [], [], [], False
+
+    def flush() -> None:
+        name = f"shard-{len(shards):05d}.safetensors"
+        save_file({"moments": torch.cat(moments).contiguous(), "labels": torch.cat(labels)}, staging / name)
+        shards.append(name)
+        shard_sizes.append(sum(len(batch) for batch in labels))
+        moments.clear()
+        labels.clear()
+
+    was_training = vae.training
+    vae.eval()
+    progress = tqdm(total=len(dataset), desc="Encoding latents", disable=not show_progress)
+    for pixels, batch_labels in _batches(dataset, pixel_column, label_column, batch_size):
+        posterior = vae.encode(pixels.to(device=device, dtype=dtype)).latent_dist
+        deterministic = bool(posterior.deterministic)
+        moments.append(posterior.parameters.float().cpu())
+        latent_shape = (posterior.mean.shape[1], *posterior.mean.shape[2:])
+        labels.append(batch_labels)
+        progress.update(len(batch_labels))
+        if sum(len(batch) for batch in labels) >= shard_size:
+            flush()
+    progress.close()
+    vae.train(was_training)
+    if labels:
+        flush()
+
+    label_feature = dataset.features[label_column]
+    metadata = {
+        "autoencoder_fingerprint": autoencoder_fingerprint(vae),
+        "dataset_fingerprint": dataset._fingerprint,
+        "num_samples": len(dataset),
+        "latent_shape": list(latent_shape),
+        "deterministic": deterministic,
+        "class_names": getattr(label_feature, "names", None),
+        "shards": shards,
+        "shard_sizes": shard_sizes,
+    }
+    (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(staging, path)
+    return LatentCacheDataset(path)

@@ -1,0 +1,233 @@
+"""Latent cache, DiT loss and ``training/train_dit.py`` (loss goes down, saved pipeline, exact resume, videos)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import train_dit  # noqa: E402
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
+from diffusers import DDPMScheduler, DiffusionPipeline
+from PIL import Image as PILImage
+from safetensors.torch import load_file
+
+import hf_compact  # noqa: F401  (registers the pipelines)
+from hf_compact import AutoencoderViTok, DiTImagePipeline, DiTVideoPipeline
+from hf_compact.data.latent_cache import autoencoder_fingerprint, build_latent_cache, pixels_from_example
+from hf_compact.data.moving_digits import make_moving_image_videos
+from hf_compact.dit.diffusion_loss import diffusion_loss, learned_range_log_variance
+
+NUM_CLASSES = 3
+
+
+def tiny_vitok(**overrides) -> AutoencoderViTok:
+    torch.manual_seed(0)
+    config = dict(
+        latent_channels=4, patch_size=4, encoder_width=16, encoder_depth=1, encoder_heads=2, decoder_width=16,
+        decoder_depth=1, decoder_heads=2, sample_size=16,
+    )
+    return AutoencoderViTok(**{**config, **overrides})
+
+
+def striped_images(count_per_class: int = 8) -> Dataset:
+    """Class k: a bright horizontal band at rows 5k..5k+4 with a random brightness."""
+    rng = np.random.default_rng(0)
+    images, labels = [], []
+    for label in range(NUM_CLASSES):
+        for _ in range(count_per_class):
+            pixels = np.zeros((16, 16, 3), np.uint8)
+            pixels[5 * label : 5 * label + 5] = rng.integers(150, 255)
+            images.append(PILImage.fromarray(pixels))
+            labels.append(label)
+    features = Features({"image": Image(), "label": ClassLabel(names=["top", "middle", "bottom"])})
+    return Dataset.from_dict({"image": images, "label": labels}, features=features)
+
+
+@pytest.fixture(scope="module")
+def vae_dir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("vae")
+    tiny_vitok().save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory) -> Path:
+    """An imagefolder dataset (what ``--train_dir`` reads)."""
+    root = tmp_path_factory.mktemp("images")
+    dataset = striped_images()
+    for index, row in enumerate(dataset):
+        folder = root / "train" / dataset.features["label"].int2str(row["label"])
+        folder.mkdir(parents=True, exist_ok=True)
+        row["image"].save(folder / f"{index}.png")
+    return root
+
+
+def run_training(vae_dir: Path, image_dir: Path, output_dir: Path, *extra: str) -> dict:
+    return train_dit.main([
+        "--vae_name_or_path", str(vae_dir), "--train_dir", str(image_dir), "--output_dir", str(output_dir),
+        "--latent_cache_dir", str(output_dir.parent / "latent_cache"), "--num_layers", "1",
+        "--num_attention_heads", "2", "--attention_head_dim", "8", "--per_device_train_batch_size", "8",
+        "--learning_rate", "3e-3", "--seed", "0", *extra,
+    ])
+
+
+# ------------------------------------------------------------------------------------------------ latent cache
+
+
+def test_latent_cache_is_reused_and_invalidated_by_the_autoencoder(tmp_path, monkeypatch):
+    dataset, vae = striped_images(2), tiny_vitok()
+    encode_calls = []
+    original_encode = AutoencoderViTok.encode
+    monkeypatch.setattr(
+        AutoencoderViTok, "encode", lambda self, x, **kw: encode_calls.append(len(x)) or original_encode(self, x, **kw)
+    )
+    cache = build_latent_cache(vae, dataset, tmp_path, batch_size=4, shard_size=4, show_progress=False)
+    assert sum(encode_calls) == 6 and len(cache) == 6 and cache.latent_shape == (4, 4, 4)
+    assert len(cache.metadata["shards"]) == 2 and cache.metadata["class_names"] == ["top", "middle", "bottom"]
+    with torch.no_grad():
+        expected = vae.encode(torch.stack([pixels_from_example(image) for image in dataset["image"]])).latent_dist
+    torch.testing.assert_close(torch.stack([item["moments"] for item in cache]), expected.parameters)
+    assert cache.latent_std() == pytest.approx(expected.mean.std().item(), rel=1e-5)
+    assert cache.labels.tolist() == dataset["label"]
+
+    encode_calls.clear()
+    again = build_latent_cache(tiny_vitok(), dataset, tmp_path, show_progress=False)  # same config and weights
+    assert encode_calls == [] and again.path == cache.path
+
+    with torch.no_grad():
+        next(vae.decoder.parameters()).add_(1.0)  # only the decoder changes: still a different autoencoder
+    assert autoencoder_fingerprint(vae) != autoencoder_fingerprint(tiny_vitok())
+    changed = build_latent_cache(vae, dataset, tmp_path, show_progress=False)
+    assert sum(encode_calls) == 6 and changed.path != cache.path
+    other_data = build_latent_cache(tiny_vitok(), dataset.select(range(3)), tmp_path, show_progress=False)
+    assert other_data.path not in (cache.path, changed.path) and len(other_data) == 3
+
+
+def test_latent_cache_of_videos_and_bad_pixels(tmp_path):
+    images = striped_images(1)
+    moving_clips = make_moving_image_videos(images, num_frames=3, image_size=24)
+    assert moving_clips.features["video"].dtype == "uint8" and moving_clips.features["label"].names[0] == "top"
+    moving = moving_clips.with_format("numpy")[:]["video"]
+    assert moving.shape == (3, 3, 24, 24, 3)
+    sprite_sums = [np.asarray(image).astype(int).sum() for image in images["image"]]
+    assert (moving.astype(int).sum(axis=(2, 3, 4)) == np.array(sprite_sums)[:, None]).all()  # whole sprite in view
+    assert all((clip[0] != clip[-1]).any() for clip in moving)  # and it moves
+
+    clips = make_moving_image_videos(images, num_frames=2, image_size=16)
+    cache = build_latent_cache(tiny_vitok(tubelet_size=2), clips, tmp_path, pixel_column="video", show_progress=False)
+    assert cache.is_video and cache.latent_shape == (4, 1, 4, 4)
+    with pytest.raises(ValueError, match="dataset: expected a column 'pixels'"):
+        build_latent_cache(tiny_vitok(), clips, tmp_path, pixel_column="pixels")
+    with pytest.raises(ValueError, match=r"pixels: expected an RGB image.*got float64 \(4, 4, 3\)"):
+        pixels_from_example(np.zeros((4, 4, 3)))
+
+
+# -------------------------------------------------------------------------------------------------- the loss
+
+
+def test_learned_range_variance_matches_ddpm_scheduler():
+    scheduler = DDPMScheduler(variance_type="learned_range")
+    variance_output = torch.rand(1, 2, 3, 3) * 2 - 1
+    for step in (1, 10, 500, 999):
+        ours = learned_range_log_variance(scheduler, variance_output, torch.tensor([step]))
+        torch.testing.assert_close(ours, scheduler._get_variance(step, variance_output), rtol=1e-3, atol=1e-3)
+
+
+def test_diffusion_loss_terms():
+    scheduler = DDPMScheduler(variance_type="learned_range")
+    latents = torch.randn(4, 2, 3, 3)
+    noise, timesteps = torch.randn_like(latents), torch.tensor([3, 50, 400, 900])
+    noisy = scheduler.add_noise(latents, noise, timesteps)
+    # Exact noise and the posterior variance (v = -1): MSE and every KL term vanish.
+    perfect = diffusion_loss(scheduler, torch.cat([noise, -torch.ones_like(noise)], 1), latents, noise, noisy, timesteps)
+    assert perfect["mse"] == 0 and perfect["vlb"].abs() < 1e-5
+    wrong_variance = diffusion_loss(scheduler, torch.cat([noise, torch.ones_like(noise)], 1), latents, noise, noisy, timesteps)
+    assert wrong_variance["vlb"] > 1e-3 and wrong_variance["loss"] == wrong_variance["vlb"]
+    fixed = diffusion_loss(scheduler, noise + 1, latents, noise, noisy, timesteps)  # c channels: MSE only
+    assert math.isclose(fixed["loss"].item(), 1.0, rel_tol=1e-6) and fixed["vlb"] == 0
+    with pytest.raises(ValueError, match="model_output: expected 2 or 4 channels"):
+        diffusion_loss(scheduler, torch.randn(4, 3, 3, 3), latents, noise, noisy, timesteps)
+
+
+# ----------------------------------------------------------------------------------------------- train_dit.py
+
+
+def test_train_dit_learns_and_saves_a_loadable_pipeline(vae_dir, image_dir, tmp_path):
+    results = run_training(vae_dir, image_dir, tmp_path / "run", "--max_train_steps", "40", "--sample_steps", "40",
+                           "--samples_per_class", "2", "--num_inference_steps", "2")
+    assert results["step"] == 40 and results["final_loss"] < 0.7 * results["initial_loss"]
+    assert (tmp_path / "run" / "samples" / "final.png").is_file()
+
+    pipeline = DiffusionPipeline.from_pretrained(tmp_path / "run")
+    assert type(pipeline) is DiTImagePipeline and pipeline.id2label == {0: "bottom", 1: "middle", 2: "top"}
+    assert pipeline.transformer.config.num_embeds_ada_norm == NUM_CLASSES
+    assert pipeline.transformer.config.out_channels == 8  # learned sigma
+    pipeline.set_progress_bar_config(disable=True)
+    images = pipeline([0, 2], guidance_scale=2.0, num_inference_steps=2, output_type="np").images
+    assert images.shape == (2, 16, 16, 3)
+
+
+def test_train_dit_resume_matches_a_straight_run(vae_dir, image_dir, tmp_path):
+    straight = tmp_path / "straight"
+    run_training(vae_dir, image_dir, straight, "--max_train_steps", "6")
+    resumed = tmp_path / "resumed"
+    run_training(vae_dir, image_dir, resumed, "--max_train_steps", "4", "--checkpointing_steps", "4")
+    run_training(vae_dir, image_dir, resumed, "--max_train_steps", "6", "--resume_from_checkpoint", "latest")
+    expected = load_file(straight / "transformer" / "diffusion_pytorch_model.safetensors")
+    actual = load_file(resumed / "transformer" / "diffusion_pytorch_model.safetensors")
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_train_dit_on_two_processes_keeps_replicas_equal(vae_dir, image_dir, tmp_path):
+    """``torchrun --nproc_per_node 2``: gloo on CPU, gradients all-reduced, replicas identical at the end."""
+    repository = Path(__file__).resolve().parents[1]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repository), "HF_HUB_OFFLINE": "1"}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+        str(repository / "training" / "train_dit.py"), "--vae_name_or_path", str(vae_dir), "--train_dir", str(image_dir),
+        "--output_dir", str(tmp_path / "run"), "--latent_cache_dir", str(tmp_path / "cache"), "--num_layers", "1",
+        "--num_attention_heads", "2", "--attention_head_dim", "8", "--per_device_train_batch_size", "4",
+        "--max_train_steps", "3", "--learning_rate", "3e-3",
+    ]
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=240)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["num_processes"] == 2 and results["step"] == 3
+    first, second = results["parameter_sums_per_process"]
+    assert first == second
+
+
+def test_train_dit_on_video_latents(tmp_path):
+    clips = make_moving_image_videos(striped_images(4), num_frames=2, image_size=16)
+    (tmp_path / "vae").mkdir()
+    tiny_vitok(tubelet_size=2).save_pretrained(tmp_path / "vae")
+    DatasetDict(train=clips).save_to_disk(tmp_path / "clip_splits")
+    results = train_dit.main([
+        "--vae_name_or_path", str(tmp_path / "vae"), "--dataset_name", str(tmp_path / "clip_splits"),
+        "--output_dir", str(tmp_path / "run"), "--latent_cache_dir", str(tmp_path / "cache"), "--num_layers", "1",
+        "--num_attention_heads", "2", "--attention_head_dim", "8", "--per_device_train_batch_size", "4",
+        "--max_train_steps", "3",
+    ])
+    assert results["step"] == 3
+    pipeline = DiffusionPipeline.from_pretrained(tmp_path / "run")
+    assert type(pipeline) is DiTVideoPipeline
+    assert pipeline.transformer.config.sample_frames == 1 and pipeline.transformer.config.in_channels == 4
+    pipeline.set_progress_bar_config(disable=True)
+    assert pipeline([1], num_inference_steps=1, output_type="np").frames.shape == (1, 2, 16, 16, 3)
+
+
+def test_train_dit_rejects_bad_arguments(vae_dir, image_dir, tmp_path):
+    with pytest.raises(ValueError, match="--label_dropout: expected a probability"):
+        run_training(vae_dir, image_dir, tmp_path / "a", "--label_dropout", "1.5")
+    with pytest.raises(ValueError, match="--video: expected 5-D video latents"):
+        run_training(vae_dir, image_dir, tmp_path / "b", "--video", "--max_train_steps", "1")

@@ -1,0 +1,499 @@
+"""Train a CCT / CVT / ViT-Lite image classifier with Accelerate, following the official CCT recipes.
+
+Recipe parts (spec ``docs/cct.md`` §7; every one is a flag, the YAML files in ``training/configs/cct_*.yaml`` set
+the official numbers): AdamW without weight decay on 1-D parameters (biases, LayerNorm); cosine schedule with
+linear warmup from ``--warmup_lr``, decay to ``--min_lr`` and ``--cooldown_epochs`` at ``--min_lr``; random-resized
+crop, horizontal flip, RandAugment (m9, mstd 0.5), random erasing (kornia, on the batch); Mixup 0.8 / CutMix 1.0
+with switch probability 0.5 and label smoothing 0.1 folded into soft targets; optional EMA of the weights; mixed
+precision; gradient accumulation; gradient clipping.
+
+Run with ``accelerate launch training/train_cct.py --config training/configs/cct_cifar10_300epochs.yaml`` (or
+``torchrun --nproc_per_node N``, or plain ``python``). ``--dataset_name digits`` trains on scikit-learn's digits
+(offline). ``main(argv)`` returns the final evaluation metrics; the output folder holds the model, its image
+processor and the class names (``id2label``), loadable with ``pipeline("image-classification", model=...)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, set_seed
+from datasets import Dataset, DatasetDict, load_dataset
+from diffusers.training_utils import EMAModel
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+from hf_compact.cct import CCTConfig, CCTForImageClassification, CCTImageProcessor
+from hf_compact.data import ClassificationTrainAugmentation, MixupCutmix, load_digits_dataset, smooth_one_hot
+from hf_compact.metrics.accuracy import Accuracy
+from hf_compact.training_utils import (
+    load_checkpoint,
+    parse_args_with_config,
+    resolve_resume_checkpoint,
+    save_checkpoint,
+)
+from hf_compact.training_utils.schedules import get_cosine_schedule_with_warmup_and_cooldown
+
+EVAL_SPLIT_NAMES = ("validation", "valid", "test")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    model = parser.add_argument_group("model")
+    model.add_argument("--preset", type=str, default=None, help="Official variant to train from scratch, e.g. cct_7_3x1_32.")
+    model.add_argument("--model_name_or_path", type=str, default=None, help="Saved model (folder or Hub id) to fine-tune.")
+    model.add_argument(
+        "--config_overrides",
+        type=str,
+        default=None,
+        help='Config values replacing the preset\'s, e.g. "hidden_size=64,num_hidden_layers=1" (or a YAML mapping).',
+    )
+    model.add_argument(
+        "--ignore_mismatched_sizes",
+        action="store_true",
+        help="With --model_name_or_path: re-initialise the classifier when the number of classes differs.",
+    )
+
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset_name", type=str, default=None, help="Hub dataset, or 'digits' (scikit-learn, offline).")
+    data.add_argument("--dataset_config_name", type=str, default=None)
+    data.add_argument("--train_dir", type=str, default=None, help="Image folder (one sub-folder per class).")
+    data.add_argument("--validation_dir", type=str, default=None, help="Image folder for the evaluation.")
+    data.add_argument("--train_val_split", type=float, default=0.15, help="Held-out fraction when there is no eval split.")
+    data.add_argument("--image_column_name", type=str, default="image")
+    data.add_argument("--label_column_name", type=str, default="label")
+    data.add_argument("--max_train_samples", type=int, default=None, help="Truncate the training set (quick runs).")
+    data.add_argument("--max_eval_samples", type=int, default=None, help="Truncate the evaluation set (quick runs).")
+    data.add_argument("--image_size", type=int, default=None, help="Training resolution (default: the model's).")
+    data.add_argument("--crop_pct", type=float, default=1.0, help="Evaluation centre crop: resize to size / crop_pct, crop size.")
+    data.add_argument("--image_mean", type=float, nargs=3, default=None, help="Normalisation mean (default: the processor's).")
+    data.add_argument("--image_std", type=float, nargs=3, default=None, help="Normalisation std (default: the processor's).")
+    data.add_argument("--dataloader_num_workers", type=int, default=0)
+
+    augmentation = parser.add_argument_group("augmentation")
+    augmentation.add_argument("--crop_scale", type=float, nargs=2, default=(0.08, 1.0), help="Random-resized-crop area range.")
+    augmentation.add_argument("--no_random_resized_crop", action="store_true", help="Train on the whole image.")
+    augmentation.add_argument("--hflip_prob", type=float, default=0.5)
+    augmentation.add_argument("--randaugment_num_ops", type=int, default=2, help="0 switches RandAugment off.")
+    augmentation.add_argument("--randaugment_magnitude", type=float, default=9.0, help="timm scale, 0..10.")
+    augmentation.add_argument("--randaugment_magnitude_std", type=float, default=0.5)
+    augmentation.add_argument("--random_erasing_prob", type=float, default=0.25)
+    augmentation.add_argument("--mixup_alpha", type=float, default=0.8)
+    augmentation.add_argument("--cutmix_alpha", type=float, default=1.0)
+    augmentation.add_argument("--mixup_prob", type=float, default=1.0)
+    augmentation.add_argument("--mixup_switch_prob", type=float, default=0.5)
+    augmentation.add_argument("--mixup_off_epoch", type=int, default=None, help="Stop mixing from this epoch on.")
+    augmentation.add_argument("--label_smoothing", type=float, default=0.1)
+
+    optimization = parser.add_argument_group("optimization")
+    optimization.add_argument("--per_device_train_batch_size", type=int, default=128)
+    optimization.add_argument("--per_device_eval_batch_size", type=int, default=256)
+    optimization.add_argument("--learning_rate", type=float, default=5e-4, help="Peak learning rate.")
+    optimization.add_argument("--warmup_lr", type=float, default=1e-6, help="Learning rate of the first update.")
+    optimization.add_argument("--min_lr", type=float, default=1e-5, help="End of the cosine and cooldown learning rate.")
+    optimization.add_argument("--weight_decay", type=float, default=0.05, help="AdamW weight decay (not on 1-D parameters).")
+    optimization.add_argument("--adam_beta1", type=float, default=0.9)
+    optimization.add_argument("--adam_beta2", type=float, default=0.999)
+    optimization.add_argument("--adam_epsilon", type=float, default=1e-8)
+    optimization.add_argument("--num_train_epochs", type=int, default=300, help="Epochs of warmup + cosine.")
+    optimization.add_argument("--warmup_epochs", type=float, default=10)
+    optimization.add_argument("--cooldown_epochs", type=int, default=10, help="Extra epochs at --min_lr after the cosine.")
+    optimization.add_argument("--max_train_steps", type=int, default=None, help="Total updates; overrides the epochs.")
+    optimization.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    optimization.add_argument("--max_grad_norm", type=float, default=None, help="Gradient clipping (off by default, as in the recipes).")
+    optimization.add_argument("--mixed_precision", type=str, default=None, choices=["no", "fp16", "bf16"])
+    optimization.add_argument("--use_ema", action="store_true", help="Keep an EMA of the weights; evaluate and save it.")
+    optimization.add_argument("--ema_decay", type=float, default=0.9998)
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--output_dir", type=str, default=None, help="Run folder (required).")
+    run.add_argument("--seed", type=int, default=42)
+    run.add_argument("--checkpointing_steps", type=int, default=None, help="Save the training state every N updates.")
+    run.add_argument("--checkpoints_total_limit", type=int, default=None)
+    run.add_argument("--resume_from_checkpoint", type=str, default=None, help="A checkpoint folder or 'latest'.")
+    run.add_argument("--with_tracking", action="store_true")
+    run.add_argument("--report_to", type=str, default="all")
+    run.add_argument("--push_to_hub", action="store_true")
+    run.add_argument("--hub_model_id", type=str, default=None)
+    run.add_argument("--hub_token", type=str, default=None)
+
+    args = parse_args_with_config(parser, argv)
+    if args.output_dir is None:
+        parser.error("--output_dir is required (on the command line or in the --config file).")
+    if (args.preset is None) == (args.model_name_or_path is None):
+        parser.error("pass exactly one of --preset (train from scratch) and --model_name_or_path (fine-tune).")
+    if args.dataset_name is None and args.train_dir is None:
+        parser.error("pass --dataset_name (a Hub dataset or 'digits') or --train_dir (an image folder).")
+    if args.push_to_hub and args.hub_model_id is None:
+        args.hub_model_id = Path(args.output_dir).name
+    return args
+
+
+def parse_config_overrides(overrides: str | dict | None) -> dict:
+    """``"hidden_size=64,position_embedding_type=sine"`` (or a mapping) -> ``{"hidden_size": 64, ...}``; values are
+    read as YAML scalars, so numbers and booleans get their type."""
+    if overrides is None:
+        return {}
+    if isinstance(overrides, dict):
+        return dict(overrides)
+    parsed = {}
+    for item in filter(None, (part.strip() for part in overrides.split(","))):
+        key, separator, value = item.partition("=")
+        if not separator or not key.strip():
+            raise ValueError(f"--config_overrides: expected 'name=value' items separated by commas, got {item!r}.")
+        parsed[key.strip()] = yaml.safe_load(value)
+    return parsed
+
+
+def load_classification_splits(args: argparse.Namespace) -> tuple[Dataset, Dataset, list[str]]:
+    """The training and evaluation splits with ``image`` / ``label`` columns, and the class names."""
+    if args.dataset_name == "digits":
+        splits = load_digits_dataset(image_size=args.image_size or 32)
+    elif args.dataset_name is not None:
+        splits = load_dataset(args.dataset_name, args.dataset_config_name)
+    else:
+        data_files = {"train": os.path.join(args.train_dir, "**")}
+        if args.validation_dir is not None:
+            data_files["validation"] = os.path.join(args.validation_dir, "**")
+        splits = load_dataset("imagefolder", data_files=data_files)
+    eval_split = next((name for name in EVAL_SPLIT_NAMES if name in splits), None)
+    if eval_split is None:
+        held_out = splits["train"].train_test_split(test_size=args.train_val_split, seed=args.seed)
+        splits = DatasetDict(train=held_out["train"], validation=held_out["test"])
+        eval_split = "validation"
+    train_dataset, eval_dataset = splits["train"], splits[eval_split]
+    for column in (args.image_column_name, args.label_column_name):
+        if column not in train_dataset.column_names:
+            raise ValueError(
+                f"--image_column_name / --label_column_name: the dataset has columns {train_dataset.column_names}, "
+                f"got {column!r}."
+            )
+    label_feature = train_dataset.features[args.label_column_name]
+    if not hasattr(label_feature, "names"):
+        raise ValueError(
+            f"--label_column_name: expected a ClassLabel column (class names become id2label), got "
+            f"{args.label_column_name!r} of type {label_feature}."
+        )
+    if args.max_train_samples is not None:
+        train_dataset = train_dataset.shuffle(seed=args.seed).select(range(min(args.max_train_samples, len(train_dataset))))
+    if args.max_eval_samples is not None:
+        eval_dataset = eval_dataset.select(range(min(args.max_eval_samples, len(eval_dataset))))
+    return train_dataset, eval_dataset, list(label_feature.names)
+
+
+def build_model(args: argparse.Namespace, label_names: list[str]) -> CCTForImageClassification:
+    id2label = dict(enumerate(label_names))
+    label2id = {name: index for index, name in id2label.items()}
+    if args.preset is not None:
+        overrides = parse_config_overrides(args.config_overrides)
+        if args.image_size is not None:
+            overrides["image_size"] = args.image_size
+        config = CCTConfig.from_preset(args.preset, id2label=id2label, label2id=label2id, **overrides)
+        return CCTForImageClassification(config)
+    model = AutoModelForImageClassification.from_pretrained(
+        args.model_name_or_path,
+        id2label=id2label,
+        label2id=label2id,
+        ignore_mismatched_sizes=args.ignore_mismatched_sizes,
+    )
+    if args.image_size is not None and args.image_size != model.config.image_size:
+        model = change_resolution(model, args.image_size)
+    return model
+
+
+def change_resolution(model: CCTForImageClassification, image_size: int) -> CCTForImageClassification:
+    """The same model built for ``image_size`` pixels, its learnable position embeddings resized bilinearly (how
+    the official recipe fine-tunes the 224 px ImageNet CCT at 384 px)."""
+    config = CCTConfig.from_dict({**model.config.to_dict(), "image_size": image_size})
+    resized = CCTForImageClassification(config)
+    state_dict = model.state_dict()
+    embeddings = model.cct.embeddings
+    if config.position_embedding_type == "learnable":
+        new_grid_size = resized.cct.embeddings.grid_size
+        state_dict["cct.embeddings.position_embeddings"] = embeddings.interpolate_pos_encoding(new_grid_size).detach()
+    resized.load_state_dict(state_dict)
+    return resized
+
+
+def build_image_processor(args: argparse.Namespace, image_size: int) -> CCTImageProcessor:
+    """Resize (and centre-crop when ``--crop_pct < 1``) to ``image_size``; normalise with the recipe's statistics."""
+    kwargs = {}
+    if args.model_name_or_path is not None:
+        try:
+            kwargs = AutoImageProcessor.from_pretrained(args.model_name_or_path).to_dict()
+        except OSError:
+            kwargs = {}
+        kwargs = {key: kwargs[key] for key in ("image_mean", "image_std") if key in kwargs}
+    if args.image_mean is not None:
+        kwargs["image_mean"] = list(args.image_mean)
+    if args.image_std is not None:
+        kwargs["image_std"] = list(args.image_std)
+    if args.crop_pct < 1.0:
+        kwargs.update(
+            size={"shortest_edge": int(math.floor(image_size / args.crop_pct))},
+            do_center_crop=True,
+            crop_size={"height": image_size, "width": image_size},
+        )
+    else:
+        kwargs["size"] = {"height": image_size, "width": image_size}
+    return CCTImageProcessor(**kwargs)
+
+
+def build_optimizer(model: nn.Module, args: argparse.Namespace) -> torch.optim.AdamW:
+    """AdamW where 1-D parameters (biases, LayerNorm weights) get no weight decay, as timm's optimizer factory."""
+    decay, no_decay = [], []
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            (no_decay if parameter.ndim <= 1 else decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(
+        groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon
+    )
+
+
+def make_collate_fn(image_processor: CCTImageProcessor, image_column: str, label_column: str, normalize: bool):
+    """Batch of dataset rows -> ``{"pixel_values": (batch, 3, H, W) float, "labels": (batch,) long}``; training
+    batches stay in [0, 1] (the augmentation normalises them), evaluation batches are normalised."""
+
+    def collate(rows: list[dict]) -> dict[str, torch.Tensor]:
+        images = [row[image_column] for row in rows]
+        pixel_values = image_processor(images, do_normalize=normalize, return_tensors="pt")["pixel_values"]
+        labels = torch.tensor([row[label_column] for row in rows], dtype=torch.long)
+        return {"pixel_values": pixel_values.clamp(0.0, 1.0) if not normalize else pixel_values, "labels": labels}
+
+    return collate
+
+
+@torch.no_grad()
+def evaluate_accuracy(model: nn.Module, dataloader, accelerator: Accelerator, num_labels: int) -> dict[str, float]:
+    """Top-1 (and top-5 with at least 5 classes) accuracy over the whole evaluation set, gathered from all ranks."""
+    model.eval()
+    metric = Accuracy(keep_in_memory=True)
+    for batch in dataloader:
+        logits = model(pixel_values=batch["pixel_values"]).logits
+        logits, labels = accelerator.gather_for_metrics((logits, batch["labels"]))
+        metric.add_batch(predictions=logits.float().cpu().numpy(), references=labels.cpu().numpy())
+    model.train()
+    return metric.compute(top_k=(1, 5) if num_labels >= 5 else 1)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(
+        # Without a GPU, `cpu=True` is what lets `torchrun --nproc_per_node N` run N gloo processes (MULTI_CPU).
+        cpu=not torch.accelerator.is_available(),
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=args.report_to if args.with_tracking else None,
+        project_dir=str(output_dir),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+    set_seed(args.seed)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+
+    with accelerator.main_process_first():
+        train_dataset, eval_dataset, label_names = load_classification_splits(args)
+    model = build_model(args, label_names)
+    image_size = model.config.image_size
+    image_processor = build_image_processor(args, image_size)
+    augment = ClassificationTrainAugmentation(
+        image_size,
+        image_processor.image_mean,
+        image_processor.image_std,
+        crop_scale=None if args.no_random_resized_crop else tuple(args.crop_scale),
+        hflip_prob=args.hflip_prob,
+        randaugment_num_ops=args.randaugment_num_ops,
+        randaugment_magnitude=args.randaugment_magnitude,
+        randaugment_magnitude_std=args.randaugment_magnitude_std,
+        random_erasing_prob=args.random_erasing_prob,
+    ).to(accelerator.device)
+    mixup = MixupCutmix(
+        model.config.num_labels,
+        mixup_alpha=args.mixup_alpha,
+        cutmix_alpha=args.cutmix_alpha,
+        prob=args.mixup_prob,
+        switch_prob=args.mixup_switch_prob,
+        label_smoothing=args.label_smoothing,
+    )
+
+    image_column, label_column = args.image_column_name, args.label_column_name
+    train_dataloader = torch.utils.data.DataLoader(
+        train_dataset,
+        batch_size=args.per_device_train_batch_size,
+        shuffle=True,
+        drop_last=True,
+        collate_fn=make_collate_fn(image_processor, image_column, label_column, normalize=False),
+        num_workers=args.dataloader_num_workers,
+        # Its own generator: starting an epoch must not draw from the global RNG that the augmentations use, or a
+        # run resumed mid-epoch would not replay the same augmentations.
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    eval_dataloader = torch.utils.data.DataLoader(
+        eval_dataset,
+        batch_size=args.per_device_eval_batch_size,
+        collate_fn=make_collate_fn(image_processor, image_column, label_column, normalize=True),
+        num_workers=args.dataloader_num_workers,
+    )
+    if len(train_dataloader) == 0:
+        raise ValueError(
+            f"--per_device_train_batch_size: expected at most the {len(train_dataset)} training examples, got "
+            f"{args.per_device_train_batch_size}."
+        )
+
+    optimizer = build_optimizer(model, args)
+    model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
+        model, optimizer, train_dataloader, eval_dataloader
+    )
+    updates_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
+    total_epochs = args.num_train_epochs + args.cooldown_epochs
+    max_train_steps = args.max_train_steps or total_epochs * updates_per_epoch
+    num_epochs = math.ceil(max_train_steps / updates_per_epoch)
+    warmup_steps = round(args.warmup_epochs * updates_per_epoch)
+    cooldown_steps = 0 if args.max_train_steps else args.cooldown_epochs * updates_per_epoch
+    if warmup_steps + cooldown_steps > max_train_steps:
+        raise ValueError(
+            f"--warmup_epochs / --cooldown_epochs: {warmup_steps} warmup + {cooldown_steps} cooldown updates exceed "
+            f"the {max_train_steps} updates of the run."
+        )
+    # The prepared scheduler steps once per process for every update (Accelerate's convention), hence the factor.
+    lr_scheduler = get_cosine_schedule_with_warmup_and_cooldown(
+        optimizer,
+        num_warmup_steps=warmup_steps * accelerator.num_processes,
+        num_training_steps=max_train_steps * accelerator.num_processes,
+        num_cooldown_steps=cooldown_steps * accelerator.num_processes,
+        warmup_start_lr=args.warmup_lr,
+        min_lr=args.min_lr,
+    )
+    lr_scheduler = accelerator.prepare(lr_scheduler)
+    ema = None
+    if args.use_ema:
+        ema = EMAModel(accelerator.unwrap_model(model).parameters(), decay=args.ema_decay)
+        ema.to(accelerator.device)
+        accelerator.register_for_checkpointing(ema)
+
+    if args.with_tracking:
+        tracked = {key: value for key, value in vars(args).items() if isinstance(value, (int, float, str, bool))}
+        accelerator.init_trackers("train_cct", config=tracked)
+
+    completed_steps, starting_epoch, batches_to_skip = 0, 0, 0
+    checkpoint = resolve_resume_checkpoint(args.resume_from_checkpoint, output_dir)
+    if checkpoint is not None:
+        accelerator.print(f"Resuming from {checkpoint}")
+        completed_steps = load_checkpoint(accelerator, checkpoint)["step"]
+        starting_epoch = completed_steps // updates_per_epoch
+        batches_to_skip = (completed_steps % updates_per_epoch) * args.gradient_accumulation_steps
+
+    accelerator.print(
+        f"Training {accelerator.unwrap_model(model).num_parameters():,} parameters on {len(train_dataset)} images "
+        f"({len(label_names)} classes) for {max_train_steps} updates, {accelerator.num_processes} process(es)."
+    )
+    progress_bar = tqdm(
+        total=max_train_steps, initial=completed_steps, disable=not accelerator.is_local_main_process, desc="train"
+    )
+    train_losses: list[float] = []
+    epoch = starting_epoch
+    started = time.perf_counter()
+    model.train()
+    for epoch in range(starting_epoch, num_epochs):
+        train_dataloader.set_epoch(epoch)
+        batches = train_dataloader
+        if epoch == starting_epoch and batches_to_skip:
+            batches = accelerator.skip_first_batches(train_dataloader, batches_to_skip)
+        mixing = args.mixup_off_epoch is None or epoch < args.mixup_off_epoch
+        accumulated_loss, epoch_loss, epoch_updates = 0.0, 0.0, 0
+        for batch in batches:
+            with accelerator.accumulate(model):
+                pixel_values = augment(batch["pixel_values"])
+                if mixing:
+                    pixel_values, targets = mixup(pixel_values, batch["labels"])
+                else:
+                    targets = smooth_one_hot(batch["labels"], mixup.num_classes, args.label_smoothing)
+                logits = model(pixel_values=pixel_values).logits
+                loss = F.cross_entropy(logits.float(), targets)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and args.max_grad_norm is not None:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad()
+            accumulated_loss += loss.item() / args.gradient_accumulation_steps
+            if not accelerator.sync_gradients:
+                continue
+            if ema is not None:
+                ema.step(accelerator.unwrap_model(model).parameters())
+            completed_steps += 1
+            train_losses.append(accumulated_loss)
+            epoch_loss, epoch_updates = epoch_loss + accumulated_loss, epoch_updates + 1
+            accumulated_loss = 0.0
+            progress_bar.update(1)
+            progress_bar.set_postfix(loss=f"{train_losses[-1]:.4f}", lr=f"{lr_scheduler.get_last_lr()[0]:.2e}")
+            if args.checkpointing_steps and completed_steps % args.checkpointing_steps == 0:
+                save_checkpoint(accelerator, output_dir, completed_steps, args.checkpoints_total_limit, {"epoch": epoch})
+            if completed_steps >= max_train_steps:
+                break
+        if args.with_tracking and epoch_updates:
+            accelerator.log(
+                {"train_loss": epoch_loss / epoch_updates, "lr": lr_scheduler.get_last_lr()[0], "epoch": epoch},
+                step=completed_steps,
+            )
+        if completed_steps >= max_train_steps:
+            break
+    progress_bar.close()
+    train_seconds = time.perf_counter() - started
+    if not args.checkpointing_steps or completed_steps % args.checkpointing_steps != 0:
+        save_checkpoint(accelerator, output_dir, completed_steps, args.checkpoints_total_limit, {"epoch": epoch})
+
+    unwrapped = accelerator.unwrap_model(model)
+    if ema is not None:
+        ema.copy_to(unwrapped.parameters())
+    eval_metrics = evaluate_accuracy(model, eval_dataloader, accelerator, len(label_names))
+    results = {f"eval_{name}": value for name, value in eval_metrics.items()}
+    results.update(
+        train_loss=train_losses[-1] if train_losses else None,
+        train_steps=completed_steps,
+        train_seconds=round(train_seconds, 2),
+    )
+    accelerator.print(f"Evaluation: {json.dumps(results)}")
+    if args.with_tracking:
+        accelerator.log(results, step=completed_steps)
+
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        unwrapped.save_pretrained(output_dir, save_function=accelerator.save)
+        image_processor.save_pretrained(output_dir)
+        (output_dir / "all_results.json").write_text(json.dumps(results, indent=2))
+        if args.push_to_hub:
+            push_folder_to_hub(output_dir, args.hub_model_id, args.hub_token)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return {**results, "train_losses": train_losses}
+
+
+def push_folder_to_hub(output_dir: Path, repo_id: str, token: str | None) -> None:
+    """Upload the saved model, image processor and results (not the training checkpoints)."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, exist_ok=True).repo_id
+    api.upload_folder(
+        repo_id=repo_id,
+        folder_path=output_dir,
+        commit_message="End of training",
+        ignore_patterns=["checkpoint-*", ".checkpoint-*"],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,471 @@
+"""Train a class-conditional DiT on the latents of a trained autoencoder (``AutoencoderViTok``) with Accelerate.
+
+Recipe (DiT, Peebles & Xie 2023; ViTok spec ``docs/vitok.md`` §6):
+
+* the dataset is encoded once and cached (:func:`hf_compact.data.latent_cache.build_latent_cache`, keyed by the
+  autoencoder's config + weights and the data); every step draws a fresh posterior sample from the cache;
+* DDPM, 1000 steps, linear betas; epsilon prediction with a learned-range variance: loss = MSE + VLB
+  (:func:`hf_compact.dit.diffusion_loss.diffusion_loss`);
+* label dropout 0.1 (the null class is ``num_classes``) for classifier-free guidance;
+* AdamW (0.9, 0.95), grad clip 1.0, EMA of the weights (diffusers ``EMAModel``), bf16 on GPU;
+* images: diffusers' ``DiTTransformer2DModel(in_channels=c, sample_size=H/p, patch_size=1)``; videos (latents
+  ``(c, T/q, H/p, W/p)``, or ``--video``): :class:`hf_compact.DiTTransformer3DModel`.
+
+The output folder is a complete pipeline (``DiTImagePipeline`` or ``DiTVideoPipeline`` with the EMA weights and a
+learned-variance DDPM scheduler): ``import hf_compact; DiffusionPipeline.from_pretrained(output_dir)``. Sample grids (PNG; GIF for
+videos) are written to ``output_dir/samples`` every ``--sample_steps`` steps.
+
+Run with ``accelerate launch training/train_dit.py --config training/configs/dit_b_vitok_s_b16.yaml`` (or
+``torchrun --nproc_per_node N``, or plain ``python``). ``--dataset_name digits`` / ``moving_digits`` use the
+bundled scikit-learn digits (images / moving-digit clips).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, broadcast, set_seed
+from datasets import Dataset
+from diffusers import DDPMScheduler, DiTTransformer2DModel
+from diffusers.models.embeddings import LabelEmbedding
+from diffusers.training_utils import EMAModel
+from PIL import Image, ImageOps
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+import hf_compact
+from hf_compact.data import load_digits_dataset
+from hf_compact.data.latent_cache import LatentCacheDataset, build_latent_cache
+from hf_compact.data.moving_digits import load_moving_digits_dataset
+from hf_compact.data.reconstruction_data import derive_seed
+from hf_compact.dit import DiTImagePipeline, DiTTransformer3DModel, DiTVideoPipeline
+from hf_compact.dit.diffusion_loss import diffusion_loss
+from hf_compact.dit.presets import DIT_PRESETS
+from hf_compact.dit.sample_grid import save_sample_grid
+from hf_compact.training_utils import (
+    load_checkpoint,
+    parse_args_with_config,
+    resolve_resume_checkpoint,
+    save_checkpoint,
+)
+
+BUILTIN_DATASETS = ("digits", "moving_digits")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    model = parser.add_argument_group("model")
+    model.add_argument("--vae_name_or_path", required=True, help="Trained autoencoder (save_pretrained folder / Hub id).")
+    model.add_argument("--preset", default="DiT-B", choices=sorted(DIT_PRESETS), help="DiT size.")
+    model.add_argument("--model_name_or_path", default=None, help="Start from a saved pipeline's / transformer's weights.")
+    model.add_argument("--num_layers", type=int, default=None, help="Override the preset.")
+    model.add_argument("--num_attention_heads", type=int, default=None, help="Override the preset.")
+    model.add_argument("--attention_head_dim", type=int, default=None, help="Override the preset.")
+    model.add_argument("--patch_size", type=int, default=1, help="Spatial patch on the latent grid (ViTok: 1).")
+    model.add_argument("--temporal_patch_size", type=int, default=1, help="Video DiT patch along latent time.")
+    model.add_argument("--video", action="store_true", help="Video DiT (also inferred from 5-D latents).")
+    model.add_argument("--gradient_checkpointing", action="store_true")
+
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--dataset_name", default=None,
+        help=f"Hub dataset, a DatasetDict saved with save_to_disk, or one of {BUILTIN_DATASETS} (bundled).",
+    )
+    data.add_argument("--dataset_config_name", default=None)
+    data.add_argument("--train_dir", default=None, help="Image folder (datasets' imagefolder layout).")
+    data.add_argument("--image_column", default=None, help="Pixel column (default: 'image', or 'video').")
+    data.add_argument("--label_column", default="label")
+    data.add_argument("--resolution", type=int, default=None, help="Centre-crop and resize images to this size first.")
+    data.add_argument("--num_frames", type=int, default=4, help="Frames per clip of --dataset_name moving_digits.")
+    data.add_argument("--latent_cache_dir", default=None, help="Default: $HF_HOME/hf_compact/latents.")
+    data.add_argument("--encode_batch_size", type=int, default=64)
+    data.add_argument(
+        "--latent_scaling", choices=("config", "auto"), default="config",
+        help="'config': the autoencoder's scaling_factor; 'auto': 1 / std of the cached latents (saved in the "
+        "pipeline's autoencoder config).",
+    )
+    data.add_argument("--dataloader_num_workers", type=int, default=0)
+    data.add_argument("--cache_dir", default=None)
+
+    diffusion = parser.add_argument_group("diffusion")
+    diffusion.add_argument("--num_train_timesteps", type=int, default=1000)
+    diffusion.add_argument("--label_dropout", type=float, default=0.1)
+    diffusion.add_argument("--learn_sigma", action=argparse.BooleanOptionalAction, default=True)
+    diffusion.add_argument("--ema_decay", type=float, default=0.9999)
+
+    optim = parser.add_argument_group("optimisation")
+    optim.add_argument("--learning_rate", type=float, default=1e-4)
+    optim.add_argument("--adam_beta1", type=float, default=0.9)
+    optim.add_argument("--adam_beta2", type=float, default=0.95)
+    optim.add_argument("--weight_decay", type=float, default=0.0)
+    optim.add_argument("--max_grad_norm", type=float, default=1.0)
+    optim.add_argument("--lr_scheduler", default="constant", help="transformers.get_scheduler name.")
+    optim.add_argument("--min_lr_ratio", type=float, default=0.3, help="cosine_with_min_lr floor / peak (3e-5 / 1e-4).")
+    optim.add_argument("--lr_warmup_steps", type=int, default=0)
+    optim.add_argument("--per_device_train_batch_size", type=int, default=32)
+    optim.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    optim.add_argument("--num_train_epochs", type=int, default=1)
+    optim.add_argument("--max_train_steps", type=int, default=None, help="Overrides --num_train_epochs.")
+    optim.add_argument("--max_train_seconds", type=float, default=None, help="Stop after this wall-clock budget.")
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--output_dir", default="outputs/dit")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default=None, help="Default: bf16 on GPU.")
+    run.add_argument("--checkpointing_steps", type=int, default=None)
+    run.add_argument("--checkpoints_total_limit", type=int, default=None)
+    run.add_argument("--resume_from_checkpoint", default=None, help="Checkpoint folder or 'latest'.")
+    run.add_argument("--sample_steps", type=int, default=None, help="Save a sample grid every N steps (and at the end).")
+    run.add_argument("--samples_per_class", type=int, default=4)
+    run.add_argument("--guidance_scale", type=float, default=4.0, help="For the sample grids.")
+    run.add_argument("--num_inference_steps", type=int, default=250, help="For the sample grids (DDPM, as DiT).")
+    run.add_argument("--with_tracking", action="store_true")
+    run.add_argument("--report_to", default="all")
+    run.add_argument("--push_to_hub", action="store_true")
+    run.add_argument("--hub_model_id", default=None)
+    args = parse_args_with_config(parser, argv)
+
+    if args.dataset_name is None and args.train_dir is None:
+        raise ValueError("--dataset_name / --train_dir: expected one of them, got neither.")
+    if not 0 <= args.label_dropout < 1:
+        raise ValueError(f"--label_dropout: expected a probability in [0, 1), got {args.label_dropout}.")
+    if args.mixed_precision is None:
+        args.mixed_precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    return args
+
+
+# ----------------------------------------------------------------------------------------------------------- data
+
+
+def load_autoencoder(name_or_path: str) -> torch.nn.Module:
+    """Load a saved diffusers autoencoder whose class lives in ``hf_compact`` or ``diffusers``."""
+    import diffusers
+
+    class_name = diffusers.AutoModel.load_config(name_or_path).get("_class_name")
+    autoencoder_class = getattr(hf_compact, class_name, None) or getattr(diffusers, class_name, None)
+    if autoencoder_class is None:
+        raise ValueError(
+            f"--vae_name_or_path: expected a saved autoencoder of a class from hf_compact or diffusers, got "
+            f"_class_name={class_name!r} in {name_or_path}."
+        )
+    return autoencoder_class.from_pretrained(name_or_path)
+
+
+def load_training_data(args: argparse.Namespace) -> tuple[Dataset, str]:
+    """The training split and its pixel column."""
+    from datasets import load_dataset, load_from_disk
+
+    if args.dataset_name == "digits":
+        splits = load_digits_dataset(image_size=args.resolution or 32)
+    elif args.dataset_name == "moving_digits":
+        splits = load_moving_digits_dataset(num_frames=args.num_frames, image_size=args.resolution or 32)
+    elif args.dataset_name is not None and (Path(args.dataset_name) / "dataset_dict.json").is_file():
+        splits = load_from_disk(args.dataset_name)
+    elif args.dataset_name is not None:
+        splits = load_dataset(args.dataset_name, args.dataset_config_name, cache_dir=args.cache_dir)
+    else:
+        splits = load_dataset("imagefolder", data_dir=args.train_dir, cache_dir=args.cache_dir)
+    train = splits["train"]
+    pixel_column = args.image_column or next((c for c in ("image", "img", "video") if c in train.column_names), None)
+    if pixel_column not in train.column_names:
+        raise ValueError(f"--image_column: expected one of the columns {train.column_names}, got {pixel_column!r}.")
+    if args.label_column not in train.column_names:
+        raise ValueError(f"--label_column: expected one of the columns {train.column_names}, got {args.label_column!r}.")
+    if args.resolution is not None and args.dataset_name not in BUILTIN_DATASETS:
+        size = (args.resolution, args.resolution)
+        train = train.map(  # centre crop to a square, then resize (ViTok's evaluation preprocessing)
+            lambda row: {pixel_column: ImageOps.fit(row[pixel_column].convert("RGB"), size, Image.BICUBIC)},
+            desc="Resizing",
+        )
+    return train, pixel_column
+
+
+def class_names(dataset: Dataset, label_column: str, cache: LatentCacheDataset) -> list[str]:
+    names = getattr(dataset.features[label_column], "names", None)
+    if names is None:
+        names = [str(label) for label in range(int(cache.labels.max()) + 1)]
+    return list(names)
+
+
+# ---------------------------------------------------------------------------------------------------------- model
+
+
+def build_transformer(args: argparse.Namespace, latent_shape: tuple[int, ...], num_classes: int, video: bool):
+    """A fresh (or ``--model_name_or_path``) DiT for latents of ``latent_shape`` (``(c, h, w)``/``(c, t, h, w)``)."""
+    transformer_class = DiTTransformer3DModel if video else DiTTransformer2DModel
+    if args.model_name_or_path is not None:
+        subfolder = "transformer" if (Path(args.model_name_or_path) / "transformer").is_dir() else None
+        transformer = transformer_class.from_pretrained(args.model_name_or_path, subfolder=subfolder)
+        if transformer.config.num_embeds_ada_norm != num_classes:
+            raise ValueError(
+                f"--model_name_or_path: expected a transformer for {num_classes} classes, got "
+                f"num_embeds_ada_norm={transformer.config.num_embeds_ada_norm}."
+            )
+        return transformer
+    size = dict(DIT_PRESETS[args.preset])
+    for key in size:
+        if getattr(args, key) is not None:
+            size[key] = getattr(args, key)
+    channels = latent_shape[0]
+    out_channels = 2 * channels if args.learn_sigma else channels
+    if video:
+        _, frames, height, width = latent_shape
+        return DiTTransformer3DModel(
+            in_channels=channels, out_channels=out_channels, sample_size=(height, width), sample_frames=frames,
+            patch_size=(args.temporal_patch_size, args.patch_size, args.patch_size),
+            num_embeds_ada_norm=num_classes, **size,
+        )
+    _, height, width = latent_shape
+    if height != width:
+        raise ValueError(f"DiTTransformer2DModel needs square latent grids, got {height}x{width}.")
+    return DiTTransformer2DModel(
+        in_channels=channels, out_channels=out_channels, sample_size=height, patch_size=args.patch_size,
+        num_embeds_ada_norm=num_classes, norm_num_groups=1, **size,
+    )
+
+
+def disable_internal_label_dropout(transformer: torch.nn.Module) -> None:
+    """The training loop drops labels itself (one draw per sample). ``DiTTransformer2DModel`` would otherwise
+    drop them again, independently in every block, in ``train()`` mode."""
+    for module in transformer.modules():
+        if isinstance(module, LabelEmbedding):
+            module.dropout_prob = 0.0
+
+
+def build_pipeline(transformer, vae, noise_scheduler: DDPMScheduler, names: list[str]):
+    """The pipeline that is saved: DDPM ancestral sampling with the learned variance, as DiT samples (swap in
+    ``DDIMScheduler.from_config(pipeline.scheduler.config)`` for fewer steps)."""
+    pipeline_class = DiTVideoPipeline if isinstance(transformer, DiTTransformer3DModel) else DiTImagePipeline
+    scheduler = DDPMScheduler.from_config(noise_scheduler.config)
+    return pipeline_class(
+        transformer=transformer, vae=vae, scheduler=scheduler, id2label=dict(enumerate(names))
+    )
+
+
+def generate_sample_grid(pipeline, num_classes: int, args: argparse.Namespace, path: Path) -> Path:
+    """``--samples_per_class`` samples for each of the first 16 classes, one row per class."""
+    rows = min(num_classes, 16)
+    labels = [label for label in range(rows) for _ in range(args.samples_per_class)]
+    output = pipeline(
+        labels, guidance_scale=args.guidance_scale, num_inference_steps=args.num_inference_steps,
+        generator=torch.Generator(device="cpu").manual_seed(args.seed), output_type="np",
+    )
+    samples = output.frames if isinstance(pipeline, DiTVideoPipeline) else output.images
+    return save_sample_grid(samples, rows, path)
+
+
+# ----------------------------------------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    output_dir = Path(args.output_dir)
+    # Accelerate picks gloo (MULTI_CPU) for a torchrun launch without CUDA only when told to run on the CPU.
+    multi_process_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    accelerator = Accelerator(
+        cpu=multi_process_cpu,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=args.report_to if args.with_tracking else None,
+        project_dir=str(output_dir),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+    set_seed(args.seed)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+
+    # ---- latents: encoded once, reused across runs
+    vae = load_autoencoder(args.vae_name_or_path).to(accelerator.device).requires_grad_(False)
+    dataset, pixel_column = load_training_data(args)
+    latent_cache_dir = args.latent_cache_dir or os.path.join(
+        os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hf_compact", "latents"
+    )
+    with accelerator.main_process_first():
+        cache = build_latent_cache(
+            vae, dataset, latent_cache_dir, pixel_column, args.label_column, args.encode_batch_size,
+            show_progress=accelerator.is_local_main_process,
+        )
+    vae = vae.cpu()
+    names = class_names(dataset, args.label_column, cache)
+    video = args.video or cache.is_video
+    if args.video and not cache.is_video:
+        raise ValueError(f"--video: expected 5-D video latents, got latents of shape {cache.latent_shape}.")
+    if args.latent_scaling == "auto":
+        vae.register_to_config(scaling_factor=1.0 / cache.latent_std())
+    scaling_factor = vae.config.scaling_factor
+    shift_factor = getattr(vae.config, "shift_factor", None) or 0.0
+
+    transformer = build_transformer(args, cache.latent_shape, len(names), video)
+    disable_internal_label_dropout(transformer)
+    if args.gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
+    noise_scheduler = DDPMScheduler(
+        num_train_timesteps=args.num_train_timesteps, beta_schedule="linear",
+        variance_type="learned_range" if args.learn_sigma else "fixed_small", clip_sample=False,
+    )
+    ema = EMAModel(
+        transformer.parameters(), decay=args.ema_decay, model_cls=type(transformer), model_config=transformer.config
+    )
+    ema.to(accelerator.device)
+    accelerator.register_for_checkpointing(ema)
+
+    train_dataloader = torch.utils.data.DataLoader(
+        cache, batch_size=args.per_device_train_batch_size, shuffle=True, drop_last=True,
+        num_workers=args.dataloader_num_workers,
+    )
+    if len(train_dataloader) == 0:
+        raise ValueError(
+            f"--per_device_train_batch_size: expected at most the {len(cache)} training samples, "
+            f"got {args.per_device_train_batch_size}."
+        )
+    batches_per_process = max(1, len(train_dataloader) // accelerator.num_processes)
+    num_update_steps_per_epoch = max(1, batches_per_process // args.gradient_accumulation_steps)
+    if args.max_train_steps is None:
+        args.max_train_steps = args.num_train_epochs * num_update_steps_per_epoch
+    num_train_epochs = math.ceil(args.max_train_steps / num_update_steps_per_epoch)
+    optimizer = torch.optim.AdamW(
+        transformer.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+        weight_decay=args.weight_decay,
+    )
+    lr_scheduler = get_scheduler(
+        args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
+        num_training_steps=args.max_train_steps * accelerator.num_processes,
+        scheduler_specific_kwargs={"min_lr_rate": args.min_lr_ratio} if args.lr_scheduler == "cosine_with_min_lr" else None,
+    )
+    transformer, optimizer, lr_scheduler, train_dataloader = accelerator.prepare(
+        transformer, optimizer, lr_scheduler, train_dataloader
+    )
+    model = accelerator.unwrap_model(transformer)
+    if args.with_tracking:
+        accelerator.init_trackers("train_dit", {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
+
+    # ---- resume
+    global_step, first_epoch, batches_to_skip = 0, 0, 0
+    checkpoint = resolve_resume_checkpoint(args.resume_from_checkpoint, output_dir)
+    if checkpoint is not None:
+        accelerator.print(f"Resuming from {checkpoint}")
+        global_step = load_checkpoint(accelerator, checkpoint)["step"]
+        first_epoch = global_step // num_update_steps_per_epoch
+        batches_to_skip = (global_step % num_update_steps_per_epoch) * args.gradient_accumulation_steps
+
+    num_parameters = sum(parameter.numel() for parameter in model.parameters())
+    accelerator.print(
+        f"{type(model).__name__}: {num_parameters / 1e6:.2f}M parameters, latents {cache.latent_shape}, "
+        f"{len(names)} classes, {len(cache)} samples, {args.max_train_steps} steps"
+    )
+
+    def sample_grid(tag: str) -> None:
+        if accelerator.is_main_process:
+            ema.store(model.parameters())
+            ema.copy_to(model.parameters())
+            model.eval()
+            pipeline = build_pipeline(model, vae.to(accelerator.device), noise_scheduler, names)
+            pipeline.set_progress_bar_config(disable=True)
+            generate_sample_grid(pipeline, len(names), args, output_dir / "samples" / tag)
+            vae.cpu()
+            model.train()
+            ema.restore(model.parameters())
+        accelerator.wait_for_everyone()
+
+    progress = tqdm(
+        range(args.max_train_steps), initial=global_step, desc="train_dit", disable=not accelerator.is_local_main_process
+    )
+    start_time = time.monotonic()
+    micro_step = global_step * args.gradient_accumulation_steps
+    loss_history: list[float] = []
+    last_losses: dict[str, float] = {}
+    out_of_time = False
+    transformer.train()
+    for epoch in range(first_epoch, num_train_epochs):
+        train_dataloader.set_epoch(epoch)
+        epoch_batches = train_dataloader
+        if epoch == first_epoch and batches_to_skip:
+            epoch_batches = accelerator.skip_first_batches(train_dataloader, batches_to_skip)
+        for batch in epoch_batches:
+            # All randomness of a step from (seed, process, micro-step): a resumed run repeats a straight one.
+            generator = torch.Generator(accelerator.device).manual_seed(
+                derive_seed(args.seed, accelerator.process_index, micro_step)
+            )
+            micro_step += 1
+            posterior = cache.latent_distribution(batch["moments"])
+            latents = (posterior.sample(generator=generator) - shift_factor) * scaling_factor
+            batch_size = latents.shape[0]
+            noise = torch.randn(latents.shape, generator=generator, device=latents.device)
+            timesteps = torch.randint(
+                0, args.num_train_timesteps, (batch_size,), generator=generator, device=latents.device
+            )
+            dropped = torch.rand(batch_size, generator=generator, device=latents.device) < args.label_dropout
+            labels = torch.where(dropped, model.config.num_embeds_ada_norm, batch["label"])
+            noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
+            with accelerator.accumulate(transformer):
+                model_output = transformer(noisy_latents, timestep=timesteps, class_labels=labels).sample
+                losses = diffusion_loss(noise_scheduler, model_output, latents, noise, noisy_latents, timesteps)
+                accelerator.backward(losses["loss"])
+                if accelerator.sync_gradients and args.max_grad_norm:
+                    accelerator.clip_grad_norm_(transformer.parameters(), args.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            if not accelerator.sync_gradients:
+                continue
+            global_step += 1
+            ema.step(model.parameters())
+            progress.update(1)
+            last_losses = {name: value.detach().item() for name, value in losses.items()}
+            loss_history.append(last_losses["loss"])
+            progress.set_postfix(loss=f"{last_losses['loss']:.4f}")
+            accelerator.log({f"train/{k}": v for k, v in last_losses.items()} | {"train/lr": lr_scheduler.get_last_lr()[0]},
+                            step=global_step)
+            if args.checkpointing_steps and global_step % args.checkpointing_steps == 0:
+                save_checkpoint(accelerator, output_dir, global_step, args.checkpoints_total_limit, {"epoch": epoch})
+            if args.sample_steps and global_step % args.sample_steps == 0 and global_step < args.max_train_steps:
+                sample_grid(f"step-{global_step}")
+            if args.max_train_seconds is not None:
+                elapsed = torch.tensor(time.monotonic() - start_time, device=accelerator.device)
+                out_of_time = broadcast(elapsed).item() > args.max_train_seconds  # rank 0's clock decides for all
+            if global_step >= args.max_train_steps or out_of_time:
+                break
+        if global_step >= args.max_train_steps or out_of_time:
+            break
+    progress.close()
+
+    # One number per process: equal values show the replicas stayed in sync (checked by the multi-process test).
+    parameter_sum = torch.stack([parameter.detach().double().sum() for parameter in model.parameters()]).sum()
+    parameter_sums = accelerator.gather(parameter_sum.reshape(1)).tolist()
+    window = max(1, len(loss_history) // 10)
+    results = {
+        "step": global_step,
+        "train_seconds": time.monotonic() - start_time,
+        "num_parameters": num_parameters,
+        "num_processes": accelerator.num_processes,
+        "parameter_sums_per_process": parameter_sums,
+        "latent_cache": str(cache.path),
+        "initial_loss": float(np.mean(loss_history[:window])) if loss_history else None,
+        "final_loss": float(np.mean(loss_history[-window:])) if loss_history else None,
+        **{f"train_{k}": v for k, v in last_losses.items()},
+    }
+    if args.sample_steps:
+        sample_grid("final")
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        ema.copy_to(model.parameters())
+        model.eval()
+        pipeline = build_pipeline(model, vae, noise_scheduler, names)
+        pipeline.save_pretrained(output_dir)  # beside the checkpoints, as the diffusers examples do
+        (output_dir / "results.json").write_text(json.dumps(results, indent=2))
+        if args.push_to_hub:
+            pipeline.push_to_hub(args.hub_model_id or output_dir.name)
+    accelerator.end_training()
+    return results
+
+
+if __name__ == "__main__":
+    main()
