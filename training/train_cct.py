@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, set_seed
+from accelerate.utils import set_seed
 from datasets import Dataset, DatasetDict, load_dataset
 from diffusers.training_utils import EMAModel
 from torch import nn
@@ -37,6 +37,7 @@ from hf_compact.cct import CCTConfig, CCTForImageClassification, CCTImageProcess
 from hf_compact.data import ClassificationTrainAugmentation, MixupCutmix, load_digits_dataset, smooth_one_hot
 from hf_compact.metrics.accuracy import Accuracy
 from hf_compact.training_utils import (
+    build_accelerator,
     load_checkpoint,
     parse_args_with_config,
     resolve_resume_checkpoint,
@@ -290,15 +291,7 @@ def evaluate_accuracy(model: nn.Module, dataloader, accelerator: Accelerator, nu
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     output_dir = Path(args.output_dir)
-    accelerator = Accelerator(
-        # Without a GPU, `cpu=True` is what lets `torchrun --nproc_per_node N` run N gloo processes (MULTI_CPU).
-        cpu=not torch.accelerator.is_available(),
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
-        log_with=args.report_to if args.with_tracking else None,
-        project_dir=str(output_dir),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
-    )
+    accelerator = build_accelerator(args, output_dir)
     set_seed(args.seed)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)

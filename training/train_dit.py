@@ -31,8 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, broadcast, set_seed
+from accelerate.utils import broadcast, set_seed
 from datasets import Dataset
 from diffusers import DDPMScheduler, DiTTransformer2DModel
 from diffusers.models.embeddings import LabelEmbedding
@@ -51,6 +50,7 @@ from hf_compact.dit.diffusion_loss import diffusion_loss
 from hf_compact.dit.presets import DIT_PRESETS
 from hf_compact.dit.sample_grid import save_sample_grid
 from hf_compact.training_utils import (
+    build_accelerator,
     load_checkpoint,
     parse_args_with_config,
     resolve_resume_checkpoint,
@@ -268,16 +268,7 @@ def generate_sample_grid(pipeline, num_classes: int, args: argparse.Namespace, p
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     output_dir = Path(args.output_dir)
-    # Accelerate picks gloo (MULTI_CPU) for a torchrun launch without CUDA only when told to run on the CPU.
-    multi_process_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-    accelerator = Accelerator(
-        cpu=multi_process_cpu,
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
-        log_with=args.report_to if args.with_tracking else None,
-        project_dir=str(output_dir),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
-    )
+    accelerator = build_accelerator(args, output_dir)
     set_seed(args.seed)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)

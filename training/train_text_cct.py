@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, set_seed
+from accelerate.utils import set_seed
 from datasets import ClassLabel, Dataset, DatasetDict, load_dataset
 from tqdm.auto import tqdm
 from train_cct import build_optimizer, parse_config_overrides, push_folder_to_hub
@@ -42,6 +42,7 @@ from hf_compact.cct.modeling_text_cct import TextCCTForSequenceClassification
 from hf_compact.cct.tokenization_text_cct import load_word_vectors, train_word_level_tokenizer
 from hf_compact.metrics.accuracy import Accuracy
 from hf_compact.training_utils import (
+    build_accelerator,
     load_checkpoint,
     parse_args_with_config,
     resolve_resume_checkpoint,
@@ -240,15 +241,7 @@ def evaluate_accuracy(model, dataloader, accelerator: Accelerator, num_labels: i
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     output_dir = Path(args.output_dir)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
-        log_with=args.report_to if args.with_tracking else None,
-        project_dir=str(output_dir),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
-        # Without a GPU, `cpu=True` is what lets `torchrun --nproc_per_node N` run N gloo processes (MULTI_CPU).
-        cpu=not torch.accelerator.is_available(),
-    )
+    accelerator = build_accelerator(args, output_dir)
     set_seed(args.seed)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import DataLoaderConfiguration, broadcast, set_seed
+from accelerate.utils import broadcast, set_seed
 from diffusers.training_utils import EMAModel
 from PIL import Image
 from torch import nn
@@ -58,6 +58,7 @@ from hf_compact.metrics import (
     TorchScriptFeatureExtractor,
 )
 from hf_compact.training_utils import (
+    build_accelerator,
     load_checkpoint,
     parse_args_with_config,
     resolve_resume_checkpoint,
@@ -374,15 +375,7 @@ def evaluate_reconstruction(
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     output_dir = Path(args.output_dir)
-    accelerator = Accelerator(
-        # Without a GPU, `cpu=True` is what lets `torchrun --nproc_per_node N` run N gloo processes (MULTI_CPU).
-        cpu=not torch.accelerator.is_available(),
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
-        log_with=args.report_to if args.with_tracking else None,
-        project_dir=str(output_dir),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
-    )
+    accelerator = build_accelerator(args, output_dir)
     set_seed(args.seed)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
 """Helpers shared by the Accelerate training scripts in ``training/``."""
 
+from .accelerator import build_accelerator
 from .arguments import parse_args_with_config
 from .checkpointing import (
     find_latest_checkpoint,
@@ -9,6 +10,7 @@ from .checkpointing import (
 )
 
 __all__ = [
+    "build_accelerator",
     "find_latest_checkpoint",
     "load_checkpoint",
     "parse_args_with_config",
