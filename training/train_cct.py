@@ -38,9 +38,8 @@ from hf_compact.data import ClassificationTrainAugmentation, MixupCutmix, load_d
 from hf_compact.metrics.accuracy import Accuracy
 from hf_compact.training_utils import (
     build_accelerator,
-    load_checkpoint,
     parse_args_with_config,
-    resolve_resume_checkpoint,
+    resume_position,
     save_checkpoint,
 )
 from hf_compact.training_utils.schedules import get_cosine_schedule_with_warmup_and_cooldown
@@ -380,13 +379,9 @@ def main(argv: list[str] | None = None) -> dict:
         tracked = {key: value for key, value in vars(args).items() if isinstance(value, (int, float, str, bool))}
         accelerator.init_trackers("train_cct", config=tracked)
 
-    completed_steps, starting_epoch, batches_to_skip = 0, 0, 0
-    checkpoint = resolve_resume_checkpoint(args.resume_from_checkpoint, output_dir)
-    if checkpoint is not None:
-        accelerator.print(f"Resuming from {checkpoint}")
-        completed_steps = load_checkpoint(accelerator, checkpoint)["step"]
-        starting_epoch = completed_steps // updates_per_epoch
-        batches_to_skip = (completed_steps % updates_per_epoch) * args.gradient_accumulation_steps
+    completed_steps, starting_epoch, batches_to_skip = resume_position(
+        accelerator, args.resume_from_checkpoint, output_dir, updates_per_epoch, args.gradient_accumulation_steps
+    )
 
     accelerator.print(
         f"Training {accelerator.unwrap_model(model).num_parameters():,} parameters on {len(train_dataset)} images "

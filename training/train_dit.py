@@ -51,9 +51,8 @@ from hf_compact.dit.presets import DIT_PRESETS
 from hf_compact.dit.sample_grid import save_sample_grid
 from hf_compact.training_utils import (
     build_accelerator,
-    load_checkpoint,
     parse_args_with_config,
-    resolve_resume_checkpoint,
+    resume_position,
     save_checkpoint,
 )
 
@@ -339,13 +338,9 @@ def main(argv: list[str] | None = None) -> dict:
         accelerator.init_trackers("train_dit", {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
     # ---- resume
-    global_step, first_epoch, batches_to_skip = 0, 0, 0
-    checkpoint = resolve_resume_checkpoint(args.resume_from_checkpoint, output_dir)
-    if checkpoint is not None:
-        accelerator.print(f"Resuming from {checkpoint}")
-        global_step = load_checkpoint(accelerator, checkpoint)["step"]
-        first_epoch = global_step // num_update_steps_per_epoch
-        batches_to_skip = (global_step % num_update_steps_per_epoch) * args.gradient_accumulation_steps
+    global_step, first_epoch, batches_to_skip = resume_position(
+        accelerator, args.resume_from_checkpoint, output_dir, num_update_steps_per_epoch, args.gradient_accumulation_steps
+    )
 
     num_parameters = sum(parameter.numel() for parameter in model.parameters())
     accelerator.print(

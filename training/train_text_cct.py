@@ -43,9 +43,8 @@ from hf_compact.cct.tokenization_text_cct import load_word_vectors, train_word_l
 from hf_compact.metrics.accuracy import Accuracy
 from hf_compact.training_utils import (
     build_accelerator,
-    load_checkpoint,
     parse_args_with_config,
-    resolve_resume_checkpoint,
+    resume_position,
     save_checkpoint,
 )
 
@@ -303,13 +302,9 @@ def main(argv: list[str] | None = None) -> dict:
         tracked = {key: value for key, value in vars(args).items() if isinstance(value, (int, float, str, bool))}
         accelerator.init_trackers("train_text_cct", config=tracked)
 
-    completed_steps, starting_epoch, batches_to_skip = 0, 0, 0
-    checkpoint = resolve_resume_checkpoint(args.resume_from_checkpoint, output_dir)
-    if checkpoint is not None:
-        accelerator.print(f"Resuming from {checkpoint}")
-        completed_steps = load_checkpoint(accelerator, checkpoint)["step"]
-        starting_epoch = completed_steps // updates_per_epoch
-        batches_to_skip = (completed_steps % updates_per_epoch) * args.gradient_accumulation_steps
+    completed_steps, starting_epoch, batches_to_skip = resume_position(
+        accelerator, args.resume_from_checkpoint, output_dir, updates_per_epoch, args.gradient_accumulation_steps
+    )
 
     accelerator.print(
         f"Training {accelerator.unwrap_model(model).num_parameters(only_trainable=True):,} trainable parameters on "

@@ -59,9 +59,8 @@ from hf_compact.metrics import (
 )
 from hf_compact.training_utils import (
     build_accelerator,
-    load_checkpoint,
     parse_args_with_config,
-    resolve_resume_checkpoint,
+    resume_position,
     save_checkpoint,
 )
 from hf_compact.vitok import AutoencoderViTok
@@ -482,13 +481,9 @@ def main(argv: list[str] | None = None) -> dict:
         )
 
     # ---- resume
-    global_step, first_epoch, batches_to_skip = 0, 0, 0
-    checkpoint = resolve_resume_checkpoint(args.resume_from_checkpoint, output_dir)
-    if checkpoint is not None:
-        accelerator.print(f"Resuming from {checkpoint}")
-        global_step = load_checkpoint(accelerator, checkpoint)["step"]
-        first_epoch = global_step // num_update_steps_per_epoch
-        batches_to_skip = (global_step % num_update_steps_per_epoch) * args.gradient_accumulation_steps
+    global_step, first_epoch, batches_to_skip = resume_position(
+        accelerator, args.resume_from_checkpoint, output_dir, num_update_steps_per_epoch, args.gradient_accumulation_steps
+    )
 
     accelerator.print(
         f"ViTok stage {args.stage}: {sum(p.numel() for p in autoencoder.parameters()) / 1e6:.2f}M parameters "

@@ -6,6 +6,7 @@ from .checkpointing import (
     find_latest_checkpoint,
     load_checkpoint,
     resolve_resume_checkpoint,
+    resume_position,
     save_checkpoint,
 )
 
@@ -15,5 +16,6 @@ __all__ = [
     "load_checkpoint",
     "parse_args_with_config",
     "resolve_resume_checkpoint",
+    "resume_position",
     "save_checkpoint",
 ]

@@ -113,3 +113,26 @@ def _completed_checkpoints(output_dir: Path) -> list[Path]:
         if match and (path / STATE_FILE).is_file():
             found.append((int(match.group(1)), path))
     return [path for _, path in sorted(found)]
+
+
+def resume_position(
+    accelerator: Accelerator,
+    resume_from_checkpoint: str | None,
+    output_dir: str | os.PathLike,
+    updates_per_epoch: int,
+    gradient_accumulation_steps: int,
+) -> tuple[int, int, int]:
+    """Restore ``--resume_from_checkpoint`` (if any) and say where the training loop picks up.
+
+    Returns:
+        ``(completed_steps, starting_epoch, batches_to_skip)``: optimizer updates already done, the epoch to start
+        in, and how many batches of that epoch to skip with ``accelerator.skip_first_batches``. ``(0, 0, 0)`` for a
+        fresh start.
+    """
+    checkpoint = resolve_resume_checkpoint(resume_from_checkpoint, output_dir)
+    if checkpoint is None:
+        return 0, 0, 0
+    accelerator.print(f"Resuming from {checkpoint}")
+    completed_steps = load_checkpoint(accelerator, checkpoint)["step"]
+    batches_to_skip = (completed_steps % updates_per_epoch) * gradient_accumulation_steps
+    return completed_steps, completed_steps // updates_per_epoch, batches_to_skip
