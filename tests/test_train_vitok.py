@@ -263,27 +263,22 @@ def test_stage2_freezes_the_encoder_and_resumes_exactly_after_a_crash(stage1_run
     assert resumed["psnr"] == pytest.approx(straight["psnr"], abs=1e-4)
 
 
-def test_push_to_hub_uploads_the_final_model(tmp_path, monkeypatch):
-    import diffusers.utils.hub_utils as hub_utils
+def test_push_to_hub_uploads_the_final_model_with_its_card(tmp_path, monkeypatch):
+    from huggingface_hub import HfApi, RepoUrl
 
     uploads = []
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kwargs: RepoUrl(f"https://huggingface.co/{repo_id}"))
     monkeypatch.setattr(
-        hub_utils, "create_repo", lambda repo_id, **kwargs: type("Repo", (), {"repo_id": repo_id})
-    )
-    monkeypatch.setattr(
-        hub_utils.PushToHubMixin,
-        "_upload_folder",
-        lambda self, folder, repo_id, **kwargs: uploads.append((repo_id, sorted(os.listdir(folder)))),
-    )
-    monkeypatch.setattr(
-        hub_utils, "load_or_create_model_card", lambda *args, **kwargs: hub_utils.ModelCard("")
+        HfApi,
+        "upload_folder",
+        lambda self, **kwargs: uploads.append((kwargs["repo_id"], sorted(os.listdir(kwargs["folder_path"])))),
     )
     train_vitok.main(
         [*TINY_IMAGE_RUN, "--max_train_steps", "1", "--max_eval_samples", "8", "--output_dir", str(tmp_path),
          "--push_to_hub", "--hub_model_id", "someone/vitok-tiny"]
     )  # fmt: skip
     assert uploads[0][0] == "someone/vitok-tiny"
-    assert {"config.json", "diffusion_pytorch_model.safetensors"} <= set(uploads[0][1])
+    assert {"README.md", "config.json", "diffusion_pytorch_model.safetensors"} <= set(uploads[0][1])
 
 
 DISTRIBUTED_DRIVER = """

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_cct import build_image_processor, build_model, load_classification_splits  # noqa: E402
 
 from hf_compact.data import ClassificationTrainAugmentation  # noqa: E402
+from hf_compact.hub import push_to_hub  # noqa: E402
 from hf_compact.metrics.accuracy import Accuracy  # noqa: E402
 
 
@@ -131,6 +132,8 @@ def main(argv: list[str] | None = None) -> dict:
             predictions=evaluation.predictions, references=evaluation.label_ids, top_k=top_k
         )
 
+    # Trainer's own Hub sync is off: the model card and the upload go through hf_compact.hub at the end.
+    push_at_end, training_args.push_to_hub = training_args.push_to_hub, False
     trainer = Trainer(
         model=model,
         args=training_args,
@@ -147,8 +150,14 @@ def main(argv: list[str] | None = None) -> dict:
     eval_metrics = trainer.evaluate()
     trainer.log_metrics("eval", eval_metrics)
     trainer.save_metrics("eval", eval_metrics)
-    if training_args.push_to_hub:
-        trainer.push_to_hub(finetuned_from=options.model_name_or_path or options.preset, tags=["image-classification"])
+    if push_at_end and trainer.is_world_process_zero():
+        push_to_hub(
+            training_args.output_dir,
+            training_args.hub_model_id or Path(training_args.output_dir).name,
+            training_config={**vars(options), **training_args.to_dict()},
+            metrics={**train_result.metrics, **eval_metrics},
+            token=training_args.hub_token,
+        )
     return {**train_result.metrics, **eval_metrics}
 
 

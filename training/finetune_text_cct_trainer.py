@@ -21,6 +21,7 @@ import numpy as np
 from train_text_cct import build_model, build_tokenizer, load_text_classification_splits
 from transformers import DataCollatorWithPadding, EvalPrediction, HfArgumentParser, Trainer, TrainingArguments
 
+from hf_compact.hub import push_to_hub
 from hf_compact.metrics.accuracy import Accuracy
 from hf_compact.training_utils import parse_args_with_config
 
@@ -94,6 +95,8 @@ def main(argv: list[str] | None = None) -> dict:
         eval_dataset = eval_dataset.map(tokenize, batched=True, remove_columns=eval_dataset.column_names)
     model = build_model(args, label_names, tokenizer)
 
+    # Trainer's own Hub sync is off: the model card and the upload go through hf_compact.hub at the end.
+    push_at_end, training_args.push_to_hub = training_args.push_to_hub, False
     trainer = Trainer(
         model=model,
         args=training_args,
@@ -108,8 +111,14 @@ def main(argv: list[str] | None = None) -> dict:
     trainer.save_model()
     if trainer.is_world_process_zero():
         (Path(training_args.output_dir) / "all_results.json").write_text(json.dumps(metrics, indent=2))
-    if training_args.push_to_hub:
-        trainer.push_to_hub(finetuned_from=model_args.model_name_or_path, tasks="text-classification")
+    if push_at_end and trainer.is_world_process_zero():
+        push_to_hub(
+            training_args.output_dir,
+            training_args.hub_model_id or Path(training_args.output_dir).name,
+            training_config={**vars(model_args), **vars(data_args), **training_args.to_dict()},
+            metrics=metrics,
+            token=training_args.hub_token,
+        )
     return metrics
 
 

@@ -35,6 +35,7 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from hf_compact.cct import CCTConfig, CCTForImageClassification, CCTImageProcessor
 from hf_compact.data import ClassificationTrainAugmentation, MixupCutmix, load_digits_dataset, smooth_one_hot
+from hf_compact.hub import push_to_hub
 from hf_compact.metrics.accuracy import Accuracy
 from hf_compact.training_utils import (
     build_accelerator,
@@ -463,24 +464,10 @@ def main(argv: list[str] | None = None) -> dict:
         image_processor.save_pretrained(output_dir)
         (output_dir / "all_results.json").write_text(json.dumps(results, indent=2))
         if args.push_to_hub:
-            push_folder_to_hub(output_dir, args.hub_model_id, args.hub_token)
+            push_to_hub(output_dir, args.hub_model_id, training_config=vars(args), metrics=results, token=args.hub_token)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return {**results, "train_losses": train_losses}
-
-
-def push_folder_to_hub(output_dir: Path, repo_id: str, token: str | None) -> None:
-    """Upload the saved model, image processor and results (not the training checkpoints)."""
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id, exist_ok=True).repo_id
-    api.upload_folder(
-        repo_id=repo_id,
-        folder_path=output_dir,
-        commit_message="End of training",
-        ignore_patterns=["checkpoint-*", ".checkpoint-*"],
-    )
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ from hf_compact.dit import DiTImagePipeline, DiTTransformer3DModel, DiTVideoPipe
 from hf_compact.dit.diffusion_loss import diffusion_loss
 from hf_compact.dit.presets import DIT_PRESETS
 from hf_compact.dit.sample_grid import save_sample_grid
+from hf_compact.hub import push_to_hub
 from hf_compact.training_utils import (
     build_accelerator,
     parse_args_with_config,
@@ -448,7 +449,7 @@ def main(argv: list[str] | None = None) -> dict:
         pipeline.save_pretrained(output_dir)  # beside the checkpoints, as the diffusers examples do
         (output_dir / "results.json").write_text(json.dumps(results, indent=2))
         if args.push_to_hub:
-            pipeline.push_to_hub(args.hub_model_id or output_dir.name)
+            push_to_hub(pipeline, args.hub_model_id or output_dir.name, training_config=vars(args), metrics=results)
     accelerator.end_training()
     return results
 

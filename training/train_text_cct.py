@@ -27,7 +27,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from datasets import ClassLabel, Dataset, DatasetDict, load_dataset
 from tqdm.auto import tqdm
-from train_cct import build_optimizer, parse_config_overrides, push_folder_to_hub
+from train_cct import build_optimizer, parse_config_overrides
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -40,6 +40,7 @@ from transformers import (
 from hf_compact.cct.configuration_text_cct import TextCCTConfig
 from hf_compact.cct.modeling_text_cct import TextCCTForSequenceClassification
 from hf_compact.cct.tokenization_text_cct import load_word_vectors, train_word_level_tokenizer
+from hf_compact.hub import push_to_hub
 from hf_compact.metrics.accuracy import Accuracy
 from hf_compact.training_utils import (
     build_accelerator,
@@ -376,7 +377,7 @@ def main(argv: list[str] | None = None) -> dict:
         tokenizer.save_pretrained(output_dir)
         (output_dir / "all_results.json").write_text(json.dumps(results, indent=2))
         if args.push_to_hub:
-            push_folder_to_hub(output_dir, args.hub_model_id, args.hub_token)
+            push_to_hub(output_dir, args.hub_model_id, training_config=vars(args), metrics=results, token=args.hub_token)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return {**results, "train_losses": train_losses}

@@ -41,6 +41,7 @@ from hf_compact.data import (
     load_digits_dataset,
 )
 from hf_compact.data.reconstruction_data import derive_seed
+from hf_compact.hub import push_to_hub
 from hf_compact.losses import (
     LPIPS,
     StyleGANDiscriminator,
@@ -623,7 +624,9 @@ def main(argv: list[str] | None = None) -> dict:
         autoencoder.save_pretrained(output_dir)  # beside the checkpoints, as the transformers examples do
         (output_dir / "results.json").write_text(json.dumps(results, indent=2))
         if args.push_to_hub:
-            autoencoder.push_to_hub(args.hub_model_id or output_dir.name)
+            push_to_hub(
+                autoencoder, args.hub_model_id or output_dir.name, training_config=vars(args), metrics=results
+            )
     accelerator.end_training()
     return results
 
