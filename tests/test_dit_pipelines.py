@@ -135,11 +135,28 @@ def test_image_pipeline_save_and_reload(image_pipeline, tmp_path):
     np.testing.assert_array_equal(generate(reloaded).images, generate(image_pipeline).images)
 
 
-def test_learned_variance_goes_to_a_ddpm_scheduler():
-    pipeline = DiTImagePipeline(tiny_transformer_2d(), tiny_image_vae(), DDPMScheduler(variance_type="learned_range"))
+@pytest.mark.parametrize(
+    ("scheduler", "channels_to_scheduler"),
+    [(DDPMScheduler(variance_type="learned_range"), 2 * 4), (DDIMScheduler(), 4)],
+)
+def test_learned_variance_reaches_a_scheduler_that_uses_it(scheduler, channels_to_scheduler, monkeypatch):
+    """The transformer predicts 2c channels (noise, variance); a learned-variance scheduler gets all of them, with
+    the variance of the conditional half, and any other scheduler the c noise channels."""
+    transformer = tiny_transformer_2d()
+    pipeline = DiTImagePipeline(transformer, tiny_image_vae(), scheduler)
     pipeline.set_progress_bar_config(disable=True)
-    first, second = (generate(pipeline, seed=5).images for _ in range(2))
-    np.testing.assert_array_equal(first, second)  # the generator also drives the DDPM noise
+    predictions, model_outputs = [], []
+    transformer.register_forward_hook(lambda module, args, kwargs, output: predictions.append(output.sample), with_kwargs=True)
+    step = scheduler.step
+    monkeypatch.setattr(
+        scheduler, "step", lambda model_output, *args, **kwargs: model_outputs.append(model_output) or step(model_output, *args, **kwargs)
+    )
+    generate(pipeline, seed=5, class_labels=[0, 4], guidance_scale=3.0, num_inference_steps=2)
+
+    assert len(model_outputs) == 2 and all(output.shape == (2, channels_to_scheduler, 4, 4) for output in model_outputs)
+    conditional_variance = predictions[0][:2, 4:]  # the transformer sees [conditional; unconditional] batches
+    if channels_to_scheduler == 8:
+        torch.testing.assert_close(model_outputs[0][:, 4:], conditional_variance)
 
 
 @pytest.mark.parametrize(
@@ -194,12 +211,17 @@ def test_transformer_3d_zero_init_and_gradient_checkpointing():
     assert fresh(torch.randn(1, 4, 2, 2, 2), torch.tensor([3]), torch.tensor([1])).sample.abs().max() == 0  # adaLN-Zero
 
     transformer = tiny_transformer_3d(num_layers=2)
+    block_calls = [0]
+    for block in transformer.transformer_blocks:  # a pre-hook: recomputation stops once it has what backward needs
+        block.register_forward_pre_hook(lambda *_: block_calls.__setitem__(0, block_calls[0] + 1))
     latents, timestep, labels = torch.randn(2, 4, 2, 2, 2), torch.tensor([1, 2]), torch.tensor([0, 1])
     transformer(latents, timestep, labels).sample.square().mean().backward()
+    assert block_calls[0] == 2  # each block once
     plain_grads = [parameter.grad.clone() for parameter in transformer.parameters()]
     transformer.zero_grad()
     transformer.enable_gradient_checkpointing()
     transformer(latents, timestep, labels).sample.square().mean().backward()
+    assert block_calls[0] == 2 + 2 * 2  # each block in forward and again (recomputed) in backward
     for plain, checkpointed in zip(plain_grads, (parameter.grad for parameter in transformer.parameters())):
         torch.testing.assert_close(checkpointed, plain)
 

@@ -143,15 +143,6 @@ def tiny_video_pipeline() -> DiTVideoPipeline:
     return DiTVideoPipeline(tiny_video_transformer(), vae, DDIMScheduler(), id2label=LABELS)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny models run faster on one thread than on two on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def python_blocks(markdown: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", markdown, flags=re.DOTALL)
 

@@ -162,15 +162,32 @@ def test_parallel_block_formula_and_sequential_block_formula():
         TransformerBlock(16, 2, 24, block_type="hybrid")
 
 
-def test_block_gradient_checkpointing_same_gradients():
+def count_forward_calls(module: torch.nn.Module) -> list[int]:
+    """A one-element counter that a forward pre-hook on ``module`` increments on every call (a pre-hook, as the
+    recomputation of a checkpointed forward stops as soon as it has what backward needs)."""
+    calls = [0]
+    module.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+def test_block_gradient_checkpointing_recomputes_in_backward_with_the_same_gradients():
     torch.manual_seed(0)
     block = TransformerBlock(16, 2, 24)
+    attention_calls = count_forward_calls(block.attn)
     x = torch.randn(2, 4, 16, requires_grad=True)
     block(x).square().sum().backward()
+    assert attention_calls[0] == 1  # without checkpointing the block runs once
     reference = [p.grad.clone() for p in block.parameters()] + [x.grad.clone()]
     block.zero_grad()
     x.grad = None
+
     block.gradient_checkpointing = True
-    block(x).square().sum().backward()
+    output = block(x)
+    assert attention_calls[0] == 2  # forward
+    output.square().sum().backward()
+    assert attention_calls[0] == 3  # the activations were dropped and recomputed in backward
     for expected, got in zip(reference, [p.grad for p in block.parameters()] + [x.grad]):
         torch.testing.assert_close(got, expected)
+    with torch.no_grad():  # nothing to checkpoint without autograd
+        block(x)
+    assert attention_calls[0] == 4

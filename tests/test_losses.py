@@ -30,15 +30,6 @@ torchmetrics_lpips = pytest.importorskip("torchmetrics.functional.image.lpips")
 LPIPS_LINEAR_WEIGHTS = Path(torchmetrics_lpips.__file__).parent / "lpips_models" / "vgg.pth"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """One intra-op thread: on a shared 2-core machine, OpenMP spinning makes small ops ~100x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def lpips_weights_folder(tmp_path_factory) -> Path:
     """A folder laid out like a real LPIPS weight repo: torchvision-style vgg16.pth (random) + lpips' vgg.pth."""

@@ -23,14 +23,6 @@ from hf_compact.metrics import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def image_pair() -> tuple[torch.Tensor, torch.Tensor]:
     """References in [-1, 1] and noisy reconstructions that overshoot the range (clamped by the metrics)."""

@@ -47,15 +47,6 @@ class Snippet:
 SNIPPETS = {match["name"]: Snippet(match["name"], set(match["flags"].split()), match["code"]) for match in SNIPPET.finditer(README)}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny models run faster on one thread than on two on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_cct(image_size: int = 32) -> CCTForImageClassification:
     torch.manual_seed(0)
     config = CCTConfig.from_preset(

@@ -51,15 +51,6 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny models run much faster on one thread when the CPU is shared."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def tiny_config(family: str = "cct_k2", **overrides) -> TextCCTConfig:
     arguments = {
         "vocab_size": 50,

@@ -30,14 +30,6 @@ FILLER = "the a of and in to is on for with".split()
 TINY_MODEL = "word_embedding_dim=16,hidden_size=16,intermediate_size=32"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def topic_files(tmp_path_factory) -> tuple[Path, Path]:
     """Three-topic texts of 2..20 words (half topic words, half filler) as JSON lines: 192 to train, 48 to test."""

@@ -31,15 +31,11 @@ TINY_DATA = ["--dataset_name", "digits", "--max_eval_samples", "64"]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def cached_digits_single_thread():
-    """Build the digits once for the whole module (the scripts call ``load_digits_dataset`` on every run), and
-    run these tiny models on one thread: on a busy 2-core machine, 2 threads make them ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def cached_digits():
+    """Build the digits once for the whole module (the scripts call ``load_digits_dataset`` on every run)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(train_cct, "load_digits_dataset", functools.lru_cache(train_cct.load_digits_dataset))
         yield
-    torch.set_num_threads(threads)
 
 
 def test_schedule_warmup_peak_cosine_cooldown():

@@ -15,7 +15,7 @@ The output folder is a complete pipeline (``DiTImagePipeline`` or ``DiTVideoPipe
 learned-variance DDPM scheduler): ``import hf_compact; DiffusionPipeline.from_pretrained(output_dir)``. Sample grids (PNG; GIF for
 videos) are written to ``output_dir/samples`` every ``--sample_steps`` steps.
 
-Run with ``accelerate launch training/train_dit.py --config training/configs/dit_b_vitok_s_b16.yaml`` (or
+Run with ``accelerate launch training/train_dit.py --config training/configs/dit_xl_vitok_s_b16_imagenet256.yaml`` (or
 ``torchrun --nproc_per_node N``, or plain ``python``). ``--dataset_name digits`` / ``moving_digits`` use the
 bundled scikit-learn digits (images / moving-digit clips).
 """
@@ -40,22 +40,22 @@ from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-import hf_compact
 from hf_compact.data import load_digits_dataset
 from hf_compact.data.latent_cache import LatentCacheDataset, build_latent_cache
 from hf_compact.data.moving_digits import load_moving_digits_dataset
-from hf_compact.data.reconstruction_data import derive_seed
 from hf_compact.dit import DiTImagePipeline, DiTTransformer3DModel, DiTVideoPipeline
 from hf_compact.dit.diffusion_loss import diffusion_loss
 from hf_compact.dit.presets import DIT_PRESETS
 from hf_compact.dit.sample_grid import save_sample_grid
 from hf_compact.hub import push_to_hub
+from hf_compact.registry import resolve_class
 from hf_compact.training_utils import (
     build_accelerator,
     parse_args_with_config,
     resume_position,
     save_checkpoint,
 )
+from hf_compact.utils import derive_seed
 
 BUILTIN_DATASETS = ("digits", "moving_digits")
 
@@ -150,12 +150,7 @@ def load_autoencoder(name_or_path: str) -> torch.nn.Module:
     import diffusers
 
     class_name = diffusers.AutoModel.load_config(name_or_path).get("_class_name")
-    autoencoder_class = getattr(hf_compact, class_name, None) or getattr(diffusers, class_name, None)
-    if autoencoder_class is None:
-        raise ValueError(
-            f"--vae_name_or_path: expected a saved autoencoder of a class from hf_compact or diffusers, got "
-            f"_class_name={class_name!r} in {name_or_path}."
-        )
+    autoencoder_class = resolve_class(class_name, f"--vae_name_or_path ({name_or_path}: _class_name)", diffusers)
     return autoencoder_class.from_pretrained(name_or_path)
 
 

@@ -40,7 +40,6 @@ from hf_compact.data import (
     VideoClipDataset,
     load_digits_dataset,
 )
-from hf_compact.data.reconstruction_data import derive_seed
 from hf_compact.hub import push_to_hub
 from hf_compact.losses import (
     LPIPS,
@@ -49,7 +48,6 @@ from hf_compact.losses import (
     ViTokLossWeights,
     adversarial_weight,
     discriminator_hinge_loss,
-    fold_frames_into_batch,
     generator_hinge_loss,
 )
 from hf_compact.metrics import (
@@ -64,6 +62,7 @@ from hf_compact.training_utils import (
     resume_position,
     save_checkpoint,
 )
+from hf_compact.utils import derive_seed, fold_frames_into_batch
 from hf_compact.vitok import AutoencoderViTok
 
 logger = get_logger(__name__)

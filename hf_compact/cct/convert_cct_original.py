@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file
 from transformers.utils import logging
 
+from ..utils import check_state_dict
 from .configuration_cct import CCT_PRESETS, CCTConfig
 from .image_processing_cct import (
     CIFAR10_MEAN,
@@ -130,28 +131,9 @@ def convert_state_dict(
     if config.position_embedding_type == "sine" and _SINE_TABLE_KEY in official:
         _check_sine_table(official.pop(_SINE_TABLE_KEY), config)
 
-    converted, unexpected, mis_shaped = {}, [], []
-    for official_key, tensor in official.items():
-        key = _rename(official_key)
-        if key not in expected_shapes:
-            unexpected.append(official_key)
-        elif tensor.shape != expected_shapes[key]:
-            mis_shaped.append(
-                f"{official_key}: expected {tuple(expected_shapes[key])}, got {tuple(tensor.shape)}"
-            )
-        else:
-            converted[key] = tensor
-    found = {_rename(official_key) for official_key in official}
-    missing = sorted(key for key in expected_shapes if key not in found)
-    problems = []
-    if unexpected:
-        problems.append(f"unexpected keys {unexpected}")
-    if missing:
-        problems.append(f"missing keys (this package's names) {missing}")
-    if mis_shaped:
-        problems.append(f"mis-shaped tensors [{'; '.join(mis_shaped)}]")
-    if problems:
-        raise ValueError(f"`state_dict` does not match the configuration: {', '.join(problems)}.")
+    # Keys no rule renames keep their official name, so that they are reported as unexpected.
+    converted = {_rename(official_key) or official_key: tensor for official_key, tensor in official.items()}
+    check_state_dict(converted, expected_shapes, "`state_dict`", target="the configuration")
     return converted
 
 

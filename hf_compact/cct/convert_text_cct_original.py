@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from ..utils import check_state_dict
 from .configuration_text_cct import TEXT_CCT_PRESETS, TextCCTConfig
 from .modeling_cct import sinusoidal_position_table
 from .modeling_text_cct import TextCCTForSequenceClassification
@@ -160,9 +161,9 @@ def main(argv: list[str] | None = None) -> Path:
         overrides["id2label"] = dict(enumerate(args.labels))
     config = config_from_state_dict(state_dict, args.preset, **overrides)
     model = TextCCTForSequenceClassification(config)
-    missing, unexpected = model.load_state_dict(convert_state_dict(state_dict, config), strict=False)
-    if missing or unexpected:
-        raise ValueError(f"Converted checkpoint does not fit the model: missing {missing}, unexpected {unexpected}.")
+    converted = convert_state_dict(state_dict, config)
+    check_state_dict(converted, model, f"the converted --checkpoint {str(args.checkpoint)!r}")
+    model.load_state_dict(converted)
     model.save_pretrained(args.output_dir)
     print(f"Saved {args.preset} ({model.num_parameters():,} parameters) to {args.output_dir}")
     return args.output_dir

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..utils import derive_seed
+
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".gif")
 FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -45,11 +47,6 @@ def resize_shorter_side(pixels: torch.Tensor, resolution: int) -> torch.Tensor:
     height, width = pixels.shape[-2:]
     scale = resolution / min(height, width)
     return resize(pixels, (max(resolution, round(height * scale)), max(resolution, round(width * scale))))
-
-
-def derive_seed(*keys: int) -> int:
-    """A well-mixed 32-bit seed from integer keys (e.g. base seed, epoch, item index)."""
-    return int(np.random.SeedSequence([int(key) for key in keys]).generate_state(1)[0])
 
 
 def _randint(high: int, generator: torch.Generator | None) -> int:

@@ -29,8 +29,7 @@ from diffusers import DiffusionPipeline
 from huggingface_hub import CommitInfo, HfApi
 from transformers import AutoImageProcessor, AutoTokenizer, PreTrainedModel
 
-import hf_compact
-
+from ..registry import resolve_class
 from .families import card_family
 from .model_card import render_model_card
 
@@ -104,17 +103,10 @@ def load_for_push(folder: str | os.PathLike) -> tuple[Any, Any]:
         )
     config = json.loads(config_path.read_text())
     if "_class_name" in config:
-        model_class = getattr(hf_compact, config["_class_name"], None) or getattr(diffusers, config["_class_name"], None)
-        if model_class is None:
-            raise ValueError(f"folder: unknown diffusers class {config['_class_name']!r} in {config_path}.")
+        model_class = resolve_class(config["_class_name"], f"folder ({config_path}: _class_name)", diffusers)
         return model_class.from_pretrained(folder), None
     architectures = config.get("architectures") or []
-    model_class = getattr(hf_compact, architectures[0], None) if architectures else None
-    if model_class is None:
-        raise ValueError(
-            f"folder: expected a CCT / Text CCT model (config.json `architectures`), got {architectures} in "
-            f"{config_path}."
-        )
+    model_class = resolve_class(architectures[0] if architectures else None, f"folder ({config_path}: architectures)")
     model = model_class.from_pretrained(folder)
     processor = None
     if (folder / "preprocessor_config.json").is_file():

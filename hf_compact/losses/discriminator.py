@@ -8,7 +8,7 @@ import torch
 from kornia.filters import BlurPool2D
 from torch import nn
 
-from .frames import fold_frames_into_batch
+from ..utils import fold_frames_into_batch
 
 
 class DiscriminatorResidualBlock(nn.Module):

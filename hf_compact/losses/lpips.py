@@ -17,9 +17,8 @@ import os
 import torch
 from torch import nn
 
-from .frames import fold_frames_into_batch
+from ..utils import check_state_dict, fold_frames_into_batch, load_state_dict_file, resolve_weight_file
 from .vgg import VGG16_LPIPS_CHANNELS, VGG16Features
-from .weight_files import check_state_dict_matches, load_state_dict_file, resolve_weight_file
 
 # lpips' ScalingLayer: maps [-1, 1] inputs to ImageNet mean/std normalisation.
 IMAGENET_SHIFT = (-0.030, -0.088, -0.188)
@@ -100,7 +99,7 @@ class LPIPS(nn.Module):
     def load_linear_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Load the lpips package's linear layers (``lin0.model.1.weight`` ... ``lin4.model.1.weight``)."""
         probes = nn.ModuleDict({f"lin{index}": probe for index, probe in enumerate(self.linear_probes)})
-        check_state_dict_matches(probes, state_dict, "lpips linear-layer")
+        check_state_dict(state_dict, probes, "the lpips linear-layer state dict", target="the LPIPS linear probes")
         probes.load_state_dict(state_dict)
         self.has_pretrained_linear_layers = True
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from pytorch_msssim import ssim
 
-from .frames import fold_frames_into_batch
+from ..utils import fold_frames_into_batch
 
 
 def charbonnier_loss(input: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .weight_files import check_state_dict_matches
+from ..utils import check_state_dict
 
 # Output channels of each 3x3 conv, "M" for a 2x2 max-pool (VGG configuration "D").
 VGG16_LAYOUT: tuple[int | str, ...] = (
@@ -57,5 +57,5 @@ class VGG16Features(nn.Module):
     def load_torchvision_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Load torchvision's ``vgg16`` weights (``features.N.*``; the ``classifier.*`` keys are ignored)."""
         features = {key: value for key, value in state_dict.items() if key.startswith("features.")}
-        check_state_dict_matches(self, features, "torchvision vgg16")
+        check_state_dict(features, self, "the torchvision vgg16 state dict")
         self.load_state_dict(features)

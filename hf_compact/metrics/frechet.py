@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..losses.weight_files import resolve_weight_file
+from ..utils import resolve_weight_file
 
 
 class FeatureStatistics:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..losses.frames import fold_frames_into_batch
+from ..utils import fold_frames_into_batch
 
 
 class PerImageMeanMetric:

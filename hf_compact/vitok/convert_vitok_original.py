@@ -18,10 +18,11 @@ from collections.abc import Mapping
 
 import torch
 
+from ..utils import check_state_dict, rename_keys, strip_prefixes
 from .autoencoder_vitok import AutoencoderViTok
-from .checkpoint_utils import check_state_dict, rename_keys, strip_prefixes
 
-# The released code's choices for the options the paper leaves ambiguous (vitok.md §2.2-§2.4).
+# The released code's choices for what the paper (Hansen-Estruch et al. 2025) leaves open: the MLP of the blocks
+# and the RoPE layout (philippe-eecs/vitok, pytorch_vitok_old/).
 RELEASED_CODE_OPTIONS = {"mlp_type": "geglu", "rope_type": "1d"}
 
 # Official key (regex) -> AutoencoderViTok key.
@@ -75,8 +76,7 @@ def convert_original_state_dict(
         ValueError: naming missing, unexpected or mis-shaped keys.
     """
     converted = rename_keys(state_dict, ORIGINAL_TO_DIFFUSERS)
-    expected = {key: tensor.shape for key, tensor in model.state_dict().items()}
-    check_state_dict(converted, expected, source)
+    check_state_dict(converted, model, source)
     return converted
 
 

@@ -23,8 +23,8 @@ from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, HFValidat
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from ..utils import check_state_dict, rename_keys, strip_prefixes
 from .autoencoder_vitok import AutoencoderViTok
-from .checkpoint_utils import check_state_dict, rename_keys, strip_prefixes
 from .presets import V2_VARIANTS, VITOK_PRESETS, v2_config_from_variant
 
 COMPONENTS = ("encoder", "decoder")

@@ -45,21 +45,3 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise ValueError(f"path: expected {path} to hold a state dict, got a {type(state_dict).__name__}.")
     return state_dict
 
-
-def check_state_dict_matches(
-    module: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str
-) -> None:
-    """Raise a ``ValueError`` naming the differences unless ``state_dict`` has exactly ``module``'s keys and shapes."""
-    expected = {key: tuple(value.shape) for key, value in module.state_dict().items()}
-    given = {key: tuple(value.shape) for key, value in state_dict.items()}
-    missing, unexpected = sorted(expected.keys() - given.keys()), sorted(given.keys() - expected.keys())
-    wrong_shapes = {
-        key: (expected[key], given[key])
-        for key in expected.keys() & given.keys()
-        if expected[key] != given[key]
-    }
-    if missing or unexpected or wrong_shapes:
-        raise ValueError(
-            f"state_dict: expected the {source} weights of {type(module).__name__}; missing keys {missing}, "
-            f"unexpected keys {unexpected}, shape mismatches (expected, got) {wrong_shapes}."
-        )
