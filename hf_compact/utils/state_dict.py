@@ -48,7 +48,7 @@ def _listed(keys: list[str]) -> str:
 
 def check_state_dict(
     state_dict: Mapping[str, torch.Tensor],
-    expected: torch.nn.Module | Mapping[str, Sequence[int]],
+    expected: torch.nn.Module | Mapping[str, Sequence[int] | torch.Tensor],
     source: str,
     target: str | None = None,
 ) -> None:
@@ -56,8 +56,8 @@ def check_state_dict(
 
     Args:
         state_dict: tensors, already renamed to the keys of the module they are meant for.
-        expected: that module (its ``state_dict()`` gives the keys and shapes), or a ``key -> shape`` mapping
-            (e.g. from a model built on the ``meta`` device, or part of a model).
+        expected: that module (its ``state_dict()`` gives the keys and shapes), or a mapping from key to shape
+            or to a reference tensor (e.g. from a model built on the ``meta`` device, or part of a model).
         source: what the tensors came from, used in the message (e.g. ``"checkpoint 'x.pt'"``).
         target: what they are meant for, used in the message (default: the module's class name).
     """
@@ -66,7 +66,10 @@ def check_state_dict(
         expected_shapes = {key: tuple(value.shape) for key, value in expected.state_dict().items()}
     else:
         target = target or "the model"
-        expected_shapes = {key: tuple(shape) for key, shape in expected.items()}
+        expected_shapes = {
+            key: tuple(value.shape) if isinstance(value, torch.Tensor) else tuple(value)
+            for key, value in expected.items()
+        }
     missing = sorted(expected_shapes.keys() - state_dict.keys())
     unexpected = sorted(state_dict.keys() - expected_shapes.keys())
     mis_shaped = sorted(
