@@ -25,8 +25,16 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# The peer of benchmarks/cct_throughput.py is vit-pytorch's CCT. vit-pytorch requires torchvision, which this project
+# keeps out, so it is installed without dependencies (its cct.py needs only torch and einops>=0.8.2), in the same
+# command as torch so that nothing can swap torch out.
+BENCH_PACKAGES := "vit-pytorch==1.26.14" "einops>=0.8.2"
+VIT_PYTORCH_DIR = $$($(BIN)/python -c "import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec('vit_pytorch').origin).parents[1])")
+
 bench: $(STAMP)
-	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+	$(BIN)/python -m pip install -q --no-deps "$(TORCH_SPEC)" $(BENCH_PACKAGES)
+	$(BIN)/python benchmarks/cct_throughput.py --vit_pytorch_dir "$(VIT_PYTORCH_DIR)"
+	for script in $(filter-out benchmarks/cct_throughput.py,$(wildcard benchmarks/*.py)); do $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) outputs

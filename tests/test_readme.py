@@ -9,6 +9,7 @@ stale. `needs-hub` blocks run with `HF_HUB_OFFLINE=1` against local folders (loa
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 import re
@@ -19,8 +20,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from diffusers import DDIMScheduler, DiTTransformer2DModel
 from huggingface_hub import HfApi, RepoUrl
+from PIL import Image
+from safetensors.torch import load_file
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from hf_compact import (
     AutoencoderViTok,
@@ -28,6 +33,7 @@ from hf_compact import (
     CCTForImageClassification,
     CCTImageProcessor,
     DiTImagePipeline,
+    TextCCTForSequenceClassification,
 )
 from hf_compact.hub import save_for_hub
 
@@ -99,46 +105,113 @@ class RecordingUploads:
 @dataclass
 class Run:
     """How a snippet runs in the test: `replacements` (old -> new text), `prepare(tmp_path)` before and
-    `check(namespace, tmp_path)` after it."""
+    `check(namespace, tmp_path, printed)` after it (`printed`: what the snippet wrote to stdout)."""
 
     replacements: dict[str, str] = field(default_factory=dict)
     prepare: Callable[[Path], None] | None = None
-    check: Callable[[dict, Path], None] | None = None
+    check: Callable[[dict, Path, str], None] | None = None
 
 
-def check_pipeline_output(namespace: dict, tmp_path: Path) -> None:
-    assert namespace["classifier"].model.config.id2label == {0: "cat", 1: "dog"}
+def printed_value(printed: str):
+    """The Python literal the snippet printed last (e.g. a pipeline's list of predictions)."""
+    return ast.literal_eval(printed.strip().splitlines()[-1])
 
 
-def check_trainer(namespace: dict, tmp_path: Path) -> None:
-    assert 0.0 <= namespace["metrics"]["eval_accuracy"] <= 1.0 and namespace["trainer"].state.global_step == 2
+def check_image_classifier(classifier, predictions: list[dict] | None = None) -> torch.Tensor:
+    """The pipeline's scores are the model's softmax on the processed image; returns the logits."""
+    assert classifier.model.config.id2label == {0: "cat", 1: "dog"}
+    image = Image.new("RGB", (64, 48), "orange")
+    inputs = classifier.image_processor(image, return_tensors="pt")
+    assert inputs["pixel_values"].shape == (1, 3, 32, 32)
+    with torch.no_grad():
+        logits = classifier.model(**inputs).logits[0]
+    probabilities = logits.softmax(-1)
+    predictions = classifier(image) if predictions is None else predictions
+    assert {prediction["label"]: prediction["score"] for prediction in predictions} == pytest.approx(
+        {"cat": probabilities[0].item(), "dog": probabilities[1].item()}, abs=1e-4
+    )
+    return logits
 
 
-def check_vitok_shapes(namespace: dict, tmp_path: Path) -> None:  # what the snippet's comments promise
-    assert namespace["latents"].shape == (2, 16, 16, 16) and namespace["reconstruction"].shape == (2, 3, 256, 256)
+def check_cct_quickstart(namespace: dict, tmp_path: Path, printed: str) -> None:
+    check_image_classifier(namespace["classifier"], printed_value(printed))
+    assert isinstance(namespace["model"], CCTForImageClassification)
+    torch.testing.assert_close(namespace["model"].state_dict(), namespace["classifier"].model.state_dict())
 
 
-def check_vitok_v2(namespace: dict, tmp_path: Path) -> None:
+def check_hub_load(namespace: dict, tmp_path: Path, printed: str) -> None:
+    logits = check_image_classifier(namespace["classifier"])
+    # The remote-code model computes what the pushed model computes.
+    inputs = CCTImageProcessor()(Image.new("RGB", (64, 48), "orange"), return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(logits, tiny_cct()(**inputs).logits[0])
+
+
+def check_text_cct(namespace: dict, tmp_path: Path, printed: str) -> None:
+    [prediction] = printed_value(printed)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "text-cct")
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "text-cct").eval()
+    assert isinstance(model, TextCCTForSequenceClassification)
+    inputs = tokenizer("a gripping film", return_tensors="pt")
+    assert tokenizer.unk_token_id not in inputs["input_ids"][0].tolist()  # the words are in the trained vocabulary
+    with torch.no_grad():
+        probabilities = model(**inputs).logits.softmax(-1)[0]
+    assert prediction["label"] == model.config.id2label[int(probabilities.argmax())]
+    assert prediction["score"] == pytest.approx(probabilities.max().item(), abs=1e-4)
+
+
+def check_trainer(namespace: dict, tmp_path: Path, printed: str) -> None:
+    """The reported accuracy and loss are those of the trained model on the evaluation set."""
+    trainer, metrics = namespace["trainer"], namespace["metrics"]
+    assert trainer.state.global_step == 2
+    evaluation = trainer.eval_dataset[:]  # all rows, as stacked tensors
+    with torch.no_grad():
+        logits = trainer.model.eval()(pixel_values=evaluation["pixel_values"]).logits
+    labels = evaluation["label"]
+    assert logits.shape == (32, 10)
+    assert metrics["eval_accuracy"] == pytest.approx((logits.argmax(-1) == labels).double().mean().item())
+    assert metrics["eval_loss"] == pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-4)
+
+
+def check_vitok_shapes(namespace: dict, tmp_path: Path, printed: str) -> None:  # what the snippet's comments promise
+    latents, reconstruction = namespace["latents"], namespace["reconstruction"]
+    assert latents.shape == (2, 16, 16, 16) and reconstruction.shape == (2, 3, 256, 256)
+    assert printed.strip() == f"{latents.shape} {reconstruction.shape}"
+    with torch.no_grad():
+        torch.testing.assert_close(namespace["vae"].decode(latents).sample, reconstruction)  # decoding is deterministic
+    assert torch.isfinite(reconstruction).all() and reconstruction.std() > 0
+
+
+def check_vitok_v2(namespace: dict, tmp_path: Path, printed: str) -> None:
     reloaded = AutoencoderViTok.from_pretrained(tmp_path / "vitok-v2-350m-f16x16")
     assert reloaded.config.block_type == "parallel" and reloaded.config.latent_type == "deterministic"
+    torch.testing.assert_close(reloaded.state_dict(), namespace["vae"].state_dict())
 
 
-def check_dit(namespace: dict, tmp_path: Path) -> None:
-    assert len(namespace["images"]) == 4 and (tmp_path / "sample.png").is_file()
-    assert len(namespace["stock_images"]) == 2 and namespace["stock_images"][0].size == namespace["images"][0].size
+def check_dit(namespace: dict, tmp_path: Path, printed: str) -> None:
+    images, stock_images = namespace["images"], namespace["stock_images"]
+    assert len(images) == 4 and all(image.size == (16, 16) for image in images)
+    assert Image.open(tmp_path / "sample.png").tobytes() == images[0].tobytes()
+    assert len({image.tobytes() for image in images}) == 4  # one sample per class, not a constant image
+    assert len(stock_images) == 2 and stock_images[0].size == images[0].size
 
 
-def check_conversion(namespace: dict, tmp_path: Path) -> None:
+def check_conversion(namespace: dict, tmp_path: Path, printed: str) -> None:
     saved = sorted(path.name for path in (tmp_path / "cct_7_3x1_32-cifar10").iterdir())
     assert saved == ["config.json", "model.safetensors", "preprocessor_config.json"]
-    assert namespace["model"].num_parameters() == 283_723  # the official cct_2_3x2_32 (docs/cct.md §0)
+    # The official cct_2_3x2_32: 283,723 parameters (Hassani et al. 2021 list CCT-2/3x2 with 0.28M).
+    assert namespace["model"].num_parameters() == 283_723
+    reference = load_file(ROOT / "tests/data/cct/cct_2_3x2_32.io.safetensors")  # the official code's logits
+    with torch.no_grad():
+        logits = namespace["model"].eval()(reference["pixel_values"]).logits
+    torch.testing.assert_close(logits, reference["logits"], rtol=1e-5, atol=1e-5)
 
 
 RUNS: dict[str, Run] = {
-    "cct-quickstart": Run({'"cct_7_3x1_32"': '"cct_2_3x2_32"'}, check=check_pipeline_output),
-    "text-cct-quickstart": Run(),
+    "cct-quickstart": Run({'"cct_7_3x1_32"': '"cct_2_3x2_32"'}, check=check_cct_quickstart),
+    "text-cct-quickstart": Run(check=check_text_cct),
     "hub-load": Run(
-        {'"your-name/cct_7_3x1_32-cifar10"': '"pushed-cct"'}, prepare=pushed_cct_folder, check=check_pipeline_output
+        {'"your-name/cct_7_3x1_32-cifar10"': '"pushed-cct"'}, prepare=pushed_cct_folder, check=check_hub_load
     ),
     "trainer-finetune": Run(
         {"max_steps=300": "max_steps=2", "per_device_train_batch_size=64": "per_device_train_batch_size=16",
@@ -173,7 +246,7 @@ def test_every_python_block_is_a_named_snippet_with_a_run():
 
 
 @pytest.mark.parametrize("name", list(RUNS))
-def test_readme_snippet_runs(name, tmp_path, monkeypatch):
+def test_readme_snippet_runs(name, tmp_path, monkeypatch, capsys):
     snippet, run = SNIPPETS[name], RUNS[name]
     code = snippet.code
     for old, new in run.replacements.items():
@@ -194,7 +267,7 @@ def test_readme_snippet_runs(name, tmp_path, monkeypatch):
     exec(compile(code, f"README.md[{name}]", "exec"), namespace)
 
     if run.check is not None:
-        run.check(namespace, tmp_path)
+        run.check(namespace, tmp_path, capsys.readouterr().out)
     if "needs-hub" in snippet.flags and "push_to_hub" in code:
         assert {"README.md", "config.json", "model.safetensors", "modeling_cct.py", "all_results.json"} <= set(uploads.files)
         assert "value: 0.875" in uploads.files["README.md"].decode()
