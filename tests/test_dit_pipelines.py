@@ -138,6 +138,7 @@ def test_image_pipeline_save_and_reload(image_pipeline, tmp_path):
 @pytest.mark.parametrize(
     ("scheduler", "channels_to_scheduler"),
     [(DDPMScheduler(variance_type="learned_range"), 2 * 4), (DDIMScheduler(), 4)],
+    ids=["ddpm-learned-range", "ddim"],
 )
 def test_learned_variance_reaches_a_scheduler_that_uses_it(scheduler, channels_to_scheduler, monkeypatch):
     """The transformer predicts 2c channels (noise, variance); a learned-variance scheduler gets all of them, with
