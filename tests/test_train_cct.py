@@ -183,7 +183,9 @@ def test_kill_and_resume_reaches_the_same_weights(tmp_path, monkeypatch):
     class Killed(Exception):
         pass
 
-    save_checkpoint = train_cct.save_checkpoint
+    from hf_compact.training_utils import run as run_module
+
+    save_checkpoint = run_module.save_checkpoint
 
     def dies_at_step_4(accelerator, output_dir, step, *args, **kwargs):
         if step == 4:
@@ -191,10 +193,10 @@ def test_kill_and_resume_reaches_the_same_weights(tmp_path, monkeypatch):
         return save_checkpoint(accelerator, output_dir, step, *args, **kwargs)
 
     resumed_dir = tmp_path / "resumed"
-    monkeypatch.setattr(train_cct, "save_checkpoint", dies_at_step_4)
+    monkeypatch.setattr(run_module, "save_checkpoint", dies_at_step_4)
     with pytest.raises(Killed):
         train_cct.main([*run, "--output_dir", str(resumed_dir), "--checkpointing_steps", "2"])
-    monkeypatch.setattr(train_cct, "save_checkpoint", save_checkpoint)
+    monkeypatch.setattr(run_module, "save_checkpoint", save_checkpoint)
     assert sorted(path.name for path in resumed_dir.glob("checkpoint-*")) == ["checkpoint-2"]
     resumed = train_cct.main(
         [*run, "--output_dir", str(resumed_dir), "--checkpointing_steps", "2", "--resume_from_checkpoint", "latest"]
@@ -228,7 +230,7 @@ def test_trainer_fine_tunes_a_saved_model(trained_dir, tmp_path):
 
 
 def test_bad_arguments_raise(tmp_path):
-    with pytest.raises(SystemExit):
+    with pytest.raises(ValueError, match="--preset / --model_name_or_path"):
         train_cct.parse_args(["--preset", "cct_2_3x2_32", "--model_name_or_path", "x", "--dataset_name", "digits",
                               "--output_dir", str(tmp_path)])  # fmt: skip
     with pytest.raises(ValueError, match="has keys that are not flags"):
