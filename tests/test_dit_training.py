@@ -201,7 +201,7 @@ def test_train_dit_on_two_processes_keeps_replicas_equal(vae_dir, image_dir, tmp
     ]
     completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=240)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    results = json.loads((tmp_path / "run" / "all_results.json").read_text())
     assert results["num_processes"] == 2 and results["step"] == 3
     first, second = results["parameter_sums_per_process"]
     assert first == second

@@ -142,9 +142,9 @@ def test_paper_recipes_parse_and_bad_flags_are_refused():
         if args.stage == 2:
             assert (args.gan_weight, args.discriminator_learning_rate, args.ema_decay) == (0.05, 2e-5, 0.9999)
     with pytest.raises(ValueError, match="--model_name_or_path: stage 2"):
-        train_vitok.parse_args(["--dataset_name", "digits", "--stage", "2", "--lpips_weight", "0"])
+        train_vitok.parse_args(["--dataset_name", "digits", "--stage", "2", "--lpips_weight", "0", "--output_dir", "x"])
     with pytest.raises(ValueError, match="--train_dir: expected a folder of videos"):
-        train_vitok.parse_args(["--dataset_name", "digits", "--num_frames", "4", "--lpips_weight", "0"])
+        train_vitok.parse_args(["--dataset_name", "digits", "--num_frames", "4", "--lpips_weight", "0", "--output_dir", "x"])
 
 
 # ---------------------------------------------------------------------------------------------------- training
@@ -167,7 +167,7 @@ def stage1_run(tmp_path_factory) -> tuple[Path, dict]:
         torch.set_num_threads(1)
         results = train_vitok.main(
             [*TINY_IMAGE_RUN, "--max_train_steps", "30", "--charbonnier_weight", "0.5", "--ssim_weight", "0.1",
-             "--eval_steps", "15", "--fid_feature_extractor", str(feature_network), "--output_dir", str(output_dir)]
+             "--eval_steps", "15", "--fid_feature_extractor", str(feature_network), "--trust_torchscript_code", "--output_dir", str(output_dir)]
         )  # fmt: skip
     return output_dir, results
 
@@ -190,7 +190,7 @@ def test_stage1_on_images_reduces_the_loss_and_saves_a_diffusers_model(stage1_ru
         assert Image.open(output_dir / grid).size == (8 * 16, 2 * 16)
     autoencoder = AutoencoderViTok.from_pretrained(output_dir)
     assert autoencoder.config.patch_size == 4 and autoencoder.config.sample_size == 16
-    assert json.loads((output_dir / "results.json").read_text())["psnr"] == pytest.approx(results["psnr"])
+    assert json.loads((output_dir / "all_results.json").read_text())["psnr"] == pytest.approx(results["psnr"])
 
 
 def test_stage1_on_videos_with_lpips_reduces_the_loss(tmp_path, video_folder):
@@ -315,4 +315,4 @@ def test_two_processes_with_torchrun_keep_equal_weights(tmp_path):
     initial_parameters = torch.cat([parameter.detach().flatten() for parameter in initial.parameters()])
     assert initial_parameters.shape == rank0["parameters"].shape
     assert not torch.allclose(initial_parameters, rank0["parameters"])  # trained
-    assert json.loads((tmp_path / "run" / "results.json").read_text())["step"] == 4
+    assert json.loads((tmp_path / "run" / "all_results.json").read_text())["step"] == 4
