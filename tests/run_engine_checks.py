@@ -24,7 +24,10 @@ def capture_hub_and_trackers(monkeypatch) -> dict:
             if path.is_file():
                 captured["files"][str(path.relative_to(folder_path))] = path.read_bytes()
 
-    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kwargs: RepoUrl(f"https://huggingface.co/{repo_id}"))
+    def create_repo(self, repo_id, **kwargs):  # a bare name goes to the token owner's namespace, as on the Hub
+        return RepoUrl(f"https://huggingface.co/{repo_id if '/' in repo_id else 'someone/' + repo_id}")
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
     monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
     monkeypatch.setattr(
         Accelerator, "init_trackers", lambda self, project_name, config=None, **kwargs: captured["tracker_configs"].append(config)
