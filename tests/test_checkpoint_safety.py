@@ -14,11 +14,11 @@ from diffusers.training_utils import EMAModel
 
 from hf_compact.training_utils import (
     UnsafeCheckpointError,
+    checkpointing,
     find_latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
-from hf_compact.training_utils import checkpointing
 
 
 class WritesMarker:

@@ -298,7 +298,12 @@ def test_two_processes_reach_identical_parameters(tmp_path):
 
 # ------------------------------------------------------------------------------------------- run engine (issue 13)
 
-from run_engine_checks import TOKEN, assert_token_nowhere, capture_hub_and_trackers, run_killed_after_checkpoint  # noqa: E402
+from run_engine_checks import (  # noqa: E402
+    TOKEN,
+    assert_token_nowhere,
+    capture_hub_and_trackers,
+    run_killed_after_checkpoint,
+)
 
 QUICK_RUN = [
     *TINY_MODEL, *TINY_DATA, "--max_train_samples", "80", "--per_device_train_batch_size", "16",

@@ -320,7 +320,12 @@ def test_two_processes_with_torchrun_keep_equal_weights(tmp_path):
 
 # ------------------------------------------------------------------------------------------- run engine (issue 13)
 
-from run_engine_checks import TOKEN, assert_token_nowhere, capture_hub_and_trackers, run_killed_after_checkpoint  # noqa: E402
+from run_engine_checks import (  # noqa: E402
+    TOKEN,
+    assert_token_nowhere,
+    capture_hub_and_trackers,
+    run_killed_after_checkpoint,
+)
 
 
 def test_hub_token_reaches_no_file_upload_tracker_or_log(tmp_path, monkeypatch, caplog, capfd):

@@ -140,7 +140,7 @@ def test_updates_per_epoch_follow_accelerate_which_syncs_on_the_last_batch():
     model = accelerator.prepare(torch.nn.Linear(1, 1))
     dataloader = accelerator.prepare(torch.utils.data.DataLoader(torch.zeros(5, 1), batch_size=1))
     syncs = 0
-    for batch in dataloader:
+    for _ in dataloader:
         with accelerator.accumulate(model):
             syncs += accelerator.sync_gradients
     assert syncs == updates_per_epoch(len(dataloader), 2) == 3

@@ -103,7 +103,10 @@ def save_checkpoint(
     except BaseException as error:
         if accelerator.is_main_process:
             shutil.rmtree(staging_path, ignore_errors=True)
-        raise _with_path(error, staging_path) from error
+        disk_full_error = _disk_full_error(error, staging_path)
+        if disk_full_error is not None:
+            raise disk_full_error from error
+        raise
     if accelerator.is_main_process and total_limit is not None:
         rotate_checkpoints(output_dir, total_limit, keep=final_path)
     accelerator.wait_for_everyone()
@@ -121,16 +124,15 @@ def _commit(staging_path: Path, final_path: Path) -> None:
     shutil.rmtree(previous_path, ignore_errors=True)
 
 
-def _with_path(error: BaseException, path: Path) -> BaseException:
-    """A full disk becomes an ``OSError`` naming the path and ENOSPC (torch.save only says ``iostream error``)."""
+def _disk_full_error(error: BaseException, path: Path) -> OSError | None:
+    """An ``OSError`` naming the path and ENOSPC when ``error`` comes from a full disk (torch.save only says
+    ``basic_ios::clear: iostream error``), else ``None``."""
     disk_full = isinstance(error, OSError) and error.errno == errno.ENOSPC
     if isinstance(error, RuntimeError) and "iostream" in str(error):
         disk_full = shutil.disk_usage(path.parent if path.parent.exists() else "/").free < 64 * 2**20
-    if disk_full:
-        return OSError(
-            errno.ENOSPC, f"No space left on device (ENOSPC) while writing the checkpoint {path}; {error}", str(path)
-        )
-    return error
+    if not disk_full:
+        return None
+    return OSError(errno.ENOSPC, f"No space left on device (ENOSPC) while writing the checkpoint {path}; {error}", str(path))
 
 
 def fsync_tree(folder: Path) -> None:
