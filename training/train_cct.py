@@ -1,7 +1,7 @@
 """Train a CCT / CVT / ViT-Lite image classifier with Accelerate, following the official CCT recipes.
 
-Recipe parts (spec ``docs/cct.md`` §7; every one is a flag, the YAML files in ``training/configs/cct_*.yaml`` set
-the official numbers): AdamW without weight decay on 1-D parameters (biases, LayerNorm); cosine schedule with
+Recipe parts (Hassani et al. 2021 and the official Compact-Transformers configs; every one is a flag, the YAML
+files in ``training/configs/cct_*.yaml`` set the official numbers): AdamW without weight decay on 1-D parameters (biases, LayerNorm); cosine schedule with
 linear warmup from ``--warmup_lr``, decay to ``--min_lr`` and ``--cooldown_epochs`` at ``--min_lr``; random-resized
 crop, horizontal flip, RandAugment (m9, mstd 0.5), random erasing (kornia, on the batch); Mixup 0.8 / CutMix 1.0
 with switch probability 0.5 and label smoothing 0.1 folded into soft targets; optional EMA of the weights; mixed

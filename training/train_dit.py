@@ -1,6 +1,6 @@
 """Train a class-conditional DiT on the latents of a trained autoencoder (``AutoencoderViTok``) with Accelerate.
 
-Recipe (DiT, Peebles & Xie 2023; ViTok spec ``docs/vitok.md`` §6):
+Recipe (DiT, Peebles & Xie 2023; ViTok, Hansen-Estruch et al. 2025):
 
 * the dataset is encoded once and cached (:func:`hf_compact.data.latent_cache.build_latent_cache`, keyed by the
   autoencoder's config + weights and the data); every step draws a fresh posterior sample from the cache;

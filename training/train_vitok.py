@@ -1,7 +1,7 @@
 """Train a ViTok autoencoder (``AutoencoderViTok``) with Accelerate: stage 1 (whole autoencoder) or stage 2
 (decoder only, with a StyleGAN-style discriminator and an EMA of the decoder).
 
-Recipe (ViTok paper §3.4 and appendix A.2, spec ``docs/vitok.md`` §4):
+Recipe (ViTok paper §3.4 and appendix A.2):
 
 * stage 1: ``MSE + 1e-3 * KL (mean-reduced) + 1.0 * LPIPS``, optional Charbonnier / SSIM terms;
 * stage 2: encoder frozen, ``+ 0.05 * hinge GAN`` ramped in after ``5000 * 256 / batch`` steps over
