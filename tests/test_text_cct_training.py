@@ -122,7 +122,7 @@ def test_two_processes_keep_identical_parameters(topic_files, tmp_path):
     rank_script = tmp_path / "rank_script.py"
     rank_script.write_text(RANK_SCRIPT)
     arguments = script_arguments(topic_files, tmp_path / "run", "--max_train_steps", "6", "--per_device_train_batch_size", "16")
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "training")}
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT / "training"), str(ROOT)])}
     completed = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(rank_script),
          str(tmp_path), *arguments],

@@ -272,7 +272,7 @@ def test_two_processes_reach_identical_parameters(tmp_path):
     ]  # fmt: skip
     rank_script = tmp_path / "rank_script.py"
     rank_script.write_text(RANK_SCRIPT)
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TRAINING_DIR)}
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(TRAINING_DIR), str(TRAINING_DIR.parent)])}
     completed = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(rank_script),
          str(tmp_path), *argv],
