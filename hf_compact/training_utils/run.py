@@ -6,7 +6,7 @@ A script reads like the diffusers examples, with its step body inline::
     add_run_arguments(parser)                      # --output_dir, --seed, --checkpointing_steps, ...
     args = parse_args_with_config(parser, argv); check_run_arguments(args)
     accelerator = build_accelerator(args, args.output_dir)
-    output_dir = prepare_output_dir(args)          # refuses to overwrite a run, checks it is writable
+    output_dir = prepare_output_dir(args, accelerator)  # refuses to overwrite a run, checks it is writable
     ...
     model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
     run = TrainingRun(accelerator, args, train_dataloader, max_train_steps, stateful={"ema": ema})
