@@ -165,3 +165,57 @@ def test_output_dir_holding_a_run_is_refused_and_overwrite_clears_it(tmp_path):
     for flags in (["--checkpoints_total_limit", "0"], ["--checkpointing_steps", "-1"], ["--max_train_seconds", "0"]):
         with pytest.raises(ValueError, match=flags[0]):
             check_run_arguments(parser.parse_args(["--output_dir", "x", *flags]))
+
+
+def test_training_run_stops_on_the_step_or_time_budget_and_writes_the_end_files(tmp_path):
+    from accelerate.utils import DataLoaderConfiguration
+
+    from hf_compact.training_utils import TrainingRun, add_run_arguments
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--gradient_accumulation_steps", type=int, default=2)
+    add_run_arguments(parser)
+
+    def updates_done(*flags: str) -> tuple[int, int]:
+        args = parser.parse_args(["--output_dir", str(tmp_path / flags[-1]), *flags[:-1]])
+        accelerator = Accelerator(
+            cpu=True, gradient_accumulation_steps=2, dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True)
+        )
+        model = torch.nn.Linear(1, 1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        loader = torch.utils.data.DataLoader(torch.ones(5, 1), batch_size=1, shuffle=True)
+        model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+        run = TrainingRun(accelerator, args, loader, max_train_steps=7)
+        batches = 0
+        for batch in run:
+            batches += 1
+            with accelerator.accumulate(model):
+                accelerator.backward(model(batch).sum())
+                optimizer.step()
+                optimizer.zero_grad()
+            if accelerator.sync_gradients:
+                run.update_done()
+        run.save_final_checkpoint()
+        run.finish({"updates": run.completed_steps})
+        return run.completed_steps, batches
+
+    # 5 batches per epoch, 3 updates each (2 + 2 + 1 batches): 7 updates take 2 epochs + 2 updates = 12 batches.
+    assert updates_done("steps") == (7, 12)
+    assert json.loads((tmp_path / "steps" / "all_results.json").read_text()) == {"updates": 7}
+    assert json.loads((tmp_path / "steps" / "training_config.json").read_text())["max_train_seconds"] is None
+    assert sorted(os.listdir(tmp_path / "steps")) == ["all_results.json", "checkpoint-7", "training_config.json"]
+    assert updates_done("--max_train_seconds", "1e-9", "seconds") == (1, 2)
+
+
+def test_end_of_run_files_on_a_full_disk_name_the_path_and_enospc(tmp_path, monkeypatch):
+    import errno
+
+    from hf_compact.training_utils.run import write_json
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(json, "dump", disk_full)
+    with pytest.raises(OSError, match=r"ENOSPC.*all_results\.json") as raised:
+        write_json(tmp_path / "all_results.json", {"a": 1})
+    assert raised.value.errno == errno.ENOSPC and os.listdir(tmp_path) == []
