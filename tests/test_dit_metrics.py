@@ -133,7 +133,7 @@ def test_eval_generation_end_to_end(tmp_path, tiny_cct_dir):
         "--pipeline_name_or_path", str(tmp_path / "pipe"), "--num_samples_per_class", "2", "--num_inference_steps", "2",
         "--batch_size", "4", "--feature_extractor", str(tmp_path / "features.pt"),
         "--inception_classifier", str(tmp_path / "features.pt"), "--inception_classifier_kwargs", '{"return_features": false}',
-        "--inception_splits", "2", "--classifier_name_or_path", str(tiny_cct_dir),
+        "--inception_splits", "2", "--classifier_name_or_path", str(tiny_cct_dir), "--trust_torchscript_code",
     ]
     results = eval_generation.main([
         *common, "--train_dir", str(tmp_path / "real"), "--save_reference_statistics", str(tmp_path / "real.safetensors"),

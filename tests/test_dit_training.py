@@ -201,7 +201,7 @@ def test_train_dit_on_two_processes_keeps_replicas_equal(vae_dir, image_dir, tmp
     ]
     completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=240)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    results = json.loads((tmp_path / "run" / "all_results.json").read_text())
     assert results["num_processes"] == 2 and results["step"] == 3
     first, second = results["parameter_sums_per_process"]
     assert first == second
@@ -231,3 +231,44 @@ def test_train_dit_rejects_bad_arguments(vae_dir, image_dir, tmp_path):
         run_training(vae_dir, image_dir, tmp_path / "a", "--label_dropout", "1.5")
     with pytest.raises(ValueError, match="--video: expected 5-D video latents"):
         run_training(vae_dir, image_dir, tmp_path / "b", "--video", "--max_train_steps", "1")
+
+
+# ------------------------------------------------------------------------------------------- run engine (issue 13)
+
+from run_engine_checks import (  # noqa: E402
+    TOKEN,
+    assert_token_nowhere,
+    capture_hub_and_trackers,
+    run_killed_after_checkpoint,
+)
+
+
+def test_train_dit_hub_token_reaches_no_file_upload_tracker_or_log(vae_dir, image_dir, tmp_path, monkeypatch, caplog, capfd):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    captured = capture_hub_and_trackers(monkeypatch)
+    run_training(vae_dir, image_dir, tmp_path / "run", "--max_train_steps", "1", "--with_tracking", "--push_to_hub",
+                 "--hub_model_id", "someone/dit", "--hub_token", TOKEN)  # fmt: skip
+    out, err = capfd.readouterr()
+    assert_token_nowhere(captured, tmp_path / "run", caplog.text + out + err)
+    assert "transformer/diffusion_pytorch_model.safetensors" in captured["files"]
+
+
+def test_train_dit_exact_resume_inside_a_later_epoch_with_uneven_accumulation(vae_dir, image_dir, tmp_path, monkeypatch):
+    """3 batches per epoch, accumulation 2: 2 updates per epoch (2 batches, then 1). Killed after checkpoint-3
+    (epoch 1, one update into it), the resumed run ends with the straight run's EMA weights and EMA state."""
+    extra = ["--gradient_accumulation_steps", "2", "--max_train_steps", "5", "--checkpointing_steps", "3",
+             "--ema_decay", "0.5"]  # fmt: skip
+    run_training(vae_dir, image_dir, tmp_path / "straight", *extra)
+    resumed = tmp_path / "resumed"
+    run_killed_after_checkpoint(
+        lambda argv: run_training(vae_dir, image_dir, resumed, *argv), extra, 3, monkeypatch
+    )
+    run_training(vae_dir, image_dir, resumed, *extra, "--resume_from_checkpoint", "latest")
+    for name in ("transformer/diffusion_pytorch_model.safetensors", "checkpoint-5/ema.safetensors",
+                 "checkpoint-5/model.safetensors"):  # fmt: skip
+        expected, actual = load_file(tmp_path / "straight" / name), load_file(resumed / name)
+        assert expected.keys() == actual.keys()
+        for key in expected:
+            torch.testing.assert_close(actual[key], expected[key], rtol=1e-5, atol=1e-6, msg=f"{name}: {key}")

@@ -163,8 +163,10 @@ class PoolingFeatureNetwork(torch.nn.Module):
 def test_torchscript_feature_extractor_from_file_and_hub_cache(tmp_path, monkeypatch):
     scripted_path = tmp_path / "pooling.pt"
     torch.jit.script(PoolingFeatureNetwork()).save(str(scripted_path))
+    with pytest.raises(ValueError, match="trust_torchscript_code: loading the TorchScript network"):
+        TorchScriptFeatureExtractor.from_pretrained(scripted_path)
     extractor = TorchScriptFeatureExtractor.from_pretrained(
-        scripted_path, call_kwargs={"return_features": True}
+        scripted_path, trust_torchscript_code=True, call_kwargs={"return_features": True}
     )
     pixels = torch.rand(5, 3, 8, 8) * 2 - 1
     expected = PoolingFeatureNetwork()((pixels + 1) * 127.5, return_features=True)
@@ -177,16 +179,21 @@ def test_torchscript_feature_extractor_from_file_and_hub_cache(tmp_path, monkeyp
     (repo_cache / "snapshots" / commit).mkdir(parents=True)
     shutil.copy(scripted_path, repo_cache / "snapshots" / commit / "pooling.pt")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ValueError, match="revision: a TorchScript network from the Hub"):
+        TorchScriptFeatureExtractor.from_pretrained(
+            "someone/feature-net", "pooling.pt", cache_dir=tmp_path / "hub", trust_torchscript_code=True
+        )
     from_hub = TorchScriptFeatureExtractor.from_pretrained(
-        "someone/feature-net", "pooling.pt", cache_dir=tmp_path / "hub", call_kwargs={"return_features": True}
+        "someone/feature-net", "pooling.pt", cache_dir=tmp_path / "hub", trust_torchscript_code=True,
+        revision=commit, call_kwargs={"return_features": True},
     )
     torch.testing.assert_close(from_hub(pixels), extractor(pixels))
 
     (tmp_path / "corrupt.pt").write_bytes(b"not a torchscript archive")
     with pytest.raises(ValueError, match="expected a TorchScript archive"):
-        TorchScriptFeatureExtractor.from_pretrained(tmp_path / "corrupt.pt")
+        TorchScriptFeatureExtractor.from_pretrained(tmp_path / "corrupt.pt", trust_torchscript_code=True)
     with pytest.raises(ValueError, match="filename: expected the name of a file"):
-        TorchScriptFeatureExtractor.from_pretrained(tmp_path)
+        TorchScriptFeatureExtractor.from_pretrained(tmp_path, trust_torchscript_code=True)
 
 
 def test_frechet_distance_metric_protocol(tmp_path):

@@ -114,7 +114,7 @@ def test_two_processes_keep_identical_parameters(topic_files, tmp_path):
     rank_script = tmp_path / "rank_script.py"
     rank_script.write_text(RANK_SCRIPT)
     arguments = script_arguments(topic_files, tmp_path / "run", "--max_train_steps", "6", "--per_device_train_batch_size", "16")
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "training")}
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT / "training"), str(ROOT)])}
     completed = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(rank_script),
          str(tmp_path), *arguments],
@@ -169,3 +169,45 @@ def test_recipes_parse_into_the_flags_of_their_script(recipe):
         overrides = train_text_cct.parse_config_overrides(args.config_overrides)
         assert all(hasattr(TextCCTConfig(), name) for name in overrides)
     assert preset in TEXT_CCT_PRESETS and dataset_name is not None
+
+
+# ------------------------------------------------------------------------------------------- run engine (issue 13)
+
+from run_engine_checks import (  # noqa: E402
+    TOKEN,
+    assert_token_nowhere,
+    capture_hub_and_trackers,
+    run_killed_after_checkpoint,
+)
+
+
+def test_hub_token_reaches_no_file_upload_tracker_or_log(topic_files, tmp_path, monkeypatch, caplog, capfd):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    captured = capture_hub_and_trackers(monkeypatch)
+    output_dir = tmp_path / "run"
+    train_text_cct.main(script_arguments(
+        topic_files, output_dir, "--max_train_steps", "2", "--with_tracking", "--push_to_hub", "--hub_token", TOKEN,
+    ))  # fmt: skip
+    out, err = capfd.readouterr()
+    assert_token_nowhere(captured, output_dir, caplog.text + out + err)
+    assert captured["repo_id"] == "someone/run" and "tokenizer.json" in captured["files"]
+
+
+def test_exact_resume_inside_a_later_epoch_with_uneven_accumulation(topic_files, tmp_path, monkeypatch):
+    """4 batches per epoch, accumulation 3: 2 updates per epoch (3 batches, then 1). Killed after checkpoint-3
+    (epoch 1, one update into it), the resumed run ends with the straight run's weights."""
+    def arguments(output_dir):
+        return script_arguments(
+            topic_files, output_dir, "--per_device_train_batch_size", "40", "--gradient_accumulation_steps", "3",
+            "--max_train_steps", "5", "--checkpointing_steps", "3",
+        )  # fmt: skip
+
+    straight = train_text_cct.main(arguments(tmp_path / "straight"))
+    run_killed_after_checkpoint(train_text_cct.main, arguments(tmp_path / "resumed"), 3, monkeypatch)
+    resumed = train_text_cct.main([*arguments(tmp_path / "resumed"), "--resume_from_checkpoint", "latest"])
+    assert resumed["train_losses"] == pytest.approx(straight["train_losses"][3:], abs=1e-6)
+    expected, actual = load_file(tmp_path / "straight" / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors")
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], rtol=1e-5, atol=1e-6, msg=name)

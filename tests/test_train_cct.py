@@ -179,7 +179,9 @@ def test_kill_and_resume_reaches_the_same_weights(tmp_path, monkeypatch):
     class Killed(Exception):
         pass
 
-    save_checkpoint = train_cct.save_checkpoint
+    from hf_compact.training_utils import run as run_module
+
+    save_checkpoint = run_module.save_checkpoint
 
     def dies_at_step_4(accelerator, output_dir, step, *args, **kwargs):
         if step == 4:
@@ -187,10 +189,10 @@ def test_kill_and_resume_reaches_the_same_weights(tmp_path, monkeypatch):
         return save_checkpoint(accelerator, output_dir, step, *args, **kwargs)
 
     resumed_dir = tmp_path / "resumed"
-    monkeypatch.setattr(train_cct, "save_checkpoint", dies_at_step_4)
+    monkeypatch.setattr(run_module, "save_checkpoint", dies_at_step_4)
     with pytest.raises(Killed):
         train_cct.main([*run, "--output_dir", str(resumed_dir), "--checkpointing_steps", "2"])
-    monkeypatch.setattr(train_cct, "save_checkpoint", save_checkpoint)
+    monkeypatch.setattr(run_module, "save_checkpoint", save_checkpoint)
     assert sorted(path.name for path in resumed_dir.glob("checkpoint-*")) == ["checkpoint-2"]
     resumed = train_cct.main(
         [*run, "--output_dir", str(resumed_dir), "--checkpointing_steps", "2", "--resume_from_checkpoint", "latest"]
@@ -224,7 +226,7 @@ def test_trainer_fine_tunes_a_saved_model(trained_dir, tmp_path):
 
 
 def test_bad_arguments_raise(tmp_path):
-    with pytest.raises(SystemExit):
+    with pytest.raises(ValueError, match="--preset / --model_name_or_path"):
         train_cct.parse_args(["--preset", "cct_2_3x2_32", "--model_name_or_path", "x", "--dataset_name", "digits",
                               "--output_dir", str(tmp_path)])  # fmt: skip
     with pytest.raises(ValueError, match="has keys that are not flags"):
@@ -266,7 +268,7 @@ def test_two_processes_reach_identical_parameters(tmp_path):
     ]  # fmt: skip
     rank_script = tmp_path / "rank_script.py"
     rank_script.write_text(RANK_SCRIPT)
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TRAINING_DIR)}
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(TRAINING_DIR), str(TRAINING_DIR.parent)])}
     completed = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(rank_script),
          str(tmp_path), *argv],
@@ -288,3 +290,92 @@ def test_two_processes_reach_identical_parameters(tmp_path):
         assert sum(losses[-6:]) / 6 < sum(losses[:6]) / 6 - 0.2, losses
         assert losses != first_losses, "both ranks trained on the same batches"
         first_losses = losses
+
+
+# ------------------------------------------------------------------------------------------- run engine (issue 13)
+
+from run_engine_checks import (  # noqa: E402
+    TOKEN,
+    assert_token_nowhere,
+    capture_hub_and_trackers,
+    run_killed_after_checkpoint,
+)
+
+QUICK_RUN = [
+    *TINY_MODEL, *TINY_DATA, "--max_train_samples", "80", "--per_device_train_batch_size", "16",
+    "--warmup_epochs", "0", "--cooldown_epochs", "0", "--max_eval_samples", "16",
+]  # fmt: skip
+
+
+def test_hub_token_reaches_no_file_upload_tracker_or_log(tmp_path, monkeypatch, caplog, capfd):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    captured = capture_hub_and_trackers(monkeypatch)
+    output_dir = tmp_path / "run"
+    train_cct.main([*QUICK_RUN, "--max_train_steps", "2", "--output_dir", str(output_dir), "--with_tracking",
+                    "--push_to_hub", "--hub_model_id", "someone/cct", "--hub_token", TOKEN])  # fmt: skip
+    out, err = capfd.readouterr()
+    assert_token_nowhere(captured, output_dir, caplog.text + out + err)
+    assert captured["repo_id"] == "someone/cct"
+    config = json.loads((output_dir / "training_config.json").read_text())
+    assert config["max_train_steps"] == 2 and "hub_token" not in config
+    assert json.loads(captured["files"]["all_results.json"])["train_steps"] == 2
+
+
+def test_exact_resume_inside_a_later_epoch_with_uneven_accumulation(tmp_path, monkeypatch):
+    """5 batches per epoch, accumulation 2: Accelerate makes 3 updates per epoch (the last one on 1 batch). Killed
+    after checkpoint-4 (epoch 1, one update into it), the resumed run ends with the straight run's weights and EMA."""
+    run = [*QUICK_RUN, "--gradient_accumulation_steps", "2", "--max_train_steps", "8", "--use_ema", "--ema_decay",
+           "0.9", "--learning_rate", "3e-3", "--checkpointing_steps", "2"]  # fmt: skip
+    straight = train_cct.main([*run, "--output_dir", str(tmp_path / "straight")])
+    resumed_dir = tmp_path / "resumed"
+    run_killed_after_checkpoint(train_cct.main, [*run, "--output_dir", str(resumed_dir)], 4, monkeypatch)
+    resumed = train_cct.main([*run, "--output_dir", str(resumed_dir), "--resume_from_checkpoint", "latest"])
+    assert resumed["train_losses"] == pytest.approx(straight["train_losses"][4:], abs=1e-6)
+    for name in ("model.safetensors", "checkpoint-8/ema.safetensors", "checkpoint-8/model.safetensors"):
+        expected, actual = load_file(tmp_path / "straight" / name), load_file(resumed_dir / name)
+        assert expected.keys() == actual.keys()
+        for key in expected:
+            torch.testing.assert_close(actual[key], expected[key], rtol=1e-5, atol=1e-6, msg=f"{name}: {key}")
+
+
+def test_planted_pickle_in_a_checkpoint_is_refused_and_never_runs(tmp_path):
+    import pickle
+
+    output_dir = tmp_path / "run"
+    run = [*QUICK_RUN, "--max_train_steps", "2", "--use_ema", "--output_dir", str(output_dir)]
+    train_cct.main(run)
+    marker = tmp_path / "code-ran"
+
+    class WritesMarker:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (output_dir / "checkpoint-2" / "custom_checkpoint_0.pkl").write_bytes(pickle.dumps(WritesMarker()))
+    with pytest.raises(ValueError, match="refusing .*custom_checkpoint_0.pkl"):
+        train_cct.main([*run, "--max_train_steps", "3", "--resume_from_checkpoint", "latest"])
+    assert not marker.exists()
+
+
+def test_a_finished_run_is_never_overwritten_silently(tmp_path):
+    output_dir = tmp_path / "run"
+    run = [*QUICK_RUN, "--max_train_steps", "4", "--checkpointing_steps", "2", "--output_dir", str(output_dir)]
+    train_cct.main(run)
+    before = (output_dir / "model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match="--output_dir: .* already holds a run .*--overwrite_output_dir"):
+        train_cct.main([*QUICK_RUN, "--max_train_steps", "1", "--output_dir", str(output_dir)])
+    assert (output_dir / "model.safetensors").read_bytes() == before
+    train_cct.main([*QUICK_RUN, "--max_train_steps", "1", "--output_dir", str(output_dir), "--overwrite_output_dir"])
+    assert sorted(path.name for path in output_dir.glob("checkpoint-*")) == ["checkpoint-1"]
+    assert json.loads((output_dir / "all_results.json").read_text())["train_steps"] == 1
+
+
+def test_unwritable_output_dir_fails_before_training(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setattr(train_cct, "load_classification_splits", lambda args: pytest.fail("training started"))
+    with pytest.raises(OSError, match="--output_dir: cannot write to .*a-file/run"):
+        train_cct.main([*QUICK_RUN, "--output_dir", str(blocker / "run")])
+    with pytest.raises(ValueError, match="--checkpoints_total_limit: expected a positive integer"):
+        train_cct.main([*QUICK_RUN, "--output_dir", str(tmp_path / "x"), "--checkpoints_total_limit", "0"])

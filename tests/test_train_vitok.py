@@ -142,9 +142,9 @@ def test_paper_recipes_parse_and_bad_flags_are_refused():
         if args.stage == 2:
             assert (args.gan_weight, args.discriminator_learning_rate, args.ema_decay) == (0.05, 2e-5, 0.9999)
     with pytest.raises(ValueError, match="--model_name_or_path: stage 2"):
-        train_vitok.parse_args(["--dataset_name", "digits", "--stage", "2", "--lpips_weight", "0"])
+        train_vitok.parse_args(["--dataset_name", "digits", "--stage", "2", "--lpips_weight", "0", "--output_dir", "x"])
     with pytest.raises(ValueError, match="--train_dir: expected a folder of videos"):
-        train_vitok.parse_args(["--dataset_name", "digits", "--num_frames", "4", "--lpips_weight", "0"])
+        train_vitok.parse_args(["--dataset_name", "digits", "--num_frames", "4", "--lpips_weight", "0", "--output_dir", "x"])
 
 
 # ---------------------------------------------------------------------------------------------------- training
@@ -167,7 +167,7 @@ def stage1_run(tmp_path_factory) -> tuple[Path, dict]:
         torch.set_num_threads(1)
         results = train_vitok.main(
             [*TINY_IMAGE_RUN, "--max_train_steps", "30", "--charbonnier_weight", "0.5", "--ssim_weight", "0.1",
-             "--eval_steps", "15", "--fid_feature_extractor", str(feature_network), "--output_dir", str(output_dir)]
+             "--eval_steps", "15", "--fid_feature_extractor", str(feature_network), "--trust_torchscript_code", "--output_dir", str(output_dir)]
         )  # fmt: skip
     return output_dir, results
 
@@ -190,7 +190,7 @@ def test_stage1_on_images_reduces_the_loss_and_saves_a_diffusers_model(stage1_ru
         assert Image.open(output_dir / grid).size == (8 * 16, 2 * 16)
     autoencoder = AutoencoderViTok.from_pretrained(output_dir)
     assert autoencoder.config.patch_size == 4 and autoencoder.config.sample_size == 16
-    assert json.loads((output_dir / "results.json").read_text())["psnr"] == pytest.approx(results["psnr"])
+    assert json.loads((output_dir / "all_results.json").read_text())["psnr"] == pytest.approx(results["psnr"])
 
 
 def test_stage1_on_videos_with_lpips_reduces_the_loss(tmp_path, video_folder):
@@ -315,4 +315,76 @@ def test_two_processes_with_torchrun_keep_equal_weights(tmp_path):
     initial_parameters = torch.cat([parameter.detach().flatten() for parameter in initial.parameters()])
     assert initial_parameters.shape == rank0["parameters"].shape
     assert not torch.allclose(initial_parameters, rank0["parameters"])  # trained
-    assert json.loads((tmp_path / "run" / "results.json").read_text())["step"] == 4
+    assert json.loads((tmp_path / "run" / "all_results.json").read_text())["step"] == 4
+
+
+# ------------------------------------------------------------------------------------------- run engine (issue 13)
+
+from run_engine_checks import (  # noqa: E402
+    TOKEN,
+    assert_token_nowhere,
+    capture_hub_and_trackers,
+    run_killed_after_checkpoint,
+)
+
+
+def test_hub_token_reaches_no_file_upload_tracker_or_log(tmp_path, monkeypatch, caplog, capfd):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    captured = capture_hub_and_trackers(monkeypatch)
+    train_vitok.main([*TINY_IMAGE_RUN, "--max_train_steps", "1", "--max_eval_samples", "8", "--output_dir",
+                      str(tmp_path / "run"), "--with_tracking", "--push_to_hub", "--hub_token", TOKEN])  # fmt: skip
+    out, err = capfd.readouterr()
+    assert_token_nowhere(captured, tmp_path / "run", caplog.text + out + err)
+    assert "diffusion_pytorch_model.safetensors" in captured["files"]
+
+
+@pytest.fixture(scope="module")
+def digit_image_folder(tmp_path_factory) -> Path:
+    """24 digits as an imagefolder: 22 train after the 5 % held-out split, i.e. 5 batches of 4."""
+    root = tmp_path_factory.mktemp("digit_images")
+    split = cached_digits(image_size=16)["train"]
+    for index in range(24):
+        row = split[index]
+        folder = root / split.features["label"].int2str(row["label"])
+        folder.mkdir(exist_ok=True)
+        row["image"].save(folder / f"{index}.png")
+    return root
+
+
+def test_stage2_exact_resume_inside_a_later_epoch_with_uneven_accumulation(
+    stage1_run, digit_image_folder, tmp_path, monkeypatch
+):
+    """5 batches per epoch, accumulation 2: 3 updates per epoch. Killed after checkpoint-4 (epoch 1, one update into
+    it), the resumed stage-2 run (GAN, discriminator, EMA) ends with the straight run's weights and EMA."""
+    stage1_dir, _ = stage1_run
+    arguments = [
+        *[flag for flag in TINY_IMAGE_RUN if flag not in ("--dataset_name", "digits")], "--train_dir", str(digit_image_folder),
+        "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2", "--stage", "2",
+        "--model_name_or_path", str(stage1_dir), "--max_train_steps", "7", "--gan_start_step", "1",
+        "--gan_ramp_steps", "2", "--discriminator_base_channels", "2", "--discriminator_max_channels", "8",
+        "--ema_decay", "0.5", "--checkpointing_steps", "2", "--max_eval_samples", "2",
+    ]  # fmt: skip
+    train_vitok.main([*arguments, "--output_dir", str(tmp_path / "straight")])
+    resumed = [*arguments, "--output_dir", str(tmp_path / "resumed")]
+    run_killed_after_checkpoint(train_vitok.main, resumed, 4, monkeypatch)
+    train_vitok.main([*resumed, "--resume_from_checkpoint", "latest"])
+    for name in ("diffusion_pytorch_model.safetensors", "checkpoint-7/ema.safetensors", "checkpoint-7/model_1.safetensors"):
+        expected, actual = load_file(tmp_path / "straight" / name), load_file(tmp_path / "resumed" / name)
+        assert expected.keys() == actual.keys()
+        for key in expected:
+            torch.testing.assert_close(actual[key], expected[key], rtol=1e-5, atol=1e-6, msg=f"{name}: {key}")
+
+
+def test_torchscript_networks_need_explicit_consent(tmp_path):
+    feature_network = tmp_path / "features.pt"
+    torch.jit.script(ChannelStatistics()).save(str(feature_network))
+    args = train_vitok.parse_args([*TINY_IMAGE_RUN, "--output_dir", str(tmp_path), "--fid_feature_extractor", str(feature_network)])
+    with pytest.raises(ValueError, match="trust_torchscript_code: loading the TorchScript network .* runs the code"):
+        train_vitok.build_frechet_metrics(args, torch.device("cpu"))
+    args.trust_torchscript_code = True
+    assert set(train_vitok.build_frechet_metrics(args, torch.device("cpu"))) == {"rfid"}
+    args.fid_feature_extractor = "someone/inception"
+    with pytest.raises(ValueError, match="revision: a TorchScript network from the Hub .* pinned to a commit"):
+        train_vitok.build_frechet_metrics(args, torch.device("cpu"))

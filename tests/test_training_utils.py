@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 
 import pytest
 import torch
@@ -100,3 +101,121 @@ def make_parser_with_required_output() -> argparse.ArgumentParser:
     parser = make_parser()
     parser.add_argument("--output_dir", required=True)
     return parser
+
+
+def test_redact_secrets_drops_credential_keys_at_any_depth_and_hub_tokens_in_values():
+    from hf_compact.training_utils import redact_secrets
+
+    token = "hf_" + "a1B2c3D4e5" * 3
+    config = {
+        "hub_token": token, "wandb_api_key": "k", "db-password": "p", "clientSecret": "s", "tokenizer_name": "bert",
+        "learning_rate": 0.1, "nested": {"access_token": "t", "note": f"pushed with {token}"}, "keyframes": [1, 2],
+    }  # fmt: skip
+    redacted = redact_secrets(config)
+    assert redacted == {
+        "tokenizer_name": "bert", "learning_rate": 0.1, "nested": {"note": "pushed with <redacted>"}, "keyframes": [1, 2],
+    }  # fmt: skip
+    assert config["hub_token"] == token  # the input is not modified
+
+
+def test_save_for_hub_never_writes_the_token(tmp_path):
+    from hf_compact import CCTConfig, CCTForImageClassification
+    from hf_compact.hub.push import save_for_hub
+
+    token = "hf_" + "Z9y8X7w6V5" * 3
+    model = CCTForImageClassification(
+        CCTConfig.from_preset("cct_2_3x2_32", image_size=16, hidden_size=16, intermediate_size=16, num_hidden_layers=1)
+    )
+    save_for_hub(model, tmp_path, "someone/cct", training_config={"hub_token": token, "learning_rate": 0.1})
+    assert json.loads((tmp_path / "training_config.json").read_text()) == {"learning_rate": 0.1}
+    assert not [path for path in tmp_path.rglob("*") if path.is_file() and token.encode() in path.read_bytes()]
+
+
+def test_updates_per_epoch_follow_accelerate_which_syncs_on_the_last_batch():
+    from hf_compact.training_utils import updates_per_epoch
+
+    assert [updates_per_epoch(batches, 2) for batches in (4, 5, 1)] == [2, 3, 1]
+    # What Accelerate does: count the syncs of `accumulate` over one epoch of 5 batches.
+    accelerator = Accelerator(cpu=True, gradient_accumulation_steps=2)
+    model = accelerator.prepare(torch.nn.Linear(1, 1))
+    dataloader = accelerator.prepare(torch.utils.data.DataLoader(torch.zeros(5, 1), batch_size=1))
+    syncs = 0
+    for _ in dataloader:
+        with accelerator.accumulate(model):
+            syncs += accelerator.sync_gradients
+    assert syncs == updates_per_epoch(len(dataloader), 2) == 3
+
+
+def test_output_dir_holding_a_run_is_refused_and_overwrite_clears_it(tmp_path):
+    from hf_compact.training_utils import add_run_arguments, check_run_arguments, prepare_output_dir
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    add_run_arguments(parser)
+    accelerator = Accelerator(cpu=True)
+    accelerator.prepare(torch.nn.Linear(1, 1))
+    save_checkpoint(accelerator, tmp_path, step=3)
+    args = parser.parse_args(["--output_dir", str(tmp_path)])
+    with pytest.raises(ValueError, match="--output_dir: .* already holds a run \\(checkpoint-3\\)"):
+        prepare_output_dir(args, accelerator)
+    assert prepare_output_dir(parser.parse_args(["--output_dir", str(tmp_path), "--resume_from_checkpoint", "latest"]), accelerator)
+    assert (tmp_path / "checkpoint-3").is_dir()
+    prepare_output_dir(parser.parse_args(["--output_dir", str(tmp_path), "--overwrite_output_dir"]), accelerator)
+    assert os.listdir(tmp_path) == []
+    for flags in (["--checkpoints_total_limit", "0"], ["--checkpointing_steps", "-1"], ["--max_train_seconds", "0"]):
+        with pytest.raises(ValueError, match=flags[0]):
+            check_run_arguments(parser.parse_args(["--output_dir", "x", *flags]))
+
+
+def test_training_run_stops_on_the_step_or_time_budget_and_writes_the_end_files(tmp_path):
+    from accelerate.utils import DataLoaderConfiguration
+
+    from hf_compact.training_utils import TrainingRun, add_run_arguments
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--gradient_accumulation_steps", type=int, default=2)
+    add_run_arguments(parser)
+
+    def updates_done(*flags: str) -> tuple[int, int]:
+        args = parser.parse_args(["--output_dir", str(tmp_path / flags[-1]), *flags[:-1]])
+        accelerator = Accelerator(
+            cpu=True, gradient_accumulation_steps=2, dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True)
+        )
+        model = torch.nn.Linear(1, 1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        loader = torch.utils.data.DataLoader(torch.ones(5, 1), batch_size=1, shuffle=True)
+        model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+        run = TrainingRun(accelerator, args, loader, max_train_steps=7)
+        batches = 0
+        for batch in run:
+            batches += 1
+            with accelerator.accumulate(model):
+                accelerator.backward(model(batch).sum())
+                optimizer.step()
+                optimizer.zero_grad()
+            if accelerator.sync_gradients:
+                run.update_done()
+        run.save_final_checkpoint()
+        run.finish({"updates": run.completed_steps})
+        return run.completed_steps, batches
+
+    # 5 batches per epoch, 3 updates each (2 + 2 + 1 batches): 7 updates take 2 epochs + 2 updates = 12 batches.
+    assert updates_done("steps") == (7, 12)
+    assert json.loads((tmp_path / "steps" / "all_results.json").read_text()) == {"updates": 7}
+    assert json.loads((tmp_path / "steps" / "training_config.json").read_text())["max_train_seconds"] is None
+    assert sorted(os.listdir(tmp_path / "steps")) == ["all_results.json", "checkpoint-7", "training_config.json"]
+    assert updates_done("--max_train_seconds", "1e-9", "seconds") == (1, 2)
+
+
+def test_end_of_run_files_on_a_full_disk_name_the_path_and_enospc(tmp_path, monkeypatch):
+    import errno
+
+    from hf_compact.training_utils.run import write_json
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(json, "dump", disk_full)
+    with pytest.raises(OSError, match=r"ENOSPC.*all_results\.json") as raised:
+        write_json(tmp_path / "all_results.json", {"a": 1})
+    assert raised.value.errno == errno.ENOSPC and os.listdir(tmp_path) == []

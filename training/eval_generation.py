@@ -51,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     parser.add_argument("--feature_extractor", default=None, help="TorchScript FID/FVD network: file, folder or Hub id.")
     parser.add_argument("--feature_extractor_filename", default=None, help="File inside a folder / Hub repo.")
+    parser.add_argument("--feature_extractor_revision", default=None, help="Hub commit (40 hex digits) of the network.")
     parser.add_argument("--feature_extractor_kwargs", type=json.loads, default={"return_features": True},
                         help="JSON keyword arguments of every call of the feature network.")
     parser.add_argument("--feature_input_range", type=float, nargs=2, default=(0.0, 255.0))
@@ -65,6 +66,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     parser.add_argument("--inception_classifier", default=None, help="TorchScript network returning logits (gIS).")
     parser.add_argument("--inception_classifier_filename", default=None)
+    parser.add_argument("--inception_classifier_revision", default=None, help="Hub commit (40 hex digits).")
+    parser.add_argument(
+        "--trust_torchscript_code",
+        action="store_true",
+        help="Allow loading the TorchScript networks above: this RUNS THE CODE in those archives; only for files you "
+        "trust (Hub sources must be pinned with --*_revision).",
+    )
     parser.add_argument("--inception_classifier_kwargs", type=json.loads, default={"no_output_bias": True})
     parser.add_argument("--inception_splits", type=int, default=10)
 
@@ -133,6 +141,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.feature_extractor is not None:
         extractor = TorchScriptFeatureExtractor.from_pretrained(
             args.feature_extractor, args.feature_extractor_filename, call_kwargs=args.feature_extractor_kwargs,
+            trust_torchscript_code=args.trust_torchscript_code, revision=args.feature_extractor_revision,
             input_range=tuple(args.feature_input_range), pixel_range=(0.0, 1.0),
         ).to(device)
         name = "gfvd" if video else "gfid"
@@ -141,6 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
         classifier = TorchScriptFeatureExtractor.from_pretrained(
             args.inception_classifier, args.inception_classifier_filename,
             call_kwargs=args.inception_classifier_kwargs, input_range=tuple(args.feature_input_range),
+            trust_torchscript_code=args.trust_torchscript_code, revision=args.inception_classifier_revision,
             pixel_range=(0.0, 1.0),
         ).to(device)
         metrics.append(InceptionScore(classifier, splits=args.inception_splits, name="gis"))

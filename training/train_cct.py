@@ -1,7 +1,7 @@
 """Train a CCT / CVT / ViT-Lite image classifier with Accelerate, following the official CCT recipes.
 
-Recipe parts (spec ``docs/cct.md`` §7; every one is a flag, the YAML files in ``training/configs/cct_*.yaml`` set
-the official numbers): AdamW without weight decay on 1-D parameters (biases, LayerNorm); cosine schedule with
+Recipe parts (Hassani et al. 2021 and the official Compact-Transformers configs; every one is a flag, the YAML
+files in ``training/configs/cct_*.yaml`` set the official numbers): AdamW without weight decay on 1-D parameters (biases, LayerNorm); cosine schedule with
 linear warmup from ``--warmup_lr``, decay to ``--min_lr`` and ``--cooldown_epochs`` at ``--min_lr``; random-resized
 crop, horizontal flip, RandAugment (m9, mstd 0.5), random erasing (kornia, on the batch); Mixup 0.8 / CutMix 1.0
 with switch probability 0.5 and label smoothing 0.1 folded into soft targets; optional EMA of the weights; mixed
@@ -19,8 +19,6 @@ import argparse
 import json
 import math
 import os
-import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -35,13 +33,15 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from hf_compact.cct import CCTConfig, CCTForImageClassification, CCTImageProcessor
 from hf_compact.data import ClassificationTrainAugmentation, MixupCutmix, load_digits_dataset, smooth_one_hot
-from hf_compact.hub import push_to_hub
 from hf_compact.metrics.accuracy import Accuracy
 from hf_compact.training_utils import (
+    TrainingRun,
+    add_run_arguments,
     build_accelerator,
+    check_run_arguments,
     parse_args_with_config,
-    resume_position,
-    save_checkpoint,
+    prepare_output_dir,
+    updates_per_epoch,
 )
 from hf_compact.training_utils.schedules import get_cosine_schedule_with_warmup_and_cooldown
 
@@ -109,34 +109,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     optimization.add_argument("--num_train_epochs", type=int, default=300, help="Epochs of warmup + cosine.")
     optimization.add_argument("--warmup_epochs", type=float, default=10)
     optimization.add_argument("--cooldown_epochs", type=int, default=10, help="Extra epochs at --min_lr after the cosine.")
-    optimization.add_argument("--max_train_steps", type=int, default=None, help="Total updates; overrides the epochs.")
     optimization.add_argument("--gradient_accumulation_steps", type=int, default=1)
     optimization.add_argument("--max_grad_norm", type=float, default=None, help="Gradient clipping (off by default, as in the recipes).")
     optimization.add_argument("--mixed_precision", type=str, default=None, choices=["no", "fp16", "bf16"])
     optimization.add_argument("--use_ema", action="store_true", help="Keep an EMA of the weights; evaluate and save it.")
     optimization.add_argument("--ema_decay", type=float, default=0.9998)
 
-    run = parser.add_argument_group("run")
-    run.add_argument("--output_dir", type=str, default=None, help="Run folder (required).")
-    run.add_argument("--seed", type=int, default=42)
-    run.add_argument("--checkpointing_steps", type=int, default=None, help="Save the training state every N updates.")
-    run.add_argument("--checkpoints_total_limit", type=int, default=None)
-    run.add_argument("--resume_from_checkpoint", type=str, default=None, help="A checkpoint folder or 'latest'.")
-    run.add_argument("--with_tracking", action="store_true")
-    run.add_argument("--report_to", type=str, default="all")
-    run.add_argument("--push_to_hub", action="store_true")
-    run.add_argument("--hub_model_id", type=str, default=None)
-    run.add_argument("--hub_token", type=str, default=None)
+    add_run_arguments(parser)
 
     args = parse_args_with_config(parser, argv)
-    if args.output_dir is None:
-        parser.error("--output_dir is required (on the command line or in the --config file).")
+    check_run_arguments(args)
     if (args.preset is None) == (args.model_name_or_path is None):
-        parser.error("pass exactly one of --preset (train from scratch) and --model_name_or_path (fine-tune).")
+        raise ValueError(
+            "--preset / --model_name_or_path: expected exactly one of them (train from scratch or fine-tune), got "
+            f"{args.preset!r} and {args.model_name_or_path!r}."
+        )
     if args.dataset_name is None and args.train_dir is None:
-        parser.error("pass --dataset_name (a Hub dataset or 'digits') or --train_dir (an image folder).")
-    if args.push_to_hub and args.hub_model_id is None:
-        args.hub_model_id = Path(args.output_dir).name
+        raise ValueError("--dataset_name / --train_dir: expected one of them (a Hub dataset or 'digits', or an image folder), got neither.")
     return args
 
 
@@ -290,11 +279,9 @@ def evaluate_accuracy(model: nn.Module, dataloader, accelerator: Accelerator, nu
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    output_dir = Path(args.output_dir)
-    accelerator = build_accelerator(args, output_dir)
+    accelerator = build_accelerator(args, args.output_dir)
+    output_dir = prepare_output_dir(args, accelerator)
     set_seed(args.seed)
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
 
     with accelerator.main_process_first():
         train_dataset, eval_dataset, label_names = load_classification_splits(args)
@@ -349,12 +336,11 @@ def main(argv: list[str] | None = None) -> dict:
     model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
         model, optimizer, train_dataloader, eval_dataloader
     )
-    updates_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
+    epoch_updates = updates_per_epoch(len(train_dataloader), args.gradient_accumulation_steps)
     total_epochs = args.num_train_epochs + args.cooldown_epochs
-    max_train_steps = args.max_train_steps or total_epochs * updates_per_epoch
-    num_epochs = math.ceil(max_train_steps / updates_per_epoch)
-    warmup_steps = round(args.warmup_epochs * updates_per_epoch)
-    cooldown_steps = 0 if args.max_train_steps else args.cooldown_epochs * updates_per_epoch
+    max_train_steps = args.max_train_steps or total_epochs * epoch_updates
+    warmup_steps = round(args.warmup_epochs * epoch_updates)
+    cooldown_steps = 0 if args.max_train_steps else args.cooldown_epochs * epoch_updates
     if warmup_steps + cooldown_steps > max_train_steps:
         raise ValueError(
             f"--warmup_epochs / --cooldown_epochs: {warmup_steps} warmup + {cooldown_steps} cooldown updates exceed "
@@ -374,75 +360,52 @@ def main(argv: list[str] | None = None) -> dict:
     if args.use_ema:
         ema = EMAModel(accelerator.unwrap_model(model).parameters(), decay=args.ema_decay)
         ema.to(accelerator.device)
-        accelerator.register_for_checkpointing(ema)
-
-    if args.with_tracking:
-        tracked = {key: value for key, value in vars(args).items() if isinstance(value, (int, float, str, bool))}
-        accelerator.init_trackers("train_cct", config=tracked)
-
-    completed_steps, starting_epoch, batches_to_skip = resume_position(
-        accelerator, args.resume_from_checkpoint, output_dir, updates_per_epoch, args.gradient_accumulation_steps
-    )
+    run = TrainingRun(accelerator, args, train_dataloader, max_train_steps, stateful={"ema": ema})
+    run.init_trackers("train_cct")
+    run.resume()
 
     accelerator.print(
         f"Training {accelerator.unwrap_model(model).num_parameters():,} parameters on {len(train_dataset)} images "
         f"({len(label_names)} classes) for {max_train_steps} updates, {accelerator.num_processes} process(es)."
     )
     progress_bar = tqdm(
-        total=max_train_steps, initial=completed_steps, disable=not accelerator.is_local_main_process, desc="train"
+        total=max_train_steps, initial=run.completed_steps, disable=not accelerator.is_local_main_process, desc="train"
     )
     train_losses: list[float] = []
-    epoch = starting_epoch
-    started = time.perf_counter()
+    accumulated_loss = 0.0
     model.train()
-    for epoch in range(starting_epoch, num_epochs):
-        train_dataloader.set_epoch(epoch)
-        batches = train_dataloader
-        if epoch == starting_epoch and batches_to_skip:
-            batches = accelerator.skip_first_batches(train_dataloader, batches_to_skip)
-        mixing = args.mixup_off_epoch is None or epoch < args.mixup_off_epoch
-        accumulated_loss, epoch_loss, epoch_updates = 0.0, 0.0, 0
-        for batch in batches:
-            with accelerator.accumulate(model):
-                pixel_values = augment(batch["pixel_values"])
-                if mixing:
-                    pixel_values, targets = mixup(pixel_values, batch["labels"])
-                else:
-                    targets = smooth_one_hot(batch["labels"], mixup.num_classes, args.label_smoothing)
-                logits = model(pixel_values=pixel_values).logits
-                loss = F.cross_entropy(logits.float(), targets)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and args.max_grad_norm is not None:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad()
-            accumulated_loss += loss.item() / args.gradient_accumulation_steps
-            if not accelerator.sync_gradients:
-                continue
-            if ema is not None:
-                ema.step(accelerator.unwrap_model(model).parameters())
-            completed_steps += 1
-            train_losses.append(accumulated_loss)
-            epoch_loss, epoch_updates = epoch_loss + accumulated_loss, epoch_updates + 1
-            accumulated_loss = 0.0
-            progress_bar.update(1)
-            progress_bar.set_postfix(loss=f"{train_losses[-1]:.4f}", lr=f"{lr_scheduler.get_last_lr()[0]:.2e}")
-            if args.checkpointing_steps and completed_steps % args.checkpointing_steps == 0:
-                save_checkpoint(accelerator, output_dir, completed_steps, args.checkpoints_total_limit, {"epoch": epoch})
-            if completed_steps >= max_train_steps:
-                break
-        if args.with_tracking and epoch_updates:
+    for batch in run:
+        with accelerator.accumulate(model):
+            pixel_values = augment(batch["pixel_values"])
+            if args.mixup_off_epoch is None or run.epoch < args.mixup_off_epoch:
+                pixel_values, targets = mixup(pixel_values, batch["labels"])
+            else:
+                targets = smooth_one_hot(batch["labels"], mixup.num_classes, args.label_smoothing)
+            logits = model(pixel_values=pixel_values).logits
+            loss = F.cross_entropy(logits.float(), targets)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and args.max_grad_norm is not None:
+                accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            optimizer.step()
+            lr_scheduler.step()
+            optimizer.zero_grad()
+        accumulated_loss += loss.item() / args.gradient_accumulation_steps
+        if not accelerator.sync_gradients:
+            continue
+        if ema is not None:
+            ema.step(accelerator.unwrap_model(model).parameters())
+        train_losses.append(accumulated_loss)
+        accumulated_loss = 0.0
+        progress_bar.update(1)
+        progress_bar.set_postfix(loss=f"{train_losses[-1]:.4f}", lr=f"{lr_scheduler.get_last_lr()[0]:.2e}")
+        run.update_done()
+        if args.with_tracking:
             accelerator.log(
-                {"train_loss": epoch_loss / epoch_updates, "lr": lr_scheduler.get_last_lr()[0], "epoch": epoch},
-                step=completed_steps,
+                {"train_loss": train_losses[-1], "lr": lr_scheduler.get_last_lr()[0], "epoch": run.epoch},
+                step=run.completed_steps,
             )
-        if completed_steps >= max_train_steps:
-            break
     progress_bar.close()
-    train_seconds = time.perf_counter() - started
-    if not args.checkpointing_steps or completed_steps % args.checkpointing_steps != 0:
-        save_checkpoint(accelerator, output_dir, completed_steps, args.checkpoints_total_limit, {"epoch": epoch})
+    run.save_final_checkpoint()  # before the EMA weights replace the trained ones
 
     unwrapped = accelerator.unwrap_model(model)
     if ema is not None:
@@ -451,22 +414,18 @@ def main(argv: list[str] | None = None) -> dict:
     results = {f"eval_{name}": value for name, value in eval_metrics.items()}
     results.update(
         train_loss=train_losses[-1] if train_losses else None,
-        train_steps=completed_steps,
-        train_seconds=round(train_seconds, 2),
+        train_steps=run.completed_steps,
+        train_seconds=round(run.train_seconds, 2),
     )
     accelerator.print(f"Evaluation: {json.dumps(results)}")
     if args.with_tracking:
-        accelerator.log(results, step=completed_steps)
+        accelerator.log(results, step=run.completed_steps)
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         unwrapped.save_pretrained(output_dir, save_function=accelerator.save)
         image_processor.save_pretrained(output_dir)
-        (output_dir / "all_results.json").write_text(json.dumps(results, indent=2))
-        if args.push_to_hub:
-            push_to_hub(output_dir, args.hub_model_id, training_config=vars(args), metrics=results, token=args.hub_token)
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
+    run.finish(results)
     return {**results, "train_losses": train_losses}
 
 

@@ -1,6 +1,6 @@
 """Train a class-conditional DiT on the latents of a trained autoencoder (``AutoencoderViTok``) with Accelerate.
 
-Recipe (DiT, Peebles & Xie 2023; ViTok spec ``docs/vitok.md`` §6):
+Recipe (DiT, Peebles & Xie 2023; ViTok, Hansen-Estruch et al. 2025):
 
 * the dataset is encoded once and cached (:func:`hf_compact.data.latent_cache.build_latent_cache`, keyed by the
   autoencoder's config + weights and the data); every step draws a fresh posterior sample from the cache;
@@ -23,15 +23,12 @@ bundled scikit-learn digits (images / moving-digit clips).
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate.utils import broadcast, set_seed
+from accelerate.utils import set_seed
 from datasets import Dataset
 from diffusers import DDPMScheduler, DiTTransformer2DModel
 from diffusers.models.embeddings import LabelEmbedding
@@ -47,13 +44,15 @@ from hf_compact.dit import DiTImagePipeline, DiTTransformer3DModel, DiTVideoPipe
 from hf_compact.dit.diffusion_loss import diffusion_loss
 from hf_compact.dit.presets import DIT_PRESETS
 from hf_compact.dit.sample_grid import save_sample_grid
-from hf_compact.hub import push_to_hub
 from hf_compact.registry import resolve_class
 from hf_compact.training_utils import (
+    TrainingRun,
+    add_run_arguments,
     build_accelerator,
+    check_run_arguments,
     parse_args_with_config,
-    resume_position,
-    save_checkpoint,
+    prepare_output_dir,
+    updates_per_epoch,
 )
 from hf_compact.utils import derive_seed
 
@@ -113,25 +112,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     optim.add_argument("--per_device_train_batch_size", type=int, default=32)
     optim.add_argument("--gradient_accumulation_steps", type=int, default=1)
     optim.add_argument("--num_train_epochs", type=int, default=1)
-    optim.add_argument("--max_train_steps", type=int, default=None, help="Overrides --num_train_epochs.")
-    optim.add_argument("--max_train_seconds", type=float, default=None, help="Stop after this wall-clock budget.")
 
-    run = parser.add_argument_group("run")
-    run.add_argument("--output_dir", default="outputs/dit")
-    run.add_argument("--seed", type=int, default=0)
+    run = add_run_arguments(parser)
     run.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default=None, help="Default: bf16 on GPU.")
-    run.add_argument("--checkpointing_steps", type=int, default=None)
-    run.add_argument("--checkpoints_total_limit", type=int, default=None)
-    run.add_argument("--resume_from_checkpoint", default=None, help="Checkpoint folder or 'latest'.")
     run.add_argument("--sample_steps", type=int, default=None, help="Save a sample grid every N steps (and at the end).")
     run.add_argument("--samples_per_class", type=int, default=4)
     run.add_argument("--guidance_scale", type=float, default=4.0, help="For the sample grids.")
     run.add_argument("--num_inference_steps", type=int, default=250, help="For the sample grids (DDPM, as DiT).")
-    run.add_argument("--with_tracking", action="store_true")
-    run.add_argument("--report_to", default="all")
-    run.add_argument("--push_to_hub", action="store_true")
-    run.add_argument("--hub_model_id", default=None)
     args = parse_args_with_config(parser, argv)
+    check_run_arguments(args)
 
     if args.dataset_name is None and args.train_dir is None:
         raise ValueError("--dataset_name / --train_dir: expected one of them, got neither.")
@@ -262,11 +251,9 @@ def generate_sample_grid(pipeline, num_classes: int, args: argparse.Namespace, p
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    output_dir = Path(args.output_dir)
-    accelerator = build_accelerator(args, output_dir)
+    accelerator = build_accelerator(args, args.output_dir)
+    output_dir = prepare_output_dir(args, accelerator)
     set_seed(args.seed)
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
 
     # ---- latents: encoded once, reused across runs
     vae = load_autoencoder(args.vae_name_or_path).to(accelerator.device).requires_grad_(False)
@@ -301,7 +288,6 @@ def main(argv: list[str] | None = None) -> dict:
         transformer.parameters(), decay=args.ema_decay, model_cls=type(transformer), model_config=transformer.config
     )
     ema.to(accelerator.device)
-    accelerator.register_for_checkpointing(ema)
 
     train_dataloader = torch.utils.data.DataLoader(
         cache, batch_size=args.per_device_train_batch_size, shuffle=True, drop_last=True,
@@ -312,36 +298,28 @@ def main(argv: list[str] | None = None) -> dict:
             f"--per_device_train_batch_size: expected at most the {len(cache)} training samples, "
             f"got {args.per_device_train_batch_size}."
         )
-    batches_per_process = max(1, len(train_dataloader) // accelerator.num_processes)
-    num_update_steps_per_epoch = max(1, batches_per_process // args.gradient_accumulation_steps)
-    if args.max_train_steps is None:
-        args.max_train_steps = args.num_train_epochs * num_update_steps_per_epoch
-    num_train_epochs = math.ceil(args.max_train_steps / num_update_steps_per_epoch)
     optimizer = torch.optim.AdamW(
         transformer.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
         weight_decay=args.weight_decay,
     )
-    lr_scheduler = get_scheduler(
+    transformer, optimizer, train_dataloader = accelerator.prepare(transformer, optimizer, train_dataloader)
+    max_train_steps = args.max_train_steps or args.num_train_epochs * updates_per_epoch(
+        len(train_dataloader), args.gradient_accumulation_steps
+    )
+    lr_scheduler = accelerator.prepare(get_scheduler(
         args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
-        num_training_steps=args.max_train_steps * accelerator.num_processes,
+        num_training_steps=max_train_steps * accelerator.num_processes,
         scheduler_specific_kwargs={"min_lr_rate": args.min_lr_ratio} if args.lr_scheduler == "cosine_with_min_lr" else None,
-    )
-    transformer, optimizer, lr_scheduler, train_dataloader = accelerator.prepare(
-        transformer, optimizer, lr_scheduler, train_dataloader
-    )
+    ))
     model = accelerator.unwrap_model(transformer)
-    if args.with_tracking:
-        accelerator.init_trackers("train_dit", {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
-
-    # ---- resume
-    global_step, first_epoch, batches_to_skip = resume_position(
-        accelerator, args.resume_from_checkpoint, output_dir, num_update_steps_per_epoch, args.gradient_accumulation_steps
-    )
+    run = TrainingRun(accelerator, args, train_dataloader, max_train_steps, stateful={"ema": ema})
+    run.init_trackers("train_dit")
+    run.resume()
 
     num_parameters = sum(parameter.numel() for parameter in model.parameters())
     accelerator.print(
         f"{type(model).__name__}: {num_parameters / 1e6:.2f}M parameters, latents {cache.latent_shape}, "
-        f"{len(names)} classes, {len(cache)} samples, {args.max_train_steps} steps"
+        f"{len(names)} classes, {len(cache)} samples, {max_train_steps} steps"
     )
 
     def sample_grid(tag: str) -> None:
@@ -358,74 +336,58 @@ def main(argv: list[str] | None = None) -> dict:
         accelerator.wait_for_everyone()
 
     progress = tqdm(
-        range(args.max_train_steps), initial=global_step, desc="train_dit", disable=not accelerator.is_local_main_process
+        range(max_train_steps), initial=run.completed_steps, desc="train_dit",
+        disable=not accelerator.is_local_main_process,
     )
-    start_time = time.monotonic()
-    micro_step = global_step * args.gradient_accumulation_steps
     loss_history: list[float] = []
     last_losses: dict[str, float] = {}
-    out_of_time = False
     transformer.train()
-    for epoch in range(first_epoch, num_train_epochs):
-        train_dataloader.set_epoch(epoch)
-        epoch_batches = train_dataloader
-        if epoch == first_epoch and batches_to_skip:
-            epoch_batches = accelerator.skip_first_batches(train_dataloader, batches_to_skip)
-        for batch in epoch_batches:
-            # All randomness of a step from (seed, process, micro-step): a resumed run repeats a straight one.
-            generator = torch.Generator(accelerator.device).manual_seed(
-                derive_seed(args.seed, accelerator.process_index, micro_step)
-            )
-            micro_step += 1
-            posterior = cache.latent_distribution(batch["moments"])
-            latents = (posterior.sample(generator=generator) - shift_factor) * scaling_factor
-            batch_size = latents.shape[0]
-            noise = torch.randn(latents.shape, generator=generator, device=latents.device)
-            timesteps = torch.randint(
-                0, args.num_train_timesteps, (batch_size,), generator=generator, device=latents.device
-            )
-            dropped = torch.rand(batch_size, generator=generator, device=latents.device) < args.label_dropout
-            labels = torch.where(dropped, model.config.num_embeds_ada_norm, batch["label"])
-            noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
-            with accelerator.accumulate(transformer):
-                model_output = transformer(noisy_latents, timestep=timesteps, class_labels=labels).sample
-                losses = diffusion_loss(noise_scheduler, model_output, latents, noise, noisy_latents, timesteps)
-                accelerator.backward(losses["loss"])
-                if accelerator.sync_gradients and args.max_grad_norm:
-                    accelerator.clip_grad_norm_(transformer.parameters(), args.max_grad_norm)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            if not accelerator.sync_gradients:
-                continue
-            global_step += 1
-            ema.step(model.parameters())
-            progress.update(1)
-            last_losses = {name: value.detach().item() for name, value in losses.items()}
-            loss_history.append(last_losses["loss"])
-            progress.set_postfix(loss=f"{last_losses['loss']:.4f}")
-            accelerator.log({f"train/{k}": v for k, v in last_losses.items()} | {"train/lr": lr_scheduler.get_last_lr()[0]},
-                            step=global_step)
-            if args.checkpointing_steps and global_step % args.checkpointing_steps == 0:
-                save_checkpoint(accelerator, output_dir, global_step, args.checkpoints_total_limit, {"epoch": epoch})
-            if args.sample_steps and global_step % args.sample_steps == 0 and global_step < args.max_train_steps:
-                sample_grid(f"step-{global_step}")
-            if args.max_train_seconds is not None:
-                elapsed = torch.tensor(time.monotonic() - start_time, device=accelerator.device)
-                out_of_time = broadcast(elapsed).item() > args.max_train_seconds  # rank 0's clock decides for all
-            if global_step >= args.max_train_steps or out_of_time:
-                break
-        if global_step >= args.max_train_steps or out_of_time:
-            break
+    for batch in run:
+        # All randomness of a step from (seed, process, micro-step): a resumed run repeats a straight one.
+        generator = torch.Generator(accelerator.device).manual_seed(
+            derive_seed(args.seed, accelerator.process_index, run.micro_step)
+        )
+        posterior = cache.latent_distribution(batch["moments"])
+        latents = (posterior.sample(generator=generator) - shift_factor) * scaling_factor
+        batch_size = latents.shape[0]
+        noise = torch.randn(latents.shape, generator=generator, device=latents.device)
+        timesteps = torch.randint(
+            0, args.num_train_timesteps, (batch_size,), generator=generator, device=latents.device
+        )
+        dropped = torch.rand(batch_size, generator=generator, device=latents.device) < args.label_dropout
+        labels = torch.where(dropped, model.config.num_embeds_ada_norm, batch["label"])
+        noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
+        with accelerator.accumulate(transformer):
+            model_output = transformer(noisy_latents, timestep=timesteps, class_labels=labels).sample
+            losses = diffusion_loss(noise_scheduler, model_output, latents, noise, noisy_latents, timesteps)
+            accelerator.backward(losses["loss"])
+            if accelerator.sync_gradients and args.max_grad_norm:
+                accelerator.clip_grad_norm_(transformer.parameters(), args.max_grad_norm)
+            optimizer.step()
+            lr_scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+        if not accelerator.sync_gradients:
+            continue
+        ema.step(model.parameters())
+        progress.update(1)
+        last_losses = {name: value.detach().item() for name, value in losses.items()}
+        loss_history.append(last_losses["loss"])
+        progress.set_postfix(loss=f"{last_losses['loss']:.4f}")
+        run.update_done()
+        accelerator.log({f"train/{k}": v for k, v in last_losses.items()} | {"train/lr": lr_scheduler.get_last_lr()[0]},
+                        step=run.completed_steps)
+        if args.sample_steps and run.completed_steps % args.sample_steps == 0 and not run.finished:
+            sample_grid(f"step-{run.completed_steps}")
     progress.close()
+    run.save_final_checkpoint()
 
     # One number per process: equal values show the replicas stayed in sync (checked by the multi-process test).
     parameter_sum = torch.stack([parameter.detach().double().sum() for parameter in model.parameters()]).sum()
     parameter_sums = accelerator.gather(parameter_sum.reshape(1)).tolist()
     window = max(1, len(loss_history) // 10)
     results = {
-        "step": global_step,
-        "train_seconds": time.monotonic() - start_time,
+        "step": run.completed_steps,
+        "train_seconds": run.train_seconds,
         "num_parameters": num_parameters,
         "num_processes": accelerator.num_processes,
         "parameter_sums_per_process": parameter_sums,
@@ -442,10 +404,7 @@ def main(argv: list[str] | None = None) -> dict:
         model.eval()
         pipeline = build_pipeline(model, vae, noise_scheduler, names)
         pipeline.save_pretrained(output_dir)  # beside the checkpoints, as the diffusers examples do
-        (output_dir / "results.json").write_text(json.dumps(results, indent=2))
-        if args.push_to_hub:
-            push_to_hub(pipeline, args.hub_model_id or output_dir.name, training_config=vars(args), metrics=results)
-    accelerator.end_training()
+    run.finish(results, push=pipeline if accelerator.is_main_process else None)
     return results
 
 

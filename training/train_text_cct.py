@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import time
 from pathlib import Path
 
 import torch
@@ -40,13 +38,15 @@ from transformers import (
 from hf_compact.cct.configuration_text_cct import TextCCTConfig
 from hf_compact.cct.modeling_text_cct import TextCCTForSequenceClassification
 from hf_compact.cct.tokenization_text_cct import load_word_vectors, train_word_level_tokenizer
-from hf_compact.hub import push_to_hub
 from hf_compact.metrics.accuracy import Accuracy
 from hf_compact.training_utils import (
+    TrainingRun,
+    add_run_arguments,
     build_accelerator,
+    check_run_arguments,
     parse_args_with_config,
-    resume_position,
-    save_checkpoint,
+    prepare_output_dir,
+    updates_per_epoch,
 )
 
 EVAL_SPLIT_NAMES = ("validation", "valid", "test")
@@ -93,33 +93,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     optimization.add_argument("--lr_scheduler_type", type=SchedulerType, default="cosine", choices=list(SchedulerType))
     optimization.add_argument("--num_warmup_steps", type=int, default=0)
     optimization.add_argument("--num_train_epochs", type=int, default=10)
-    optimization.add_argument("--max_train_steps", type=int, default=None, help="Total updates; overrides the epochs.")
     optimization.add_argument("--gradient_accumulation_steps", type=int, default=1)
     optimization.add_argument("--max_grad_norm", type=float, default=None)
     optimization.add_argument("--label_smoothing", type=float, default=0.1)
     optimization.add_argument("--mixed_precision", type=str, default=None, choices=["no", "fp16", "bf16"])
 
-    run = parser.add_argument_group("run")
-    run.add_argument("--output_dir", type=str, default=None, help="Run folder (required; may come from --config).")
-    run.add_argument("--seed", type=int, default=42)
-    run.add_argument("--checkpointing_steps", type=int, default=None, help="Save the training state every N updates.")
-    run.add_argument("--checkpoints_total_limit", type=int, default=None)
-    run.add_argument("--resume_from_checkpoint", type=str, default=None, help="A checkpoint folder or 'latest'.")
-    run.add_argument("--with_tracking", action="store_true")
-    run.add_argument("--report_to", type=str, default="all")
-    run.add_argument("--push_to_hub", action="store_true")
-    run.add_argument("--hub_model_id", type=str, default=None)
-    run.add_argument("--hub_token", type=str, default=None)
+    add_run_arguments(parser)
 
     args = parse_args_with_config(parser, argv)
-    if args.output_dir is None:
-        parser.error("pass --output_dir (or set output_dir in the --config file).")
+    check_run_arguments(args)
     if (args.preset is None) == (args.model_name_or_path is None):
-        parser.error("pass exactly one of --preset (train from scratch) and --model_name_or_path (fine-tune).")
+        raise ValueError(
+            "--preset / --model_name_or_path: expected exactly one of them (train from scratch or fine-tune), got "
+            f"{args.preset!r} and {args.model_name_or_path!r}."
+        )
     if args.dataset_name is None and args.train_file is None:
-        parser.error("pass --dataset_name (a Hub dataset) or --train_file (a CSV / JSON file).")
-    if args.push_to_hub and args.hub_model_id is None:
-        args.hub_model_id = Path(args.output_dir).name
+        raise ValueError("--dataset_name / --train_file: expected one of them (a Hub dataset or a CSV / JSON file), got neither.")
     return args
 
 
@@ -240,11 +229,9 @@ def evaluate_accuracy(model, dataloader, accelerator: Accelerator, num_labels: i
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    output_dir = Path(args.output_dir)
-    accelerator = build_accelerator(args, output_dir)
+    accelerator = build_accelerator(args, args.output_dir)
+    output_dir = prepare_output_dir(args, accelerator)
     set_seed(args.seed)
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
 
     with accelerator.main_process_first():
         train_dataset, eval_dataset, label_names = load_text_classification_splits(args)
@@ -288,9 +275,9 @@ def main(argv: list[str] | None = None) -> dict:
     model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
         model, optimizer, train_dataloader, eval_dataloader
     )
-    updates_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
-    max_train_steps = args.max_train_steps or args.num_train_epochs * updates_per_epoch
-    num_epochs = math.ceil(max_train_steps / updates_per_epoch)
+    max_train_steps = args.max_train_steps or args.num_train_epochs * updates_per_epoch(
+        len(train_dataloader), args.gradient_accumulation_steps
+    )
     # The prepared scheduler steps once per process for every update (Accelerate's convention), hence the factor.
     lr_scheduler = get_scheduler(
         args.lr_scheduler_type,
@@ -299,13 +286,9 @@ def main(argv: list[str] | None = None) -> dict:
         num_training_steps=max_train_steps * accelerator.num_processes,
     )
     lr_scheduler = accelerator.prepare(lr_scheduler)
-    if args.with_tracking:
-        tracked = {key: value for key, value in vars(args).items() if isinstance(value, (int, float, str, bool))}
-        accelerator.init_trackers("train_text_cct", config=tracked)
-
-    completed_steps, starting_epoch, batches_to_skip = resume_position(
-        accelerator, args.resume_from_checkpoint, output_dir, updates_per_epoch, args.gradient_accumulation_steps
-    )
+    run = TrainingRun(accelerator, args, train_dataloader, max_train_steps)
+    run.init_trackers("train_text_cct")
+    run.resume()
 
     accelerator.print(
         f"Training {accelerator.unwrap_model(model).num_parameters(only_trainable=True):,} trainable parameters on "
@@ -313,73 +296,53 @@ def main(argv: list[str] | None = None) -> dict:
         f"{max_train_steps} updates, {accelerator.num_processes} process(es)."
     )
     progress_bar = tqdm(
-        total=max_train_steps, initial=completed_steps, disable=not accelerator.is_local_main_process, desc="train"
+        total=max_train_steps, initial=run.completed_steps, disable=not accelerator.is_local_main_process, desc="train"
     )
     train_losses: list[float] = []
-    epoch = starting_epoch
-    started = time.perf_counter()
+    accumulated_loss = 0.0
     model.train()
-    for epoch in range(starting_epoch, num_epochs):
-        train_dataloader.set_epoch(epoch)
-        batches = train_dataloader
-        if epoch == starting_epoch and batches_to_skip:
-            batches = accelerator.skip_first_batches(train_dataloader, batches_to_skip)
-        accumulated_loss, epoch_loss, epoch_updates = 0.0, 0.0, 0
-        for batch in batches:
-            with accelerator.accumulate(model):
-                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                loss = F.cross_entropy(logits.float(), batch["labels"], label_smoothing=args.label_smoothing)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and args.max_grad_norm is not None:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad()
-            accumulated_loss += loss.item() / args.gradient_accumulation_steps
-            if not accelerator.sync_gradients:
-                continue
-            completed_steps += 1
-            train_losses.append(accumulated_loss)
-            epoch_loss, epoch_updates = epoch_loss + accumulated_loss, epoch_updates + 1
-            accumulated_loss = 0.0
-            progress_bar.update(1)
-            progress_bar.set_postfix(loss=f"{train_losses[-1]:.4f}", lr=f"{lr_scheduler.get_last_lr()[0]:.2e}")
-            if args.checkpointing_steps and completed_steps % args.checkpointing_steps == 0:
-                save_checkpoint(accelerator, output_dir, completed_steps, args.checkpoints_total_limit, {"epoch": epoch})
-            if completed_steps >= max_train_steps:
-                break
-        if args.with_tracking and epoch_updates:
+    for batch in run:
+        with accelerator.accumulate(model):
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            loss = F.cross_entropy(logits.float(), batch["labels"], label_smoothing=args.label_smoothing)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and args.max_grad_norm is not None:
+                accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            optimizer.step()
+            lr_scheduler.step()
+            optimizer.zero_grad()
+        accumulated_loss += loss.item() / args.gradient_accumulation_steps
+        if not accelerator.sync_gradients:
+            continue
+        train_losses.append(accumulated_loss)
+        accumulated_loss = 0.0
+        progress_bar.update(1)
+        progress_bar.set_postfix(loss=f"{train_losses[-1]:.4f}", lr=f"{lr_scheduler.get_last_lr()[0]:.2e}")
+        run.update_done()
+        if args.with_tracking:
             accelerator.log(
-                {"train_loss": epoch_loss / epoch_updates, "lr": lr_scheduler.get_last_lr()[0], "epoch": epoch},
-                step=completed_steps,
+                {"train_loss": train_losses[-1], "lr": lr_scheduler.get_last_lr()[0], "epoch": run.epoch},
+                step=run.completed_steps,
             )
-        if completed_steps >= max_train_steps:
-            break
     progress_bar.close()
-    train_seconds = time.perf_counter() - started
-    if not args.checkpointing_steps or completed_steps % args.checkpointing_steps != 0:
-        save_checkpoint(accelerator, output_dir, completed_steps, args.checkpoints_total_limit, {"epoch": epoch})
+    run.save_final_checkpoint()
 
     eval_metrics = evaluate_accuracy(model, eval_dataloader, accelerator, len(label_names))
     results = {f"eval_{name}": value for name, value in eval_metrics.items()}
     results.update(
         train_loss=train_losses[-1] if train_losses else None,
-        train_steps=completed_steps,
-        train_seconds=round(train_seconds, 2),
+        train_steps=run.completed_steps,
+        train_seconds=round(run.train_seconds, 2),
     )
     accelerator.print(f"Evaluation: {json.dumps(results)}")
     if args.with_tracking:
-        accelerator.log(results, step=completed_steps)
+        accelerator.log(results, step=run.completed_steps)
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         accelerator.unwrap_model(model).save_pretrained(output_dir, save_function=accelerator.save)
         tokenizer.save_pretrained(output_dir)
-        (output_dir / "all_results.json").write_text(json.dumps(results, indent=2))
-        if args.push_to_hub:
-            push_to_hub(output_dir, args.hub_model_id, training_config=vars(args), metrics=results, token=args.hub_token)
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
+    run.finish(results)
     return {**results, "train_losses": train_losses}
 
 

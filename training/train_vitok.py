@@ -1,7 +1,7 @@
 """Train a ViTok autoencoder (``AutoencoderViTok``) with Accelerate: stage 1 (whole autoencoder) or stage 2
 (decoder only, with a StyleGAN-style discriminator and an EMA of the decoder).
 
-Recipe (ViTok paper §3.4 and appendix A.2, spec ``docs/vitok.md`` §4):
+Recipe (ViTok paper §3.4 and appendix A.2):
 
 * stage 1: ``MSE + 1e-3 * KL (mean-reduced) + 1.0 * LPIPS``, optional Charbonnier / SSIM terms;
 * stage 2: encoder frozen, ``+ 0.05 * hinge GAN`` ramped in after ``5000 * 256 / batch`` steps over
@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import broadcast, set_seed
+from accelerate.utils import set_seed
 from diffusers.training_utils import EMAModel
 from PIL import Image
 from torch import nn
@@ -40,7 +38,6 @@ from hf_compact.data import (
     VideoClipDataset,
     load_digits_dataset,
 )
-from hf_compact.hub import push_to_hub
 from hf_compact.losses import (
     LPIPS,
     StyleGANDiscriminator,
@@ -57,10 +54,13 @@ from hf_compact.metrics import (
     TorchScriptFeatureExtractor,
 )
 from hf_compact.training_utils import (
+    TrainingRun,
+    add_run_arguments,
     build_accelerator,
+    check_run_arguments,
     parse_args_with_config,
-    resume_position,
-    save_checkpoint,
+    prepare_output_dir,
+    updates_per_epoch,
 )
 from hf_compact.utils import derive_seed, fold_frames_into_batch
 from hf_compact.vitok import AutoencoderViTok
@@ -159,18 +159,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     optim.add_argument("--per_device_eval_batch_size", type=int, default=8)
     optim.add_argument("--gradient_accumulation_steps", type=int, default=1)
     optim.add_argument("--num_train_epochs", type=int, default=1)
-    optim.add_argument("--max_train_steps", type=int, default=None, help="Overrides --num_train_epochs.")
-    optim.add_argument(
-        "--max_train_seconds", type=float, default=None, help="Stop after this wall-clock budget."
-    )
 
-    run = parser.add_argument_group("run")
-    run.add_argument("--output_dir", default="outputs/vitok")
-    run.add_argument("--seed", type=int, default=0)
+    run = add_run_arguments(parser)
     run.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default=None)
-    run.add_argument("--checkpointing_steps", type=int, default=None)
-    run.add_argument("--checkpoints_total_limit", type=int, default=None)
-    run.add_argument("--resume_from_checkpoint", default=None, help="Checkpoint folder or 'latest'.")
     run.add_argument(
         "--eval_steps", type=int, default=None, help="Evaluate every N steps (and always at the end)."
     )
@@ -179,13 +170,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--fid_feature_extractor", default=None, help="TorchScript Inception: file, folder or Hub id."
     )
     run.add_argument("--fid_feature_extractor_filename", default="inception-2015-12-05.pt")
+    run.add_argument("--fid_feature_extractor_revision", default=None, help="Hub commit (40 hex digits) of the network.")
     run.add_argument("--fvd_feature_extractor", default=None, help="TorchScript I3D: file, folder or Hub id.")
     run.add_argument("--fvd_feature_extractor_filename", default="i3d_torchscript.pt")
-    run.add_argument("--with_tracking", action="store_true")
-    run.add_argument("--report_to", default="all")
-    run.add_argument("--push_to_hub", action="store_true")
-    run.add_argument("--hub_model_id", default=None)
+    run.add_argument("--fvd_feature_extractor_revision", default=None, help="Hub commit (40 hex digits) of the network.")
+    run.add_argument(
+        "--trust_torchscript_code",
+        action="store_true",
+        help="Allow loading the TorchScript FID / FVD networks: this RUNS THE CODE in those archives; only for files "
+        "you trust (Hub sources must be pinned with --*_feature_extractor_revision).",
+    )
     args = parse_args_with_config(parser, argv)
+    check_run_arguments(args)
 
     if args.dataset_name is None and args.train_dir is None:
         raise ValueError("--dataset_name / --train_dir: expected one of them, got neither.")
@@ -308,6 +304,8 @@ def build_frechet_metrics(args: argparse.Namespace, device: torch.device) -> dic
             args.fid_feature_extractor,
             args.fid_feature_extractor_filename,
             args.cache_dir,
+            trust_torchscript_code=args.trust_torchscript_code,
+            revision=args.fid_feature_extractor_revision,
             call_kwargs={"return_features": True},
         ).to(device)
         metrics["rfid"] = FrechetDistance(
@@ -318,6 +316,8 @@ def build_frechet_metrics(args: argparse.Namespace, device: torch.device) -> dic
             args.fvd_feature_extractor,
             args.fvd_feature_extractor_filename,
             args.cache_dir,
+            trust_torchscript_code=args.trust_torchscript_code,
+            revision=args.fvd_feature_extractor_revision,
             call_kwargs={"rescale": True, "resize": True, "return_features": True},
         ).to(device)
         metrics["rfvd"] = FrechetDistance(i3d, name="rfvd")
@@ -373,11 +373,9 @@ def evaluate_reconstruction(
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    output_dir = Path(args.output_dir)
-    accelerator = build_accelerator(args, output_dir)
+    accelerator = build_accelerator(args, args.output_dir)
+    output_dir = prepare_output_dir(args, accelerator)
     set_seed(args.seed)
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
 
     # ---- model, losses, data
     autoencoder = build_autoencoder(args)
@@ -411,38 +409,21 @@ def main(argv: list[str] | None = None) -> dict:
         eval_dataset, batch_size=args.per_device_eval_batch_size, num_workers=args.dataloader_num_workers
     )
 
-    # ---- schedule
+    # ---- optimizers (schedules come after `prepare`, which fixes the number of batches per process)
     total_batch_size = (
         args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     )
-    batches_per_process = len(train_dataloader) // accelerator.num_processes
-    num_update_steps_per_epoch = max(1, batches_per_process // args.gradient_accumulation_steps)
-    if args.max_train_steps is None:
-        args.max_train_steps = args.num_train_epochs * num_update_steps_per_epoch
-    num_train_epochs = math.ceil(args.max_train_steps / num_update_steps_per_epoch)
     lr_scale = total_batch_size / 256 if args.scale_lr else 1.0
     batch_scale = 256 / total_batch_size
     gan_start_step = args.gan_start_step if args.gan_start_step is not None else round(5000 * batch_scale)
     gan_ramp_steps = args.gan_ramp_steps if args.gan_ramp_steps is not None else round(50000 * batch_scale)
-
     optimizer = torch.optim.AdamW(
         [parameter for parameter in trainable_module.parameters() if parameter.requires_grad],
         lr=args.learning_rate * lr_scale,
         betas=(args.adam_beta1, args.adam_beta2),
         weight_decay=args.weight_decay,
     )
-    scheduler_kwargs = (
-        {"min_lr_rate": args.min_lr_ratio} if args.lr_scheduler == "cosine_with_min_lr" else None
-    )
-    lr_scheduler = get_scheduler(
-        args.lr_scheduler,
-        optimizer,
-        num_warmup_steps=round(args.lr_warmup_ratio * args.max_train_steps) * accelerator.num_processes,
-        num_training_steps=args.max_train_steps * accelerator.num_processes,
-        scheduler_specific_kwargs=scheduler_kwargs,
-    )
-    prepared = [training_forward, optimizer, lr_scheduler, train_dataloader, eval_dataloader]
-
+    prepared = [training_forward, optimizer, train_dataloader, eval_dataloader]
     discriminator = ema = None
     if stage_two:
         discriminator = StyleGANDiscriminator(
@@ -454,45 +435,56 @@ def main(argv: list[str] | None = None) -> dict:
             betas=(args.adam_beta1, args.adam_beta2),
             weight_decay=args.weight_decay,
         )
-        discriminator_warmup = args.discriminator_warmup_steps
-        if discriminator_warmup is None:
-            discriminator_warmup = round(0.025 * args.max_train_steps)
-        discriminator_scheduler = get_scheduler(
-            "constant_with_warmup",
-            discriminator_optimizer,
-            num_warmup_steps=discriminator_warmup * accelerator.num_processes,
-        )
-        prepared += [discriminator, discriminator_optimizer, discriminator_scheduler]
+        prepared += [discriminator, discriminator_optimizer]
         ema = EMAModel(autoencoder.decoder.parameters(), decay=args.ema_decay)
         ema.to(accelerator.device)
-        accelerator.register_for_checkpointing(ema)
+    training_forward, optimizer, train_dataloader, eval_dataloader, *gan_parts = accelerator.prepare(*prepared)
 
-    training_forward, optimizer, lr_scheduler, train_dataloader, eval_dataloader, *gan_parts = (
-        accelerator.prepare(*prepared)
+    # ---- schedules
+    max_train_steps = args.max_train_steps or args.num_train_epochs * updates_per_epoch(
+        len(train_dataloader), args.gradient_accumulation_steps
+    )
+    scheduler_kwargs = (
+        {"min_lr_rate": args.min_lr_ratio} if args.lr_scheduler == "cosine_with_min_lr" else None
+    )
+    lr_scheduler = accelerator.prepare(
+        get_scheduler(
+            args.lr_scheduler,
+            optimizer,
+            num_warmup_steps=round(args.lr_warmup_ratio * max_train_steps) * accelerator.num_processes,
+            num_training_steps=max_train_steps * accelerator.num_processes,
+            scheduler_specific_kwargs=scheduler_kwargs,
+        )
     )
     if stage_two:
-        discriminator, discriminator_optimizer, discriminator_scheduler = gan_parts
+        discriminator, discriminator_optimizer = gan_parts
+        discriminator_warmup = args.discriminator_warmup_steps
+        if discriminator_warmup is None:
+            discriminator_warmup = round(0.025 * max_train_steps)
+        discriminator_scheduler = accelerator.prepare(
+            get_scheduler(
+                "constant_with_warmup",
+                discriminator_optimizer,
+                num_warmup_steps=discriminator_warmup * accelerator.num_processes,
+            )
+        )
     autoencoder = accelerator.unwrap_model(training_forward).autoencoder  # the (possibly moved) module itself
     frechet_metrics = build_frechet_metrics(args, accelerator.device)
 
-    if args.with_tracking:
-        accelerator.init_trackers(
-            "train_vitok", {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))}
-        )
-
-    # ---- resume
-    global_step, first_epoch, batches_to_skip = resume_position(
-        accelerator, args.resume_from_checkpoint, output_dir, num_update_steps_per_epoch, args.gradient_accumulation_steps
+    run = TrainingRun(
+        accelerator, args, train_dataloader, max_train_steps, stateful={"ema": ema}, epoch_datasets=[train_dataset]
     )
+    run.init_trackers("train_vitok")
+    run.resume()
 
     accelerator.print(
         f"ViTok stage {args.stage}: {sum(p.numel() for p in autoencoder.parameters()) / 1e6:.2f}M parameters "
         f"({sum(p.numel() for p in trainable_module.parameters() if p.requires_grad) / 1e6:.2f}M trained), "
-        f"{len(train_dataset)} training items, total batch {total_batch_size}, {args.max_train_steps} steps"
+        f"{len(train_dataset)} training items, total batch {total_batch_size}, {max_train_steps} steps"
     )
     progress = tqdm(
-        range(args.max_train_steps),
-        initial=global_step,
+        range(max_train_steps),
+        initial=run.completed_steps,
         desc="train_vitok",
         disable=not accelerator.is_local_main_process,
     )
@@ -514,104 +506,82 @@ def main(argv: list[str] | None = None) -> dict:
         if ema is not None:
             ema.restore(autoencoder.decoder.parameters())
         if results:
-            accelerator.print(f"step {global_step}: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
-        accelerator.log({f"eval/{k}": v for k, v in results.items()}, step=global_step)
+            accelerator.print(f"step {run.completed_steps}: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
+        accelerator.log({f"eval/{k}": v for k, v in results.items()}, step=run.completed_steps)
         return results
 
-    start_time = time.monotonic()
-    micro_step = global_step * args.gradient_accumulation_steps
-    out_of_time = False
     first_losses: dict[str, float] = {}
     last_losses: dict[str, float] = {}
     training_forward.train()
-    for epoch in range(first_epoch, num_train_epochs):
-        train_dataloader.set_epoch(epoch)
-        train_dataset.set_epoch(epoch)
-        epoch_batches = train_dataloader
-        if epoch == first_epoch and batches_to_skip:
-            epoch_batches = accelerator.skip_first_batches(train_dataloader, batches_to_skip)
-        for batch in epoch_batches:
-            pixels = batch["pixel_values"]
-            # Posterior noise from (seed, process, micro-step): identical in a straight and a resumed run.
-            noise_generator = torch.Generator().manual_seed(
-                derive_seed(args.seed, accelerator.process_index, micro_step)
-            )
-            micro_step += 1
-            accumulate = (training_forward, discriminator) if stage_two else (training_forward,)
-            with accelerator.accumulate(*accumulate):
-                reconstructions, posterior = training_forward(pixels, generator=noise_generator)
-                with accelerator.autocast():
-                    losses = criterion(reconstructions, pixels, posterior)
-                    loss = losses["loss"]
-                    gan_weight = 0.0
-                    if stage_two:
-                        gan_weight = adversarial_weight(
-                            global_step, args.gan_weight, gan_start_step, gan_ramp_steps
-                        )
-                    if gan_weight > 0:
-                        # The raw module: this pass only routes gradients to the decoder, not to D's DDP reducer.
-                        raw_discriminator = accelerator.unwrap_model(discriminator).requires_grad_(False)
-                        losses["generator_gan"] = generator_hinge_loss(raw_discriminator(reconstructions))
-                        raw_discriminator.requires_grad_(True)
-                        loss = loss + gan_weight * losses["generator_gan"]
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and args.max_grad_norm:
-                    accelerator.clip_grad_norm_(trainable_module.parameters(), args.max_grad_norm)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-
+    for batch in run:
+        pixels = batch["pixel_values"]
+        # Posterior noise from (seed, process, micro-step): identical in a straight and a resumed run.
+        noise_generator = torch.Generator().manual_seed(
+            derive_seed(args.seed, accelerator.process_index, run.micro_step)
+        )
+        accumulate = (training_forward, discriminator) if stage_two else (training_forward,)
+        with accelerator.accumulate(*accumulate):
+            reconstructions, posterior = training_forward(pixels, generator=noise_generator)
+            with accelerator.autocast():
+                losses = criterion(reconstructions, pixels, posterior)
+                loss = losses["loss"]
+                gan_weight = 0.0
                 if stage_two:
-                    with accelerator.autocast():
-                        logits = discriminator(torch.cat([pixels, reconstructions.detach()]))
-                        real_logits, fake_logits = logits.chunk(2)
-                        losses["discriminator"] = discriminator_hinge_loss(real_logits, fake_logits)
-                    accelerator.backward(losses["discriminator"])
-                    if accelerator.sync_gradients and args.max_grad_norm:
-                        accelerator.clip_grad_norm_(discriminator.parameters(), args.max_grad_norm)
-                    discriminator_optimizer.step()
-                    discriminator_scheduler.step()
-                    discriminator_optimizer.zero_grad(set_to_none=True)
+                    gan_weight = adversarial_weight(
+                        run.completed_steps, args.gan_weight, gan_start_step, gan_ramp_steps
+                    )
+                if gan_weight > 0:
+                    # The raw module: this pass only routes gradients to the decoder, not to D's DDP reducer.
+                    raw_discriminator = accelerator.unwrap_model(discriminator).requires_grad_(False)
+                    losses["generator_gan"] = generator_hinge_loss(raw_discriminator(reconstructions))
+                    raw_discriminator.requires_grad_(True)
+                    loss = loss + gan_weight * losses["generator_gan"]
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and args.max_grad_norm:
+                accelerator.clip_grad_norm_(trainable_module.parameters(), args.max_grad_norm)
+            optimizer.step()
+            lr_scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
 
-            if not accelerator.sync_gradients:
-                continue
-            global_step += 1
-            if ema is not None:
-                ema.step(autoencoder.decoder.parameters())
-            progress.update(1)
-            last_losses = {name: value.detach().item() for name, value in losses.items()}
-            first_losses = first_losses or last_losses
-            progress.set_postfix(loss=f"{last_losses['loss']:.4f}")
-            accelerator.log(
-                {
-                    **{f"train/{k}": v for k, v in last_losses.items()},
-                    "train/lr": lr_scheduler.get_last_lr()[0],
-                    "train/gan_weight": gan_weight,
-                },
-                step=global_step,
-            )
-            if args.checkpointing_steps and global_step % args.checkpointing_steps == 0:
-                save_checkpoint(
-                    accelerator, output_dir, global_step, args.checkpoints_total_limit, {"epoch": epoch}
-                )
-            if args.eval_steps and global_step % args.eval_steps == 0 and global_step < args.max_train_steps:
-                run_evaluation(f"step{global_step}")
-            if args.max_train_seconds is not None:
-                elapsed = torch.tensor(time.monotonic() - start_time, device=accelerator.device)
-                out_of_time = (
-                    broadcast(elapsed).item() > args.max_train_seconds
-                )  # rank 0's clock decides for all
-            if global_step >= args.max_train_steps or out_of_time:
-                break
-        if global_step >= args.max_train_steps or out_of_time:
-            break
+            if stage_two:
+                with accelerator.autocast():
+                    logits = discriminator(torch.cat([pixels, reconstructions.detach()]))
+                    real_logits, fake_logits = logits.chunk(2)
+                    losses["discriminator"] = discriminator_hinge_loss(real_logits, fake_logits)
+                accelerator.backward(losses["discriminator"])
+                if accelerator.sync_gradients and args.max_grad_norm:
+                    accelerator.clip_grad_norm_(discriminator.parameters(), args.max_grad_norm)
+                discriminator_optimizer.step()
+                discriminator_scheduler.step()
+                discriminator_optimizer.zero_grad(set_to_none=True)
+
+        if not accelerator.sync_gradients:
+            continue
+        if ema is not None:
+            ema.step(autoencoder.decoder.parameters())
+        progress.update(1)
+        last_losses = {name: value.detach().item() for name, value in losses.items()}
+        first_losses = first_losses or last_losses
+        progress.set_postfix(loss=f"{last_losses['loss']:.4f}")
+        run.update_done()
+        accelerator.log(
+            {
+                **{f"train/{k}": v for k, v in last_losses.items()},
+                "train/lr": lr_scheduler.get_last_lr()[0],
+                "train/gan_weight": gan_weight,
+            },
+            step=run.completed_steps,
+        )
+        if args.eval_steps and run.completed_steps % args.eval_steps == 0 and not run.finished:
+            run_evaluation(f"step{run.completed_steps}")
     progress.close()
+    run.save_final_checkpoint()
 
     results = {
-        "step": global_step,
+        "step": run.completed_steps,
         "num_parameters": sum(parameter.numel() for parameter in autoencoder.parameters()),
         "num_processes": accelerator.num_processes,
-        "train_seconds": time.monotonic() - start_time,
+        "train_seconds": run.train_seconds,
         "first_train_loss": first_losses.get("loss"),
         **{f"train_{k}": v for k, v in last_losses.items()},
     }
@@ -621,12 +591,7 @@ def main(argv: list[str] | None = None) -> dict:
         if ema is not None:
             ema.copy_to(autoencoder.decoder.parameters())
         autoencoder.save_pretrained(output_dir)  # beside the checkpoints, as the transformers examples do
-        (output_dir / "results.json").write_text(json.dumps(results, indent=2))
-        if args.push_to_hub:
-            push_to_hub(
-                autoencoder, args.hub_model_id or output_dir.name, training_config=vars(args), metrics=results
-            )
-    accelerator.end_training()
+    run.finish(results, push=autoencoder)
     return results
 
 

@@ -146,8 +146,12 @@ def save_for_hub(
     Returns:
         `folder` as a `Path`.
     """
+    from hf_compact.training_utils.secrets import redact_secrets
+
     folder = Path(folder)
     _check_uploadable(model_or_pipeline, processor)
+    if training_config:  # credentials (`hub_token`...) never reach the file or the card
+        training_config = redact_secrets(training_config)
     if isinstance(model_or_pipeline, PreTrainedModel):
         with remote_code_registration(model_or_pipeline, processor):
             model_or_pipeline.save_pretrained(folder)

@@ -15,9 +15,12 @@ The pieces are independent so a generation script can reuse them:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
+from huggingface_hub import hf_hub_download
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -153,13 +156,46 @@ class TorchScriptFeatureExtractor(nn.Module):
         name_or_path: str | os.PathLike,
         filename: str | None = None,
         cache_dir: str | os.PathLike | None = None,
+        *,
+        trust_torchscript_code: bool = False,
+        revision: str | None = None,
         **kwargs,
     ) -> TorchScriptFeatureExtractor:
         """Load a TorchScript file (``torch.jit.load``) from a path, a folder + filename or a Hub repo + filename.
 
-        ``kwargs`` go to the constructor (``input_range``, ``call_kwargs``, ``pixel_range``).
+        Loading a TorchScript archive runs the code it contains (a crafted archive can write files or execute
+        commands), so it needs ``trust_torchscript_code=True``, as ``trust_remote_code`` in transformers; a Hub
+        repository must also be pinned to a commit (``revision``, 40 hex digits), so that what was reviewed is
+        what runs.
+
+        Args:
+            name_or_path: a TorchScript file, a folder holding ``filename``, or a Hub repo id.
+            filename: the file inside the folder or repository.
+            cache_dir: Hub cache folder.
+            trust_torchscript_code: consent to run the archive's code; loading is refused without it.
+            revision: the commit of a Hub repository (required for Hub sources).
+            kwargs: go to the constructor (``input_range``, ``call_kwargs``, ``pixel_range``).
+
+        Raises:
+            ValueError: no consent, an unpinned Hub source, or a file that is not a TorchScript archive.
         """
-        path = resolve_weight_file(name_or_path, filename, cache_dir)
+        if not trust_torchscript_code:
+            raise ValueError(
+                f"trust_torchscript_code: loading the TorchScript network {str(name_or_path)!r} runs the code it "
+                "contains; pass trust_torchscript_code=True (--trust_torchscript_code) only for a file you trust, "
+                "got False."
+            )
+        if Path(name_or_path).exists():
+            path = resolve_weight_file(name_or_path, filename, cache_dir)
+        else:
+            if revision is None or not re.fullmatch(r"[0-9a-f]{40}", revision):
+                raise ValueError(
+                    f"revision: a TorchScript network from the Hub ({str(name_or_path)!r}) must be pinned to a commit "
+                    f"(40 hex digits), got {revision!r}."
+                )
+            if filename is None:
+                raise ValueError(f"filename: expected the name of a file inside the Hub repo {str(name_or_path)!r}, got None.")
+            path = Path(hf_hub_download(str(name_or_path), filename, revision=revision, cache_dir=cache_dir))
         try:
             module = torch.jit.load(str(path), map_location="cpu")
         except RuntimeError as error:
@@ -188,7 +224,7 @@ class FrechetDistance:
 
     Example:
         >>> inception = TorchScriptFeatureExtractor.from_pretrained("path/to/inception-2015-12-05.pt",
-        ...     call_kwargs={"return_features": True})
+        ...     trust_torchscript_code=True, call_kwargs={"return_features": True})
         >>> rfid = FrechetDistance(inception, name="rfid")
         >>> rfid.add_batch(predictions=reconstructions, references=images)
         >>> rfid.compute()

@@ -1,28 +1,60 @@
-"""Crash-safe training checkpoints on top of ``Accelerator.save_state`` / ``load_state``.
+"""Durable training checkpoints on top of ``Accelerator.save_state`` / ``load_state`` that never unpickle code.
 
-A checkpoint ``OUTPUT_DIR/checkpoint-STEP`` is first written to a hidden temporary folder and renamed into
-place only when every process has finished writing, so a crash mid-write never replaces or corrupts the
-last good checkpoint. ``training_state.json`` inside it marks it complete and records the step.
+Layout of ``OUTPUT_DIR/checkpoint-STEP``: Accelerate's files (``model*.safetensors``, ``optimizer*.bin``,
+``scheduler*.bin``, ``random_states_*.pkl``...), one ``NAME.safetensors`` + ``NAME.json`` pair per extra stateful
+object (an EMA...) and ``training_state.json``, which marks the checkpoint complete and records the step.
 
-Exact resumption also needs a dataloader whose shuffling depends only on (seed, epoch): build the
-``Accelerator`` with ``DataLoaderConfiguration(use_seedable_sampler=True)``, call
-``dataloader.set_epoch(epoch)`` every epoch and skip the batches of the partial epoch with
-``accelerator.skip_first_batches``. Model, optimizer, scheduler, RNG states and every object registered with
-``accelerator.register_for_checkpointing`` (an EMA, a discriminator...) come back through ``load_state``.
+Writing: everything goes to ``.checkpoint-STEP.partial`` first; every file and the folder are fsynced, then one
+``os.replace`` commits it. Re-saving an existing step first renames the old copy to ``checkpoint-STEP.previous``,
+which :func:`find_latest_checkpoint` still recognises, so no moment exists where the only complete copy is
+hidden. A failed save removes its ``.partial`` folder; a full disk raises an ``OSError`` naming the path and ENOSPC.
+
+Reading: Accelerate loads registered custom objects with ``torch.load(weights_only=False)``, i.e. it runs whatever
+a planted pickle contains. Nothing is registered here: extra state is safetensors + JSON. Before
+``load_state``, every file of the checkpoint is checked (safetensors header, JSON, or ``torch.load(...,
+weights_only=True)`` for Accelerate's tensor files); anything else is refused with an error that names the file.
+The random states are restored explicitly and a failure is raised, not swallowed.
+
+Exact resumption also needs a dataloader whose shuffling depends only on (seed, epoch): see
+:class:`hf_compact.training_utils.run.TrainingRun`.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
+import random
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import torch
 from accelerate import Accelerator
+from accelerate.utils.other import load as accelerate_load
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
-CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)(\.previous)?$")
 STATE_FILE = "training_state.json"
+ABANDONED_DIR = "abandoned-checkpoints"
+# Files Accelerate writes with torch.save and reads back with weights_only=True (plain tensors and numbers).
+TORCH_FILE_PATTERN = re.compile(
+    r"^(optimizer(_\d+)?\.bin|scheduler(_\d+)?\.bin|sampler(_\d+)?\.bin|dl_state_dict(_\d+)?\.bin|"
+    r"pytorch_model(_\d+)?\.bin|random_states_\d+\.pkl|scaler\.pt)$"
+)
+
+
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint file that cannot be read without running code (or that is not a checkpoint file at all)."""
+
+
+# --------------------------------------------------------------------------------------------------- saving
 
 
 def save_checkpoint(
@@ -31,45 +63,144 @@ def save_checkpoint(
     step: int,
     total_limit: int | None = None,
     extra_state: dict | None = None,
+    stateful: dict[str, Any] | None = None,
 ) -> Path:
     """Save the full training state as ``output_dir/checkpoint-{step}``; call it on every process.
 
     Args:
-        accelerator: the run's accelerator (its prepared model, optimizer, scheduler and registered objects
-            are saved).
+        accelerator: the run's accelerator (its prepared models, optimizers and schedulers are saved).
         output_dir: run folder.
         step: number of optimizer updates done so far.
-        total_limit: keep at most this many checkpoints (oldest removed first); ``None`` keeps all.
+        total_limit: keep at most this many checkpoints (>= 1; oldest removed first, never the one just written);
+            ``None`` keeps all.
         extra_state: JSON-serialisable values stored beside the step (e.g. the epoch).
+        stateful: objects with ``state_dict()`` / ``load_state_dict()`` (an ``EMAModel``...) saved as
+            ``NAME.safetensors`` + ``NAME.json``; their state holds tensors, lists of tensors and JSON values.
 
     Returns:
         The path of the completed checkpoint.
     """
+    if total_limit is not None and total_limit < 1:
+        raise ValueError(f"--checkpoints_total_limit: expected at least 1 (or None to keep all), got {total_limit}.")
     output_dir = Path(output_dir)
     final_path = output_dir / f"checkpoint-{step}"
     staging_path = output_dir / f".checkpoint-{step}.partial"
-    if accelerator.is_main_process:
-        shutil.rmtree(staging_path, ignore_errors=True)
-        staging_path.mkdir(parents=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(staging_path))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        state = {"step": step, **(extra_state or {})}
-        (staging_path / STATE_FILE).write_text(json.dumps(state, indent=2))
-        if final_path.exists():
-            stale_path = output_dir / f".checkpoint-{step}.stale"
-            shutil.rmtree(stale_path, ignore_errors=True)
-            os.replace(final_path, stale_path)
-            os.replace(staging_path, final_path)
-            shutil.rmtree(stale_path)
-        else:
-            os.replace(staging_path, final_path)
-        if total_limit is not None:
-            for old_checkpoint in _completed_checkpoints(output_dir)[:-total_limit]:
-                shutil.rmtree(old_checkpoint)
+    try:
+        if accelerator.is_main_process:
+            shutil.rmtree(staging_path, ignore_errors=True)
+            staging_path.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(staging_path))
+        if accelerator.is_main_process:
+            for name, obj in (stateful or {}).items():
+                save_state_dict(obj.state_dict(), staging_path, name)
+            state = {"step": step, **(extra_state or {})}
+            (staging_path / STATE_FILE).write_text(json.dumps(state, indent=2))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            fsync_tree(staging_path)
+            _commit(staging_path, final_path)
+    except BaseException as error:
+        if accelerator.is_main_process:
+            shutil.rmtree(staging_path, ignore_errors=True)
+        disk_full_error = _disk_full_error(error, staging_path)
+        if disk_full_error is not None:
+            raise disk_full_error from error
+        raise
+    if accelerator.is_main_process and total_limit is not None:
+        rotate_checkpoints(output_dir, total_limit, keep=final_path)
     accelerator.wait_for_everyone()
     return final_path
+
+
+def _commit(staging_path: Path, final_path: Path) -> None:
+    """Rename ``staging_path`` to ``final_path``; an existing ``final_path`` stays findable as ``.previous``."""
+    previous_path = final_path.with_name(final_path.name + ".previous")
+    if final_path.exists():
+        shutil.rmtree(previous_path, ignore_errors=True)
+        os.replace(final_path, previous_path)
+    os.replace(staging_path, final_path)
+    fsync_directory(final_path.parent)
+    shutil.rmtree(previous_path, ignore_errors=True)
+
+
+def _disk_full_error(error: BaseException, path: Path) -> OSError | None:
+    """An ``OSError`` naming the path and ENOSPC when ``error`` comes from a full disk (torch.save only says
+    ``basic_ios::clear: iostream error``), else ``None``."""
+    disk_full = isinstance(error, OSError) and error.errno == errno.ENOSPC
+    if isinstance(error, RuntimeError) and "iostream" in str(error):
+        disk_full = shutil.disk_usage(path.parent if path.parent.exists() else "/").free < 64 * 2**20
+    if not disk_full:
+        return None
+    return OSError(errno.ENOSPC, f"No space left on device (ENOSPC) while writing the checkpoint {path}; {error}", str(path))
+
+
+def fsync_tree(folder: Path) -> None:
+    """fsync every file below ``folder``, then every folder (the data first, then the names that point to it)."""
+    folders = [folder]
+    for path in folder.rglob("*"):
+        if path.is_dir():
+            folders.append(path)
+        else:
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    for path in reversed(folders):
+        fsync_directory(path)
+
+
+def fsync_directory(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def rotate_checkpoints(output_dir: Path, total_limit: int, keep: Path) -> list[Path]:
+    """Delete the oldest completed checkpoints until ``total_limit`` remain; ``keep`` is never deleted."""
+    completed = _completed_checkpoints(output_dir)
+    removable = [path for path in completed if path != keep]
+    removed = removable[: max(0, len(completed) - total_limit)]
+    for path in removed:
+        shutil.rmtree(path)
+    return removed
+
+
+def save_state_dict(state: dict[str, Any], folder: Path, name: str) -> None:
+    """``state`` -> ``folder/name.safetensors`` (its tensors) + ``folder/name.json`` (everything else)."""
+    tensors: dict[str, torch.Tensor] = {}
+    layout: dict[str, Any] = {}
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor):
+            tensors[key] = value.detach().cpu().contiguous()
+            layout[key] = {"tensor": key}
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(item, torch.Tensor) for item in value):
+            for index, item in enumerate(value):
+                tensors[f"{key}.{index}"] = item.detach().cpu().contiguous()
+            layout[key] = {"tensor_list": len(value)}
+        elif value is None or isinstance(value, (bool, int, float, str)):
+            layout[key] = {"value": value}
+        else:
+            raise TypeError(f"{name}.state_dict()[{key!r}]: expected tensors, lists of tensors or JSON values, got {type(value).__name__}.")
+    save_file(tensors, folder / f"{name}.safetensors")
+    (folder / f"{name}.json").write_text(json.dumps(layout, indent=2))
+
+
+def load_state_dict(folder: Path, name: str) -> dict[str, Any]:
+    """The state saved by :func:`save_state_dict` (safetensors and JSON only)."""
+    tensors = load_file(folder / f"{name}.safetensors")
+    state = {}
+    for key, entry in json.loads((folder / f"{name}.json").read_text()).items():
+        if "tensor" in entry:
+            state[key] = tensors[entry["tensor"]]
+        elif "tensor_list" in entry:
+            state[key] = [tensors[f"{key}.{index}"] for index in range(entry["tensor_list"])]
+        else:
+            state[key] = entry["value"]
+    return state
+
+
+# -------------------------------------------------------------------------------------------------- finding
 
 
 def find_latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
@@ -97,42 +228,115 @@ def resolve_resume_checkpoint(resume_from_checkpoint: str | None, output_dir: st
     return path
 
 
-def load_checkpoint(accelerator: Accelerator, checkpoint: str | os.PathLike) -> dict:
-    """Restore everything ``save_checkpoint`` saved; returns the stored state (``{"step": ..., ...}``)."""
-    checkpoint = Path(checkpoint)
-    accelerator.load_state(str(checkpoint))
-    return json.loads((checkpoint / STATE_FILE).read_text())
+def checkpoint_step(path: Path) -> int:
+    return json.loads((path / STATE_FILE).read_text())["step"]
 
 
 def _completed_checkpoints(output_dir: Path) -> list[Path]:
+    """Completed checkpoints by step; a ``.previous`` copy only counts when its step has no primary copy."""
     if not output_dir.is_dir():
         return []
-    found = []
-    for path in output_dir.iterdir():
+    by_step: dict[int, Path] = {}
+    for path in sorted(output_dir.iterdir(), key=lambda path: path.name.endswith(".previous")):
         match = CHECKPOINT_PATTERN.match(path.name)
         if match and (path / STATE_FILE).is_file():
-            found.append((int(match.group(1)), path))
-    return [path for _, path in sorted(found)]
+            by_step.setdefault(int(match.group(1)), path)
+    return [by_step[step] for step in sorted(by_step)]
 
 
-def resume_position(
-    accelerator: Accelerator,
-    resume_from_checkpoint: str | None,
-    output_dir: str | os.PathLike,
-    updates_per_epoch: int,
-    gradient_accumulation_steps: int,
-) -> tuple[int, int, int]:
-    """Restore ``--resume_from_checkpoint`` (if any) and say where the training loop picks up.
+def set_aside_later_checkpoints(output_dir: Path, step: int) -> list[Path]:
+    """Move the checkpoints after ``step`` (a run resumed from an earlier one abandons them) to
+    ``output_dir/abandoned-checkpoints/``, where ``latest`` and the rotation never look."""
+    moved = []
+    for path in _completed_checkpoints(output_dir):
+        if checkpoint_step(path) > step:
+            target_folder = output_dir / ABANDONED_DIR
+            target_folder.mkdir(exist_ok=True)
+            target = target_folder / path.name
+            suffix = 1
+            while target.exists():
+                target, suffix = target_folder / f"{path.name}.{suffix}", suffix + 1
+            os.replace(path, target)
+            logger.warning("Resuming from step %d: moved the abandoned later checkpoint %s to %s", step, path, target)
+            moved.append(target)
+    return moved
 
-    Returns:
-        ``(completed_steps, starting_epoch, batches_to_skip)``: optimizer updates already done, the epoch to start
-        in, and how many batches of that epoch to skip with ``accelerator.skip_first_batches``. ``(0, 0, 0)`` for a
-        fresh start.
+
+# -------------------------------------------------------------------------------------------------- loading
+
+
+def verify_checkpoint_files(checkpoint: Path) -> None:
+    """Check that every file of ``checkpoint`` can be read without running code; raise naming the first that can't.
+
+    Raises:
+        UnsafeCheckpointError: a file is not safetensors, JSON or a plain-tensor torch file.
     """
-    checkpoint = resolve_resume_checkpoint(resume_from_checkpoint, output_dir)
-    if checkpoint is None:
-        return 0, 0, 0
-    accelerator.print(f"Resuming from {checkpoint}")
-    completed_steps = load_checkpoint(accelerator, checkpoint)["step"]
-    batches_to_skip = (completed_steps % updates_per_epoch) * gradient_accumulation_steps
-    return completed_steps, completed_steps // updates_per_epoch, batches_to_skip
+    for path in sorted(checkpoint.rglob("*")):
+        if path.is_dir():
+            continue
+        try:
+            if path.suffix == ".safetensors":
+                with safe_open(str(path), framework="pt"):
+                    pass
+            elif path.suffix == ".json":
+                json.loads(path.read_text())
+            elif TORCH_FILE_PATTERN.match(path.name):
+                _torch_load_weights_only(path, mmap=True)
+            else:
+                raise UnsafeCheckpointError(
+                    "not a file this package writes into checkpoints (registered custom objects are pickled by "
+                    "Accelerate and loaded with weights_only=False, so they are refused)"
+                )
+        except Exception as error:
+            reason = error if isinstance(error, UnsafeCheckpointError) else f"{type(error).__name__}: {error}"
+            raise UnsafeCheckpointError(
+                f"--resume_from_checkpoint: refusing {path}: {reason}. Checkpoints are loaded only as safetensors, "
+                "JSON and plain tensors (torch.load(weights_only=True)); remove the file if you did not write it."
+            ) from None
+
+
+def _torch_load_weights_only(path: Path, mmap: bool = False):
+    """``torch.load(weights_only=True)`` with the NumPy globals Accelerate's random states need."""
+    return accelerate_load(path, map_location="cpu", weights_only=True, mmap=mmap)
+
+
+def load_checkpoint(
+    accelerator: Accelerator, checkpoint: str | os.PathLike, stateful: dict[str, Any] | None = None
+) -> dict:
+    """Restore everything ``save_checkpoint`` saved; returns the stored state (``{"step": ..., ...}``).
+
+    Raises:
+        UnsafeCheckpointError: a file of the checkpoint cannot be read without running code.
+        RuntimeError: the random states cannot be restored (the run would not repeat an uninterrupted one).
+    """
+    checkpoint = Path(checkpoint)
+    verify_checkpoint_files(checkpoint)
+    accelerator.load_state(str(checkpoint), load_kwargs={"weights_only": True})
+    restore_random_states(checkpoint, accelerator.process_index)
+    for name, obj in (stateful or {}).items():
+        if not (checkpoint / f"{name}.safetensors").is_file():
+            raise FileNotFoundError(f"--resume_from_checkpoint: {checkpoint} has no {name}.safetensors for the {name}.")
+        obj.load_state_dict(load_state_dict(checkpoint, name))
+    return json.loads((checkpoint / STATE_FILE).read_text())
+
+
+def restore_random_states(checkpoint: Path, process_index: int) -> None:
+    """Python, NumPy, torch (and CUDA) generators from ``random_states_{process_index}.pkl``; raises on failure
+    (Accelerate only logs ``Could not load random states`` at INFO level)."""
+    path = checkpoint / f"random_states_{process_index}.pkl"
+    try:
+        states = _torch_load_weights_only(path)
+        random.setstate(states["random_state"])
+        np.random.set_state(states["numpy_random_seed"])
+        torch.set_rng_state(states["torch_manual_seed"])
+        cuda_states = states.get("torch_cuda_manual_seed")
+        if cuda_states is not None and torch.cuda.is_available():
+            if isinstance(cuda_states, torch.Tensor):
+                torch.cuda.set_rng_state(cuda_states)
+            else:
+                torch.cuda.set_rng_state_all(cuda_states)
+    except Exception as error:
+        raise RuntimeError(
+            f"--resume_from_checkpoint: could not restore the random states from {path} ({type(error).__name__}: "
+            f"{error}); the resumed run would not repeat an uninterrupted one."
+        ) from error

@@ -1,0 +1,312 @@
+"""The run mechanics shared by every Accelerate training script: flags, run folder, batches, limits, the end.
+
+A script reads like the diffusers examples, with its step body inline::
+
+    parser = argparse.ArgumentParser(...)
+    add_run_arguments(parser)                      # --output_dir, --seed, --checkpointing_steps, ...
+    args = parse_args_with_config(parser, argv); check_run_arguments(args)
+    accelerator = build_accelerator(args, args.output_dir)
+    output_dir = prepare_output_dir(args, accelerator)  # refuses to overwrite a run, checks it is writable
+    ...
+    model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
+    run = TrainingRun(accelerator, args, train_dataloader, max_train_steps, stateful={"ema": ema})
+    run.resume()                                   # --resume_from_checkpoint, if any
+    for batch in run:                              # set_epoch, skipping, step / time limits
+        with accelerator.accumulate(model):
+            ...
+        if accelerator.sync_gradients:
+            ema.step(...)
+            run.update_done()                      # counts the update, checkpoint cadence
+    run.save_final_checkpoint()
+    ...                                            # evaluate, save the model
+    run.finish(results, push=...)                  # all_results.json, training_config.json, push
+
+Updates per epoch are counted as Accelerate syncs gradients: every ``gradient_accumulation_steps`` batches and on
+the last batch of every epoch, i.e. ``ceil(batches / gradient_accumulation_steps)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import broadcast
+
+from .checkpointing import (
+    ABANDONED_DIR,
+    _completed_checkpoints,
+    load_checkpoint,
+    resolve_resume_checkpoint,
+    save_checkpoint,
+    set_aside_later_checkpoints,
+)
+from .secrets import redact_secrets
+
+logger = logging.getLogger(__name__)
+
+RESULTS_FILE = "all_results.json"
+TRAINING_CONFIG_FILE = "training_config.json"
+DEFAULT_SEED = 42
+# Files that show a folder holds a run (older versions of the scripts wrote results.json).
+RUN_MARKERS = (RESULTS_FILE, "results.json", TRAINING_CONFIG_FILE)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """Add the flags every training script shares (same names, defaults and help everywhere)."""
+    run = parser.add_argument_group("run")
+    run.add_argument("--output_dir", type=str, default=None, help="Run folder (required; may come from --config).")
+    run.add_argument("--overwrite_output_dir", action="store_true",
+                     help="Delete the checkpoints and results of an earlier run in --output_dir and start afresh.")
+    run.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    run.add_argument("--max_train_steps", type=int, default=None, help="Total optimizer updates; overrides the epochs.")
+    run.add_argument("--max_train_seconds", type=float, default=None,
+                     help="Stop after this wall-clock budget (the model is still saved and evaluated).")
+    run.add_argument("--checkpointing_steps", type=int, default=None,
+                     help="Save the training state every N updates (and always at the end).")
+    run.add_argument("--checkpoints_total_limit", type=int, default=None,
+                     help="Keep at most N >= 1 checkpoints (the newest); default: keep all.")
+    run.add_argument("--resume_from_checkpoint", type=str, default=None,
+                     help="A checkpoint folder or 'latest' (a fresh start when there is none yet).")
+    run.add_argument("--with_tracking", action="store_true")
+    run.add_argument("--report_to", type=str, default="all")
+    run.add_argument("--push_to_hub", action="store_true")
+    run.add_argument("--hub_model_id", type=str, default=None, help="Default: the name of --output_dir.")
+    run.add_argument("--hub_token", type=str, default=None,
+                     help="Hub token (default: the logged-in one). Never written to any file, card, log or tracker.")
+    return run
+
+
+def check_run_arguments(args: argparse.Namespace) -> None:
+    """Raise a ``ValueError`` naming the flag for bad run flags."""
+    if args.output_dir is None:
+        raise ValueError("--output_dir: expected a run folder (on the command line or in the --config file), got None.")
+    for name in ("max_train_steps", "checkpointing_steps", "checkpoints_total_limit"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name}: expected a positive integer (or no flag), got {value}.")
+    if args.max_train_seconds is not None and args.max_train_seconds <= 0:
+        raise ValueError(f"--max_train_seconds: expected a positive number of seconds, got {args.max_train_seconds}.")
+    if args.resume_from_checkpoint is not None and args.overwrite_output_dir:
+        raise ValueError("--overwrite_output_dir: cannot be combined with --resume_from_checkpoint; pass one of them.")
+
+
+def updates_per_epoch(num_batches: int, gradient_accumulation_steps: int) -> int:
+    """Optimizer updates in an epoch of ``num_batches`` (per process): Accelerate also syncs on the last batch."""
+    return math.ceil(num_batches / gradient_accumulation_steps)
+
+
+def prepare_output_dir(args: argparse.Namespace, accelerator: Accelerator) -> Path:
+    """Create ``--output_dir`` and check it can be written, before any training; call it on every process.
+
+    A folder that already holds a run (results or checkpoints) is refused unless ``--resume_from_checkpoint``
+    continues it or ``--overwrite_output_dir`` deletes its checkpoints and results first.
+
+    Raises:
+        ValueError: the folder holds a run and neither flag was given.
+        OSError: the folder cannot be created or written (the message names it).
+    """
+    output_dir = Path(args.output_dir)
+    existing = sorted(path.name for path in _completed_checkpoints(output_dir))
+    existing += [name for name in RUN_MARKERS if (output_dir / name).is_file()]
+    if existing and args.resume_from_checkpoint is None and not args.overwrite_output_dir:
+        raise ValueError(
+            f"--output_dir: {str(output_dir)!r} already holds a run ({', '.join(existing[:6])}); pass "
+            "--resume_from_checkpoint latest to continue it, --overwrite_output_dir to replace it, or another "
+            "--output_dir."
+        )
+    if accelerator.is_main_process:
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+            probe = output_dir / f".write-test-{os.getpid()}"
+            with open(probe, "wb") as handle:
+                handle.write(b"0")
+                os.fsync(handle.fileno())
+            probe.unlink()
+        except OSError as error:
+            raise OSError(
+                error.errno, f"--output_dir: cannot write to {str(output_dir)!r} ({error.strerror or error})", str(output_dir)
+            ) from error
+        if existing and args.overwrite_output_dir:
+            for path in _completed_checkpoints(output_dir):
+                shutil.rmtree(path)
+            shutil.rmtree(output_dir / ABANDONED_DIR, ignore_errors=True)
+            for name in RUN_MARKERS:
+                (output_dir / name).unlink(missing_ok=True)
+            logger.warning("--overwrite_output_dir: removed the earlier run's %s from %s", ", ".join(existing), output_dir)
+    accelerator.wait_for_everyone()
+    return output_dir
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON through a temporary file and one rename; a full disk names the path and ENOSPC."""
+    temporary = path.with_name(f".{path.name}.partial")
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, default=str)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        if error.errno == errno.ENOSPC:
+            raise OSError(errno.ENOSPC, f"No space left on device (ENOSPC) while writing {path}", str(path)) from error
+        raise
+
+
+class TrainingRun:
+    """The batches of a run, resumable exactly, with its step / time limits, checkpoints and end-of-run files.
+
+    Iterating yields the training batches of epoch after epoch (``set_epoch`` called on the dataloader and on
+    ``epoch_datasets``), skipping on resume the batches of the updates a checkpoint already holds, and stops once
+    ``max_train_steps`` updates are done or ``--max_train_seconds`` has passed (rank 0's clock decides for all).
+
+    Attributes:
+        completed_steps: optimizer updates done (``update_done`` counts them).
+        epoch: the epoch the current batch belongs to.
+        micro_step: batches consumed before the current one since the start of training (resumes included), to
+            seed per-batch randomness identically in a straight and a resumed run.
+    """
+
+    def __init__(
+        self,
+        accelerator: Accelerator,
+        args: argparse.Namespace,
+        train_dataloader,
+        max_train_steps: int,
+        stateful: dict[str, Any] | None = None,
+        epoch_datasets: Iterable[Any] = (),
+    ):
+        self.accelerator = accelerator
+        self.args = args
+        self.output_dir = Path(args.output_dir)
+        self.train_dataloader = train_dataloader
+        self.gradient_accumulation_steps = args.gradient_accumulation_steps
+        self.num_batches = len(train_dataloader)
+        self.updates_per_epoch = updates_per_epoch(self.num_batches, self.gradient_accumulation_steps)
+        self.max_train_steps = max_train_steps
+        self.num_epochs = math.ceil(max_train_steps / self.updates_per_epoch)
+        self.stateful = {name: obj for name, obj in (stateful or {}).items() if obj is not None}
+        self.epoch_datasets = list(epoch_datasets)
+        self.completed_steps = 0
+        self.epoch = 0
+        self.micro_step = 0
+        self._batches_to_skip = 0
+        self._last_checkpoint_step: int | None = None
+        self._out_of_time = False
+        self._started = time.monotonic()
+
+    # ---- configuration that leaves the process
+
+    def public_config(self) -> dict[str, Any]:
+        """``vars(args)`` without credentials (the only form of the config that is written, logged or tracked)."""
+        return redact_secrets(vars(self.args))
+
+    def init_trackers(self, project_name: str) -> None:
+        if self.args.with_tracking:
+            scalars = {k: v for k, v in self.public_config().items() if isinstance(v, (int, float, str, bool))}
+            self.accelerator.init_trackers(project_name, config=scalars)
+
+    # ---- resume
+
+    def resume(self) -> None:
+        """Restore ``--resume_from_checkpoint`` (if any) and position the batches right after its last update.
+
+        Checkpoints written after the resumed one belong to an abandoned future: they are moved to
+        ``abandoned-checkpoints/`` so that ``latest`` and the rotation never pick them.
+        """
+        checkpoint = resolve_resume_checkpoint(self.args.resume_from_checkpoint, self.output_dir)
+        if checkpoint is None:
+            return
+        self.accelerator.print(f"Resuming from {checkpoint}")
+        state = load_checkpoint(self.accelerator, checkpoint, self.stateful)
+        self.completed_steps = state["step"]
+        if self.accelerator.is_main_process:
+            set_aside_later_checkpoints(self.output_dir, self.completed_steps)
+        self.accelerator.wait_for_everyone()
+        self.epoch, updates_into_epoch = divmod(self.completed_steps, self.updates_per_epoch)
+        self._batches_to_skip = updates_into_epoch * self.gradient_accumulation_steps
+        self.micro_step = self.epoch * self.num_batches + self._batches_to_skip
+        self._last_checkpoint_step = self.completed_steps
+
+    # ---- the loop
+
+    @property
+    def finished(self) -> bool:
+        return self.completed_steps >= self.max_train_steps or self._out_of_time
+
+    def __iter__(self) -> Iterator[Any]:
+        while self.epoch < self.num_epochs and not self.finished:
+            self.train_dataloader.set_epoch(self.epoch)
+            for dataset in self.epoch_datasets:
+                dataset.set_epoch(self.epoch)
+            batches = self.train_dataloader
+            if self._batches_to_skip:
+                batches = self.accelerator.skip_first_batches(self.train_dataloader, self._batches_to_skip)
+                self._batches_to_skip = 0
+            for batch in batches:
+                yield batch
+                self.micro_step += 1
+                if self.finished:
+                    return
+            self.epoch += 1
+
+    def update_done(self) -> None:
+        """Count one optimizer update; checkpoint on the ``--checkpointing_steps`` cadence; check the time budget."""
+        self.completed_steps += 1
+        if self.args.checkpointing_steps and self.completed_steps % self.args.checkpointing_steps == 0:
+            self.save_checkpoint()
+        if self.args.max_train_seconds is not None:
+            elapsed = torch.tensor(time.monotonic() - self._started, device=self.accelerator.device)
+            self._out_of_time = broadcast(elapsed).item() > self.args.max_train_seconds
+
+    def save_checkpoint(self) -> Path:
+        path = save_checkpoint(
+            self.accelerator, self.output_dir, self.completed_steps, self.args.checkpoints_total_limit,
+            {"epoch": self.epoch}, self.stateful,
+        )  # fmt: skip
+        self._last_checkpoint_step = self.completed_steps
+        return path
+
+    @property
+    def train_seconds(self) -> float:
+        return time.monotonic() - self._started
+
+    # ---- the end
+
+    def save_final_checkpoint(self) -> None:
+        """Checkpoint the last update unless the cadence just did; call it right after the loop, before the
+        trained weights are replaced (by an EMA...), on every process."""
+        if self._last_checkpoint_step != self.completed_steps:
+            self.save_checkpoint()
+
+    def finish(self, results: dict[str, Any], push=None) -> None:
+        """End of the run, on every process: on the main process ``all_results.json`` and ``training_config.json``
+        (redacted) in ``--output_dir`` and, with ``--push_to_hub``, the upload of ``push`` (a model, pipeline or
+        folder; default ``--output_dir``); then the trackers are closed."""
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            write_json(self.output_dir / RESULTS_FILE, results)
+            write_json(self.output_dir / TRAINING_CONFIG_FILE, self.public_config())
+            if self.args.push_to_hub:
+                from hf_compact.hub import push_to_hub
+
+                push_to_hub(
+                    push if push is not None else self.output_dir,
+                    self.args.hub_model_id or self.output_dir.resolve().name,
+                    training_config=self.public_config(),
+                    metrics=results,
+                    token=self.args.hub_token,
+                )
+        self.accelerator.wait_for_everyone()
+        self.accelerator.end_training()
