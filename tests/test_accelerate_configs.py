@@ -1,0 +1,100 @@
+"""The launch configs in training/configs/accelerate/ parse with Accelerate's own loader, use only flags that
+``accelerate launch`` knows, and the FSDP2 ones name block classes that Accelerate's auto-wrap finds in the model."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from accelerate import FullyShardedDataParallelPlugin
+from accelerate.commands.config.config_args import ClusterConfig, load_config_from_file
+from accelerate.commands.launch import launch_command_parser
+from accelerate.utils.fsdp_utils import fsdp2_prepare_auto_wrap_policy
+from diffusers import DiTTransformer2DModel
+
+from hf_compact import (
+    AutoencoderViTok,
+    CCTConfig,
+    CCTForImageClassification,
+    DiTTransformer3DModel,
+    TextCCTConfig,
+    TextCCTForSequenceClassification,
+)
+from hf_compact.training_utils.distributed import block_class_names
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "training" / "configs" / "accelerate"
+EXPECTED = {
+    "one_gpu.yaml": ("NO", 1, 1),
+    "ddp_bf16.yaml": ("MULTI_GPU", 8, 1),
+    "fsdp2_cct.yaml": ("FSDP", 8, 1),
+    "fsdp2_text_cct.yaml": ("FSDP", 8, 1),
+    "fsdp2_vitok.yaml": ("FSDP", 8, 1),
+    "fsdp2_dit.yaml": ("FSDP", 8, 1),
+    "fsdp2_dit_video.yaml": ("FSDP", 8, 1),
+    "deepspeed_zero2.yaml": ("DEEPSPEED", 8, 1),
+    "deepspeed_zero3.yaml": ("DEEPSPEED", 8, 1),
+    "multi_node_fsdp2_vitok.yaml": ("FSDP", 16, 2),
+}
+
+
+def tiny_models() -> dict[str, torch.nn.Module]:
+    return {
+        "cct": CCTForImageClassification(CCTConfig(image_size=16, hidden_size=32, num_hidden_layers=1,
+                                                   num_attention_heads=2, intermediate_size=64)),
+        "text_cct": TextCCTForSequenceClassification(TextCCTConfig(
+            vocab_size=50, word_embedding_dim=12, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+            num_attention_heads=2, max_position_embeddings=24)),
+        "vitok": AutoencoderViTok(latent_channels=4, patch_size=4, encoder_width=16, encoder_depth=1, encoder_heads=2,
+                                  decoder_width=16, decoder_depth=1, decoder_heads=2, sample_size=16),
+        "dit": DiTTransformer2DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8,
+                                     num_layers=1, sample_size=4, patch_size=1, norm_num_groups=1,
+                                     num_embeds_ada_norm=3),
+        "dit_video": DiTTransformer3DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4, num_layers=1),
+    }  # fmt: skip
+
+
+def test_every_config_is_listed():
+    assert sorted(path.name for path in CONFIG_DIR.glob("*.yaml")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_config_loads_with_accelerate_and_uses_known_launch_flags(name):
+    config = load_config_from_file(str(CONFIG_DIR / name))
+    assert isinstance(config, ClusterConfig)
+    distributed_type, num_processes, num_machines = EXPECTED[name]
+    assert (config.distributed_type.value, config.num_processes, config.num_machines) == (
+        distributed_type, num_processes, num_machines,
+    )  # fmt: skip
+    assert config.mixed_precision == "bf16"
+    launch_flags = {action.dest for action in launch_command_parser()._actions}
+    plugin_keys = set(config.fsdp_config) | set(config.deepspeed_config)
+    assert plugin_keys <= launch_flags, plugin_keys - launch_flags
+    if distributed_type == "DEEPSPEED":
+        assert config.deepspeed_config["zero_stage"] == int(name[-6])
+        assert not config.deepspeed_config["zero3_init_flag"]
+
+
+@pytest.mark.parametrize("family", ["cct", "text_cct", "vitok", "dit", "dit_video"])
+def test_fsdp2_configs_wrap_exactly_the_models_blocks(family):
+    """The FSDP2 plugin built from the file (as `accelerate launch` does) gives an auto-wrap policy that selects the
+    model's blocks and nothing else; the names are the ones the model declares (block_class_names)."""
+    fsdp = load_config_from_file(str(CONFIG_DIR / f"fsdp2_{family}.yaml")).fsdp_config
+    assert fsdp["fsdp_version"] == 2 and fsdp["fsdp_state_dict_type"] == "SHARDED_STATE_DICT"
+    assert fsdp["fsdp_activation_checkpointing"] is True
+    names = fsdp["fsdp_transformer_layer_cls_to_wrap"].split(",")
+    model = tiny_models()[family]
+    assert sorted(names) == block_class_names(model)
+    plugin = FullyShardedDataParallelPlugin(
+        fsdp_version=2, auto_wrap_policy=fsdp["fsdp_auto_wrap_policy"], transformer_cls_names_to_wrap=names,
+        state_dict_type=fsdp["fsdp_state_dict_type"], activation_checkpointing=True,
+        reshard_after_forward=fsdp["fsdp_reshard_after_forward"],
+    )  # fmt: skip
+    policy = fsdp2_prepare_auto_wrap_policy(plugin, model)
+    wrapped = {type(module).__name__ for module in model.modules() if policy(module)}
+    assert wrapped == set(names)
+    # diffusers' image DiT reads block 0 after the last block: its blocks must stay gathered until the backward
+    assert fsdp["fsdp_reshard_after_forward"] is (family != "dit")
+
+
+def test_multi_node_template_names_the_main_machine():
+    config = load_config_from_file(str(CONFIG_DIR / "multi_node_fsdp2_vitok.yaml"))
+    assert config.main_process_ip and config.main_process_port == 29500 and config.machine_rank == 0
