@@ -30,7 +30,7 @@ from hf_compact.training_utils.distributed import (
 
 WORKER = Path(__file__).parent / "distributed_workers" / "fsdp_two_steps.py"
 REPO_ROOT = Path(__file__).parent.parent
-FAMILIES = ("cct", "text_cct", "vitok", "dit_3d", "dit_2d", "dit_2d_all_gathered")
+FAMILIES = ("cct", "text_cct", "vitok", "vitok_v2_decoder", "dit_3d", "dit_2d", "dit_2d_all_gathered")
 
 
 def tiny_cct() -> CCTForImageClassification:
@@ -66,6 +66,17 @@ def test_two_sharded_adamw_steps_equal_one_process(two_process_run, family):
     assert result["sharded_blocks"] == result["num_blocks"] >= 2
     assert result["max_update"] > 3e-4  # the weights really moved
     assert result["max_difference"] < 1e-5, result
+
+
+@pytest.mark.slow
+def test_vitok_v2_decoder_fine_tune_with_activation_checkpointing(two_process_run):
+    """The decoder fine-tune recipe at tiny size (ViTok-v2 architecture): encoder frozen, every block wrapped for
+    activation checkpointing and then sharded; equal to one process, and the encoder did not move."""
+    _, results = two_process_run
+    result = results["vitok_v2_decoder"]
+    assert result["checkpointed_blocks"] == result["num_blocks"] == 3
+    assert result["frozen_unchanged"] is True
+    assert result["max_difference"] < 1e-5 and result["max_update"] > 3e-4
 
 
 @pytest.mark.slow

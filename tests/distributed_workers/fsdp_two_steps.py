@@ -15,6 +15,11 @@ import torch.distributed as dist
 from diffusers import DiTTransformer2DModel
 from diffusers.training_utils import EMAModel
 from safetensors.torch import save_file
+from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
+    CheckpointWrapper,
+    apply_activation_checkpointing,
+    checkpoint_wrapper,
+)
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule
 from torch.distributed.tensor import DTensor
@@ -27,9 +32,11 @@ from hf_compact import (
     TextCCTConfig,
     TextCCTForSequenceClassification,
 )
+from hf_compact.vitok.presets import VITOK_PRESETS
 from hf_compact.training_utils.distributed import (
     ShardedEMAModel,
     block_class_names,
+    freeze,
     full_state_dict,
     shard_per_block,
     trainable_parameters,
@@ -61,12 +68,20 @@ def build_models() -> dict:
         patch_size=1, norm_num_groups=1, num_embeds_ada_norm=3,
     )  # fmt: skip
     dit_2d_all_gathered = copy.deepcopy(dit_2d)
+    # The ViTok-v2 architecture at tiny size, for the decoder fine-tune (encoder frozen)
+    v2_architecture = {key: value for key, value in VITOK_PRESETS["v2-350M-f16x16"].items() if "width" not in key
+                       and "depth" not in key and "heads" not in key
+                       and key not in ("patch_size", "latent_channels", "layer_scale_init")}
+    vitok_v2 = AutoencoderViTok(**v2_architecture, layer_scale_init=0.1, latent_channels=4, patch_size=4, encoder_width=32, encoder_depth=1,
+                                encoder_heads=2, decoder_width=32, decoder_depth=2, decoder_heads=2, sample_size=16)
+    # fmt: skip
     generator = torch.Generator().manual_seed(1)
     timesteps, labels = torch.randint(0, 1000, (BATCH,), generator=generator), torch.tensor([0, 1, 2, 0])
     inputs = {
         "cct": (cct, {"pixel_values": torch.randn(BATCH, 3, 16, 16, generator=generator), "labels": labels}),
         "text_cct": (text_cct, {"input_ids": torch.randint(0, 50, (BATCH, 24), generator=generator), "labels": labels}),
         "vitok": (vitok, {"sample": torch.rand(BATCH, 3, 16, 16, generator=generator) * 2 - 1}),
+        "vitok_v2_decoder": (vitok_v2, {"sample": torch.rand(BATCH, 3, 16, 16, generator=generator) * 2 - 1}),
         "dit_3d": (dit_3d, {"hidden_states": torch.randn(BATCH, 4, 2, 2, 2, generator=generator),
                             "timestep": timesteps, "class_labels": labels}),
         "dit_2d": (dit_2d, {"hidden_states": torch.randn(BATCH, 4, 4, 4, generator=generator),
@@ -80,7 +95,7 @@ def build_models() -> dict:
 def loss_of(name: str, model, batch: dict) -> torch.Tensor:
     if name in ("cct", "text_cct"):
         return model(**batch).loss
-    if name == "vitok":
+    if name.startswith("vitok"):
         return (model(batch["sample"]).sample - batch["sample"]).square().mean()
     return model(**batch).sample.square().mean()  # the DiTs
 
@@ -104,6 +119,8 @@ def main() -> None:
     results = {}
     for name, (model, batch) in build_models().items():
         model.eval()  # no dropout / label dropout: both runs see the same function
+        if name == "vitok_v2_decoder":  # the fine-tuning recipe: encoder frozen, decoder trained
+            freeze([model.encoder])
         reference = copy.deepcopy(model)
         reference_ema = EMAModel(reference.parameters(), decay=0.5) if name == "dit_3d" else None
         two_steps(name, reference, batch, reference_ema)
@@ -111,6 +128,12 @@ def main() -> None:
         blocks = block_class_names(model)
         if name == "dit_2d_all_gathered":
             shard_per_block(model, mesh=mesh, reshard_after_forward=False)
+        elif name == "vitok_v2_decoder":  # activation checkpointing of every block, then FSDP2, as Accelerate does
+            apply_activation_checkpointing(
+                model, checkpoint_wrapper_fn=checkpoint_wrapper,
+                check_fn=lambda module: type(module).__name__ in block_class_names(model),
+            )  # fmt: skip
+            shard_per_block(model, mesh=mesh)
         else:
             shard_per_block(model, mesh=mesh)
         local = {key: value.chunk(world)[rank] if value.ndim else value for key, value in batch.items()}
@@ -129,6 +152,9 @@ def main() -> None:
             "max_difference": max((gathered[key] - expected[key]).abs().max().item() for key in expected),
             "max_update": max((expected[key] - initial[key]).abs().max().item() for key in expected),
             "same_keys": sorted(gathered) == sorted(expected),
+            "checkpointed_blocks": sum(isinstance(module, CheckpointWrapper) for module in model.modules()),
+            "frozen_unchanged": all(torch.equal(gathered[key], initial[key]) for key in expected
+                                    if key.startswith("encoder.")) if name == "vitok_v2_decoder" else None,
         }  # fmt: skip
         if ema is not None:
             ema_state = ema.state_dict()  # collective: gathers the averaged shards on every rank
