@@ -1,6 +1,7 @@
 """The launch configs in training/configs/accelerate/ parse with Accelerate's own loader, use only flags that
 ``accelerate launch`` knows, and the FSDP2 ones name block classes that Accelerate's auto-wrap finds in the model."""
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,11 @@ from hf_compact import (
     TextCCTConfig,
     TextCCTForSequenceClassification,
 )
+from hf_compact.losses.discriminator import StyleGANDiscriminator
 from hf_compact.training_utils.distributed import block_class_names
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+from train_vitok import AutoencoderTrainingForward  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "training" / "configs" / "accelerate"
 EXPECTED = {
@@ -80,11 +85,17 @@ def test_fsdp2_configs_wrap_exactly_the_models_blocks(family):
     fsdp = load_config_from_file(str(CONFIG_DIR / f"fsdp2_{family}.yaml")).fsdp_config
     assert fsdp["fsdp_version"] == 2 and fsdp["fsdp_state_dict_type"] == "SHARDED_STATE_DICT"
     assert fsdp["fsdp_activation_checkpointing"] is True
-    names = fsdp["fsdp_transformer_layer_cls_to_wrap"].split(",")
     model = tiny_models()[family]
+    if family == "vitok":  # names come from the prepared module's _no_split_modules (see the test below)
+        assert "fsdp_transformer_layer_cls_to_wrap" not in fsdp
+        model = AutoencoderTrainingForward(model, freeze_encoder=True)
+        names = list(model._no_split_modules)
+    else:
+        names = fsdp["fsdp_transformer_layer_cls_to_wrap"].split(",")
     assert sorted(names) == block_class_names(model)
     plugin = FullyShardedDataParallelPlugin(
-        fsdp_version=2, auto_wrap_policy=fsdp["fsdp_auto_wrap_policy"], transformer_cls_names_to_wrap=names,
+        fsdp_version=2, auto_wrap_policy=fsdp["fsdp_auto_wrap_policy"],
+        transformer_cls_names_to_wrap=None if family == "vitok" else names,
         state_dict_type=fsdp["fsdp_state_dict_type"], activation_checkpointing=True,
         reshard_after_forward=fsdp["fsdp_reshard_after_forward"],
     )  # fmt: skip
@@ -93,6 +104,20 @@ def test_fsdp2_configs_wrap_exactly_the_models_blocks(family):
     assert wrapped == set(names)
     # diffusers' image DiT reads block 0 after the last block: its blocks must stay gathered until the backward
     assert fsdp["fsdp_reshard_after_forward"] is (family != "dit")
+
+
+def test_vitok_stage2_discriminator_needs_the_implicit_block_list():
+    """Stage 2 prepares the discriminator as a second model: an explicit TransformerBlock list makes Accelerate
+    raise on it, the implicit one (_no_split_modules per model) shards it as a single unit."""
+    discriminator = StyleGANDiscriminator(16, 8, 16)
+    explicit = FullyShardedDataParallelPlugin(
+        fsdp_version=2, auto_wrap_policy="transformer_based_wrap", transformer_cls_names_to_wrap=["TransformerBlock"]
+    )
+    with pytest.raises(ValueError, match="TransformerBlock"):
+        fsdp2_prepare_auto_wrap_policy(explicit, discriminator)
+    implicit = FullyShardedDataParallelPlugin(fsdp_version=2, auto_wrap_policy="transformer_based_wrap")
+    policy = fsdp2_prepare_auto_wrap_policy(implicit, discriminator)
+    assert not any(policy(module) for module in discriminator.modules())
 
 
 def test_multi_node_template_names_the_main_machine():
