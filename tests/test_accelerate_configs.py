@@ -1,6 +1,10 @@
 """The launch configs in training/configs/accelerate/ parse with Accelerate's own loader, use only flags that
 ``accelerate launch`` knows, and the FSDP2 ones name block classes that Accelerate's auto-wrap finds in the model."""
 
+import importlib
+import importlib.util
+import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -26,7 +30,8 @@ from hf_compact.training_utils.distributed import block_class_names
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 from train_vitok import AutoencoderTrainingForward  # noqa: E402
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "training" / "configs" / "accelerate"
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = ROOT / "training" / "configs" / "accelerate"
 EXPECTED = {
     "one_gpu.yaml": ("NO", 1, 1),
     "ddp_bf16.yaml": ("MULTI_GPU", 8, 1),
@@ -123,3 +128,39 @@ def test_vitok_stage2_discriminator_needs_the_implicit_block_list():
 def test_multi_node_template_names_the_main_machine():
     config = load_config_from_file(str(CONFIG_DIR / "multi_node_fsdp2_vitok.yaml"))
     assert config.main_process_ip and config.main_process_port == 29500 and config.machine_rank == 0
+
+
+def load_memory_table_script():
+    spec = importlib.util.spec_from_file_location("memory_table", ROOT / "benchmarks" / "memory_table.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks the module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scaling_doc_memory_table_is_the_computed_one():
+    """The table in docs/scaling.md is the output of benchmarks/memory_table.py (real parameter counts)."""
+    memory_table = load_memory_table_script()
+    rows = {row.model: row for row in memory_table.memory_rows()}
+    assert round(rows["ViTok S-B/16"].parameters / 1e4) == 12886  # 128.86M, as in the README's benchmark row
+    five_b = rows["ViTok v2-5B-f16x16"]
+    assert five_b.trained < five_b.parameters  # the frozen encoder: weights only
+    assert five_b.per_gpu_gib("fsdp")[0] == pytest.approx(five_b.per_gpu_gib("ddp")[0] / 8)
+    document = (ROOT / "docs" / "scaling.md").read_text()
+    table = re.search(r"<!-- memory-table:[^>]*-->\n(.*?)\n<!-- /memory-table -->", document, re.S).group(1)
+    assert table == memory_table.markdown_table(list(rows.values()))
+
+
+def test_scaling_doc_commands_parse(monkeypatch):
+    document = (ROOT / "docs" / "scaling.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", document, re.S)
+    commands = [shlex.split(line) for block in blocks for line in block.splitlines() if line.strip()]
+    assert len(commands) == 3
+    monkeypatch.chdir(ROOT)
+    for words in commands:
+        config_file = words[words.index("--config_file") + 1]
+        assert load_config_from_file(str(ROOT / config_file)).distributed_type.value in ("MULTI_GPU", "FSDP")
+        index = next(i for i, word in enumerate(words) if word.endswith(".py"))
+        arguments = words[index + 1 :]
+        assert (ROOT / arguments[arguments.index("--config") + 1]).is_file()
+        importlib.import_module(Path(words[index]).stem).parse_args(arguments)  # argparse exits on a bad flag
