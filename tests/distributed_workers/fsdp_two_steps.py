@@ -32,7 +32,6 @@ from hf_compact import (
     TextCCTConfig,
     TextCCTForSequenceClassification,
 )
-from hf_compact.vitok.presets import VITOK_PRESETS
 from hf_compact.training_utils.distributed import (
     ShardedEMAModel,
     block_class_names,
@@ -42,6 +41,7 @@ from hf_compact.training_utils.distributed import (
     trainable_parameters,
     unsharded_copy,
 )
+from hf_compact.vitok.presets import VITOK_PRESETS
 
 BATCH = 4
 
@@ -129,9 +129,10 @@ def main() -> None:
         if name == "dit_2d_all_gathered":
             shard_per_block(model, mesh=mesh, reshard_after_forward=False)
         elif name == "vitok_v2_decoder":  # activation checkpointing of every block, then FSDP2, as Accelerate does
+            block_names = set(block_class_names(model))
             apply_activation_checkpointing(
                 model, checkpoint_wrapper_fn=checkpoint_wrapper,
-                check_fn=lambda module: type(module).__name__ in block_class_names(model),
+                check_fn=lambda module, names=block_names: type(module).__name__ in names,
             )  # fmt: skip
             shard_per_block(model, mesh=mesh)
         else:
