@@ -80,6 +80,15 @@ def test_vitok_v2_decoder_fine_tune_with_activation_checkpointing(two_process_ru
 
 
 @pytest.mark.slow
+def test_sharded_checkpoint_resumes_exactly(two_process_run):
+    """Each rank writes its shards of the weights and AdamW state (torch.distributed.checkpoint, what Accelerate's
+    SHARDED_STATE_DICT uses); a fresh sharded model and optimizer load them and take the same next step."""
+    output, results = two_process_run
+    assert results["vitok"]["resumed_step_equal"] is True
+    assert sorted(path.name for path in (output / "sharded-checkpoint").glob("*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]
+
+
+@pytest.mark.slow
 def test_blocks_are_the_declared_block_classes(two_process_run):
     _, results = two_process_run
     assert results["cct"]["blocks"] == ["CCTEmbeddings", "CCTLayer"]

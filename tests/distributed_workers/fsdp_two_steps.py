@@ -12,6 +12,7 @@ import sys
 
 import torch
 import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
 from diffusers import DiTTransformer2DModel
 from diffusers.training_utils import EMAModel
 from safetensors.torch import save_file
@@ -19,6 +20,12 @@ from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
     CheckpointWrapper,
     apply_activation_checkpointing,
     checkpoint_wrapper,
+)
+from torch.distributed.checkpoint.state_dict import (
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
 )
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule
@@ -100,16 +107,41 @@ def loss_of(name: str, model, batch: dict) -> torch.Tensor:
     return model(**batch).sample.square().mean()  # the DiTs
 
 
-def two_steps(name, model, batch, ema=None):
+def adamw(model):
     # eps=1e-6: the gradient of CCT's pooling bias is zero up to float noise (softmax ignores a shift); with Adam's
     # default 1e-8 that noise alone makes lr-sized steps of random sign in either run.
-    optimizer = torch.optim.AdamW(list(trainable_parameters(model)), lr=1e-3, eps=1e-6, weight_decay=0.05)
-    for _ in range(2):
+    return torch.optim.AdamW(list(trainable_parameters(model)), lr=1e-3, eps=1e-6, weight_decay=0.05)
+
+
+def two_steps(name, model, batch, ema=None, optimizer=None, steps=2):
+    optimizer = optimizer or adamw(model)
+    for _ in range(steps):
         loss_of(name, model, batch).backward()
         optimizer.step()
         optimizer.zero_grad()
         if ema is not None:
             ema.step(model.parameters())
+    return optimizer
+
+
+def resumes_from_a_sharded_checkpoint(name, model, optimizer, batch, mesh, folder) -> bool:
+    """What SHARDED_STATE_DICT does: torch.distributed.checkpoint writes each rank's shards of the weights and
+    AdamW state; a fresh sharded model and optimizer load them, and the next step equals the uninterrupted one."""
+    state = {"model": get_model_state_dict(model), "optim": get_optimizer_state_dict(model, optimizer)}
+    dcp.save(state, checkpoint_id=folder)
+    restored = shard_per_block(build_models()[name][0].eval(), mesh=mesh)
+    restored_optimizer = adamw(restored)
+    template = {"model": get_model_state_dict(restored), "optim": get_optimizer_state_dict(restored, restored_optimizer)}
+    dcp.load(template, checkpoint_id=folder)
+    set_model_state_dict(restored, template["model"])
+    set_optimizer_state_dict(restored, restored_optimizer, template["optim"])
+    two_steps(name, model, batch, optimizer=optimizer, steps=1)
+    two_steps(name, restored, batch, optimizer=restored_optimizer, steps=1)
+    equal = torch.tensor(int(all(
+        torch.equal(a.to_local(), b.to_local()) for a, b in zip(model.parameters(), restored.parameters())
+    )))  # fmt: skip
+    dist.all_reduce(equal, op=dist.ReduceOp.MIN)
+    return bool(equal)
 
 
 def main() -> None:
@@ -139,7 +171,7 @@ def main() -> None:
             shard_per_block(model, mesh=mesh)
         local = {key: value.chunk(world)[rank] if value.ndim else value for key, value in batch.items()}
         ema = ShardedEMAModel(model.parameters(), decay=0.5) if name == "dit_3d" else None
-        two_steps(name, model, local, ema)
+        optimizer = two_steps(name, model, local, ema)
 
         gathered = full_state_dict(model)  # collective; only rank 0 receives the tensors
         expected = reference.state_dict()
@@ -177,6 +209,10 @@ def main() -> None:
             if rank == 0:
                 unsharded_copy(model, gathered).save_pretrained(f"{sys.argv[1]}/dit_3d")
                 save_file(expected, f"{sys.argv[1]}/dit_3d_reference.safetensors")
+        if name == "vitok":  # after the comparisons above: this takes one more step
+            entry["resumed_step_equal"] = resumes_from_a_sharded_checkpoint(
+                name, model, optimizer, local, mesh, f"{sys.argv[1]}/sharded-checkpoint"
+            )
         results[name] = entry
     if rank == 0:
         with open(f"{sys.argv[1]}/results.json", "w") as handle:
