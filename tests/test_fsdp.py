@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file
 from torch import nn
@@ -24,6 +25,7 @@ from hf_compact.training_utils.distributed import (
     freeze,
     frozen_model_context,
     full_state_dict,
+    save_pretrained_gathered,
     trainable_parameters,
     unsharded_copy,
 )
@@ -132,6 +134,22 @@ def test_unsharded_copy_keeps_weights_and_rejects_foreign_keys(tmp_path):
         assert torch.equal(tensor, other), name
     with pytest.raises(ValueError, match="state_dict"):
         unsharded_copy(model, {"not.a.key": torch.zeros(1)})
+
+
+def test_save_pretrained_gathered_saves_a_submodule_of_the_prepared_model(tmp_path):
+    """One process (DDP-less): the same call the scripts make under FSDP, here through Accelerate's plain path."""
+
+    class TrainingForward(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = tiny_cct()
+
+    accelerator = Accelerator(cpu=True)
+    prepared = accelerator.prepare(TrainingForward())
+    save_pretrained_gathered(accelerator, prepared, tmp_path / "saved", submodule="model")
+    loaded = CCTForImageClassification.from_pretrained(tmp_path / "saved")
+    for name, tensor in prepared.model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
 
 
 def test_sharded_ema_on_plain_tensors_is_ema_model():
