@@ -261,11 +261,10 @@ def main(argv: list[str] | None = None) -> dict:
     latent_cache_dir = args.latent_cache_dir or os.path.join(
         os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hf_compact", "latents"
     )
-    with accelerator.main_process_first():
-        cache = build_latent_cache(
-            vae, dataset, latent_cache_dir, pixel_column, args.label_column, args.encode_batch_size,
-            show_progress=accelerator.is_local_main_process,
-        )
+    cache = build_latent_cache(  # every process encodes its share of the rows
+        vae, dataset, latent_cache_dir, pixel_column, args.label_column, args.encode_batch_size,
+        show_progress=accelerator.is_local_main_process, distributed=accelerator.num_processes > 1,
+    )
     vae = vae.cpu()
     names = class_names(dataset, args.label_column, cache)
     video = args.video or cache.is_video

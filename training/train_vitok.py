@@ -208,6 +208,8 @@ class AutoencoderTrainingForward(nn.Module):
     Stage 1 decodes a posterior sample; with ``freeze_encoder`` (stage 2) the encoder runs without gradients.
     """
 
+    _no_split_modules = AutoencoderViTok._no_split_modules  # FSDP auto-wrap reads it from the prepared module
+
     def __init__(self, autoencoder: AutoencoderViTok, freeze_encoder: bool):
         super().__init__()
         self.autoencoder = autoencoder

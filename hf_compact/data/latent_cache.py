@@ -5,7 +5,8 @@ A cache lives in ``cache_root/<dataset fingerprint>-<autoencoder fingerprint>/``
 and every weight) changes, so a retrained or reconfigured autoencoder never reuses stale latents, while reruns
 with the same ones skip encoding. Each sample stores the posterior parameters ``[mean | logvar]`` ``(2c, ...)``
 rather than one draw, so training can draw a fresh ``posterior.sample()`` every epoch, as ViTok's DiT does.
-A cache is written to a temporary folder and renamed into place when complete.
+A cache is written to a temporary folder and renamed into place when complete. Under ``torch.distributed``
+(``distributed=True``) every process encodes its share of the rows and the shards are merged into one cache.
 """
 
 from __future__ import annotations
@@ -149,47 +150,17 @@ def _batches(dataset: Dataset, pixel_column: str, label_column: str, batch_size:
 
 
 @torch.no_grad()
-def build_latent_cache(
-    vae: torch.nn.Module,
-    dataset: Dataset,
-    cache_root: str | os.PathLike,
-    pixel_column: str = "image",
-    label_column: str = "label",
-    batch_size: int = 64,
-    shard_size: int = 8192,
-    show_progress: bool = True,
-) -> LatentCacheDataset:
-    """Encode ``dataset`` with ``vae`` into a cache under ``cache_root``, or reuse the matching cache.
-
-    Args:
-        vae: autoencoder with the ``AutoencoderKL`` API (``encode(x).latent_dist``), e.g. ``AutoencoderViTok``.
-        dataset: rows with RGB images/videos in ``pixel_column`` (all the same size) and integer labels.
-        cache_root: folder holding caches; each (dataset, autoencoder) pair gets its own sub-folder.
-        pixel_column, label_column: column names.
-        batch_size: encoding batch size.
-        shard_size: samples per safetensors file.
-        show_progress: show a tqdm bar (pass ``accelerator.is_local_main_process``).
-
-    Returns:
-        The cache as a :class:`LatentCacheDataset`.
-    """
-    if len(dataset) == 0:
-        raise ValueError("dataset: expected at least one row, got an empty dataset.")
-    for column in (pixel_column, label_column):
-        if column not in dataset.column_names:
-            raise ValueError(f"dataset: expected a column {column!r}, got columns {dataset.column_names}.")
-    path = latent_cache_path(vae, dataset, cache_root)
-    if (path / METADATA_FILE).is_file():
-        return LatentCacheDataset(path)
-
-    staging = path.with_name(path.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+def _encode_shards(
+    vae: torch.nn.Module, dataset: Dataset, staging: Path, prefix: str, pixel_column: str, label_column: str,
+    batch_size: int, shard_size: int, show_progress: bool,
+) -> dict:
+    """Encode ``dataset`` into ``staging/{prefix}-NNNNN.safetensors``; returns the part of the metadata it wrote."""
     device, dtype = vae.device, vae.dtype
-    moments, labels, shards, shard_sizes, deterministic = [], [], [], [], False
+    moments, labels, shards, shard_sizes = [], [], [], []
+    written = {"shards": shards, "shard_sizes": shard_sizes, "latent_shape": None, "deterministic": False}
 
     def flush() -> None:
-        name = f"shard-{len(shards):05d}.safetensors"
+        name = f"{prefix}-{len(shards):05d}.safetensors"
         save_file({"moments": torch.cat(moments).contiguous(), "labels": torch.cat(labels)}, staging / name)
         shards.append(name)
         shard_sizes.append(sum(len(batch) for batch in labels))
@@ -201,9 +172,9 @@ def build_latent_cache(
     progress = tqdm(total=len(dataset), desc="Encoding latents", disable=not show_progress)
     for pixels, batch_labels in _batches(dataset, pixel_column, label_column, batch_size):
         posterior = vae.encode(pixels.to(device=device, dtype=dtype)).latent_dist
-        deterministic = bool(posterior.deterministic)
+        written["deterministic"] = bool(posterior.deterministic)
+        written["latent_shape"] = [posterior.mean.shape[1], *posterior.mean.shape[2:]]
         moments.append(posterior.parameters.float().cpu())
-        latent_shape = (posterior.mean.shape[1], *posterior.mean.shape[2:])
         labels.append(batch_labels)
         progress.update(len(batch_labels))
         if sum(len(batch) for batch in labels) >= shard_size:
@@ -212,19 +183,96 @@ def build_latent_cache(
     vae.train(was_training)
     if labels:
         flush()
+    return written
 
-    label_feature = dataset.features[label_column]
-    metadata = {
-        "autoencoder_fingerprint": autoencoder_fingerprint(vae),
-        "dataset_fingerprint": dataset._fingerprint,
-        "num_samples": len(dataset),
-        "latent_shape": list(latent_shape),
-        "deterministic": deterministic,
-        "class_names": getattr(label_feature, "names", None),
-        "shards": shards,
-        "shard_sizes": shard_sizes,
-    }
-    (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(staging, path)
+
+def _process_group() -> tuple[int, int]:
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        raise ValueError(
+            "distributed: expected an initialised torch.distributed process group (run under torchrun or after "
+            "Accelerator()), got none."
+        )
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+
+def build_latent_cache(
+    vae: torch.nn.Module,
+    dataset: Dataset,
+    cache_root: str | os.PathLike,
+    pixel_column: str = "image",
+    label_column: str = "label",
+    batch_size: int = 64,
+    shard_size: int = 8192,
+    show_progress: bool = True,
+    distributed: bool = False,
+) -> LatentCacheDataset:
+    """Encode ``dataset`` with ``vae`` into a cache under ``cache_root``, or reuse the matching cache.
+
+    With ``distributed=True`` every process of the ``torch.distributed`` group calls this function (not inside
+    ``accelerator.main_process_first()``): process ``r`` of ``W`` encodes the ``r``-th contiguous ``1 / W`` of the
+    rows (``Dataset.shard(W, r, contiguous=True)``) into its own shard files, and process 0 merges their metadata in
+    rank order, so the cache holds the same samples in the same order as one written by a single process.
+    ``cache_root`` must be a folder that every process sees (a shared file system across nodes).
+
+    Args:
+        vae: autoencoder with the ``AutoencoderKL`` API (``encode(x).latent_dist``), e.g. ``AutoencoderViTok``.
+        dataset: rows with RGB images/videos in ``pixel_column`` (all the same size) and integer labels.
+        cache_root: folder holding caches; each (dataset, autoencoder) pair gets its own sub-folder.
+        pixel_column, label_column: column names.
+        batch_size: encoding batch size.
+        shard_size: samples per safetensors file (per process when distributed).
+        show_progress: show a tqdm bar (pass ``accelerator.is_local_main_process``).
+        distributed: share the encoding among the processes of the initialised process group.
+
+    Returns:
+        The cache as a :class:`LatentCacheDataset`, on every process.
+    """
+    if len(dataset) == 0:
+        raise ValueError("dataset: expected at least one row, got an empty dataset.")
+    for column in (pixel_column, label_column):
+        if column not in dataset.column_names:
+            raise ValueError(f"dataset: expected a column {column!r}, got columns {dataset.column_names}.")
+    rank, world_size = _process_group() if distributed else (0, 1)
+
+    def barrier() -> None:
+        if distributed:
+            torch.distributed.barrier()
+
+    path = latent_cache_path(vae, dataset, cache_root)
+    complete = (path / METADATA_FILE).is_file()
+    barrier()  # every process decides before process 0 may start writing
+    if complete:
+        return LatentCacheDataset(path)
+
+    staging = path.with_name(path.name + ".partial")
+    if rank == 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    barrier()
+    part = dataset.shard(world_size, rank, contiguous=True) if distributed else dataset
+    written = _encode_shards(
+        vae, part, staging, f"shard-r{rank:05d}" if distributed else "shard", pixel_column, label_column, batch_size,
+        shard_size, show_progress,
+    )  # fmt: skip
+    (staging / f"rank-{rank:05d}.json").write_text(json.dumps(written))
+    barrier()
+    if rank == 0:
+        parts = [json.loads((staging / f"rank-{index:05d}.json").read_text()) for index in range(world_size)]
+        for index in range(world_size):
+            (staging / f"rank-{index:05d}.json").unlink()
+        label_feature = dataset.features[label_column]
+        metadata = {
+            "autoencoder_fingerprint": autoencoder_fingerprint(vae),
+            "dataset_fingerprint": dataset._fingerprint,
+            "num_samples": len(dataset),
+            "latent_shape": next(part["latent_shape"] for part in parts if part["latent_shape"] is not None),
+            "deterministic": parts[0]["deterministic"],
+            "class_names": getattr(label_feature, "names", None),
+            "shards": [name for part in parts for name in part["shards"]],
+            "shard_sizes": [size for part in parts for size in part["shard_sizes"]],
+        }
+        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(staging, path)
+    barrier()
     return LatentCacheDataset(path)
