@@ -151,7 +151,7 @@ def python_blocks(markdown: str) -> list[str]:
 
 
 def test_count_macs_matches_the_official_model():
-    """docs/cct.md §5, measured on the official cct_2_3x2_32: 0.0353 GMACs in all, 0.0332 without attention (the
+    """Measured on the official cct_2_3x2_32 (SHI-Labs/Compact-Transformers): 0.0353 GMACs in all, 0.0332 without attention (the
     README's 0.033G), 0.0021 in the attention matmuls."""
     model = CCTForImageClassification(CCTConfig.from_preset("cct_2_3x2_32")).eval()
     macs = count_macs(lambda: model(torch.zeros(1, 3, 32, 32)))

@@ -81,7 +81,7 @@ def test_config_overrides_are_typed():
         train_cct.parse_config_overrides("hidden_size")
 
 
-# Spec docs/cct.md §7: (file, preset or checkpoint, lr, min_lr, warmup_lr, weight decay, epochs, warmup, batch,
+# The official recipes (SHI-Labs/Compact-Transformers configs/ and the paper's appendix): (file, preset or checkpoint, lr, min_lr, warmup_lr, weight decay, epochs, warmup, batch,
 # crop_pct, crop_scale, random erasing, mixup_off_epoch).
 RECIPES = [
     ("cct_cifar10_300epochs", "cct_7_3x1_32", 5.5e-4, 1e-5, 1e-5, 0.06, 300, 10, 128, 1.0, [0.8, 1.0], 0.0, 175),

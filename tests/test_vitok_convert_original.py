@@ -1,4 +1,4 @@
-"""Converter from the authors' released ViTok-v1 code checkpoints (official key names, vitok.md §7.2)."""
+"""Converter from the authors' released ViTok-v1 code checkpoints (official key names of philippe-eecs/vitok)."""
 
 import pytest
 import torch
@@ -13,7 +13,7 @@ TINY = dict(
 
 
 def official_shapes(width=32, encoder_depth=1, decoder_depth=2, p=16, q=1, c=16):
-    """The official v1 key names and shapes (vitok.md §7.2)."""
+    """The official v1 key names and shapes (philippe-eecs/vitok)."""
     hidden = int(width * 2.67)
     shapes = {
         "tubelet_embed.proj.weight": (width, 3, q, p, p),

@@ -32,7 +32,6 @@ from accelerate.utils import set_seed
 from datasets import Dataset
 from diffusers import DDPMScheduler, DiTTransformer2DModel
 from diffusers.models.embeddings import LabelEmbedding
-from diffusers.training_utils import EMAModel
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 from transformers import get_scheduler
@@ -54,6 +53,7 @@ from hf_compact.training_utils import (
     prepare_output_dir,
     updates_per_epoch,
 )
+from hf_compact.training_utils.distributed import ShardedEMAModel, unsharded_copy
 from hf_compact.utils import derive_seed
 
 BUILTIN_DATASETS = ("digits", "moving_digits")
@@ -283,10 +283,6 @@ def main(argv: list[str] | None = None) -> dict:
         num_train_timesteps=args.num_train_timesteps, beta_schedule="linear",
         variance_type="learned_range" if args.learn_sigma else "fixed_small", clip_sample=False,
     )
-    ema = EMAModel(
-        transformer.parameters(), decay=args.ema_decay, model_cls=type(transformer), model_config=transformer.config
-    )
-    ema.to(accelerator.device)
 
     train_dataloader = torch.utils.data.DataLoader(
         cache, batch_size=args.per_device_train_batch_size, shuffle=True, drop_last=True,
@@ -311,6 +307,8 @@ def main(argv: list[str] | None = None) -> dict:
         scheduler_specific_kwargs={"min_lr_rate": args.min_lr_ratio} if args.lr_scheduler == "cosine_with_min_lr" else None,
     ))
     model = accelerator.unwrap_model(transformer)
+    # Built from the prepared parameters: under FSDP each process averages its own shards.
+    ema = ShardedEMAModel(model.parameters(), decay=args.ema_decay, model_cls=type(model), model_config=model.config)
     run = TrainingRun(accelerator, args, train_dataloader, max_train_steps, stateful={"ema": ema})
     run.init_trackers("train_dit")
     run.resume()
@@ -398,10 +396,10 @@ def main(argv: list[str] | None = None) -> dict:
     if args.sample_steps:
         sample_grid("final")
     accelerator.wait_for_everyone()
+    ema.copy_to(model.parameters())
+    ema_state_dict = accelerator.get_state_dict(transformer)  # gathered from every process under FSDP / ZeRO-3
     if accelerator.is_main_process:
-        ema.copy_to(model.parameters())
-        model.eval()
-        pipeline = build_pipeline(model, vae, noise_scheduler, names)
+        pipeline = build_pipeline(unsharded_copy(model, ema_state_dict).eval(), vae, noise_scheduler, names)
         pipeline.save_pretrained(output_dir)  # beside the checkpoints, as the diffusers examples do
     run.finish(results, push=pipeline if accelerator.is_main_process else None)
     return results

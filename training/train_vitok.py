@@ -26,7 +26,6 @@ import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import set_seed
-from diffusers.training_utils import EMAModel
 from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
@@ -62,6 +61,7 @@ from hf_compact.training_utils import (
     prepare_output_dir,
     updates_per_epoch,
 )
+from hf_compact.training_utils.distributed import ShardedEMAModel, save_pretrained_gathered
 from hf_compact.utils import derive_seed, fold_frames_into_batch
 from hf_compact.vitok import AutoencoderViTok
 
@@ -438,8 +438,6 @@ def main(argv: list[str] | None = None) -> dict:
             weight_decay=args.weight_decay,
         )
         prepared += [discriminator, discriminator_optimizer]
-        ema = EMAModel(autoencoder.decoder.parameters(), decay=args.ema_decay)
-        ema.to(accelerator.device)
     training_forward, optimizer, train_dataloader, eval_dataloader, *gan_parts = accelerator.prepare(*prepared)
 
     # ---- schedules
@@ -471,6 +469,8 @@ def main(argv: list[str] | None = None) -> dict:
             )
         )
     autoencoder = accelerator.unwrap_model(training_forward).autoencoder  # the (possibly moved) module itself
+    if stage_two:  # built from the prepared parameters: under FSDP each process averages its own shards
+        ema = ShardedEMAModel(autoencoder.decoder.parameters(), decay=args.ema_decay)
     frechet_metrics = build_frechet_metrics(args, accelerator.device)
 
     run = TrainingRun(
@@ -589,11 +589,11 @@ def main(argv: list[str] | None = None) -> dict:
     }
     results.update(run_evaluation("final"))
     accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        if ema is not None:
-            ema.copy_to(autoencoder.decoder.parameters())
-        autoencoder.save_pretrained(output_dir)  # beside the checkpoints, as the transformers examples do
-    run.finish(results, push=autoencoder)
+    if ema is not None:
+        ema.copy_to(autoencoder.decoder.parameters())
+    # Beside the checkpoints, as the transformers examples do; gathered from every process under FSDP / ZeRO-3.
+    save_pretrained_gathered(accelerator, training_forward, output_dir, submodule="autoencoder")
+    run.finish(results)
     return results
 
 

@@ -91,9 +91,11 @@ def save_checkpoint(
             staging_path.mkdir(parents=True)
         accelerator.wait_for_everyone()
         accelerator.save_state(str(staging_path))
+        # On every process: the state of an object over sharded parameters is gathered by a collective.
+        states = {name: obj.state_dict() for name, obj in (stateful or {}).items()}
         if accelerator.is_main_process:
-            for name, obj in (stateful or {}).items():
-                save_state_dict(obj.state_dict(), staging_path, name)
+            for name, state in states.items():
+                save_state_dict(state, staging_path, name)
             state = {"step": step, **(extra_state or {})}
             (staging_path / STATE_FILE).write_text(json.dumps(state, indent=2))
         accelerator.wait_for_everyone()
