@@ -437,4 +437,4 @@ def test_remote_code_files_import_only_torch_transformers_and_siblings(file_name
             imported.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
             imported.add(node.module.split(".")[0])
-    assert imported <= {"collections", "math", "typing", "torch", "transformers"}
+    assert imported <= {"collections", "math", "typing", "numpy", "torch", "transformers"}
