@@ -386,6 +386,74 @@ def test_label_out_of_range_raises(bad_label):
         tiny_model()(images(), labels=torch.tensor([0, bad_label]))
 
 
+def test_empty_batch_gives_empty_outputs():
+    model = tiny_model()
+    with torch.no_grad():
+        output = model(images(batch_size=0), output_hidden_states=True)
+    assert output.logits.shape == (0, 3)
+    assert all(hidden_states.shape[0] == 0 for hidden_states in output.hidden_states)
+
+
+def test_numpy_pixel_values_raise_type_error():
+    with pytest.raises(TypeError, match="`pixel_values` must be a torch.Tensor .* got ndarray"):
+        tiny_model()(images().numpy())
+
+
+def test_labels_of_another_batch_size_raise():
+    with pytest.raises(ValueError, match=r"`labels` must have one entry per sample \(batch size 2\), got shape \(3,\)"):
+        tiny_model()(images(), labels=torch.tensor([0, 1, 2]))
+
+
+def test_float_class_labels_raise():
+    with pytest.raises(ValueError, match=r"`labels` must be int64 class indices of shape \(2,\).*got dtype torch.float32"):
+        tiny_model()(images(), labels=torch.tensor([0.0, 1.0]))
+    # float multi-hot targets of the right shape are multi-label classification, as in transformers
+    loss = tiny_model()(images(), labels=torch.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]])).loss
+    assert torch.isfinite(loss)
+
+
+def test_labels_that_are_not_a_tensor_raise():
+    with pytest.raises(TypeError, match="`labels` must be a torch.Tensor, got list"):
+        tiny_model()(images(), labels=[0, 1])
+
+
+# --- input embeddings (PEFT with gradient checkpointing) ------------------------------------------------------------
+
+
+def test_input_embeddings_are_the_convolutional_embeddings():
+    model = tiny_model()
+    assert model.get_input_embeddings() is model.cct.embeddings.tokenizer
+    assert tiny_model("cvt").get_input_embeddings().convolutions[0].kernel_size == (4, 4)
+
+
+def frozen_checkpointed_model(enable_input_grads: bool) -> CCTForImageClassification:
+    """All weights frozen but the first layer's MLP (an adapter's stand-in), gradient checkpointing on."""
+    model = CCTForImageClassification(deterministic_config()).train()
+    model.requires_grad_(False)
+    model.cct.encoder.layers[0].mlp.fc1.weight.requires_grad_(True)
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
+    if enable_input_grads:
+        model.enable_input_require_grads()
+    return model
+
+
+def test_enable_input_require_grads_lets_gradients_through_checkpointed_layers():
+    torch.manual_seed(0)
+    model = frozen_checkpointed_model(enable_input_grads=True)
+    captured = {}
+    model.get_input_embeddings().register_forward_hook(lambda module, args, output: captured.update(tokens=output))
+    model(images(), labels=torch.tensor([0, 1])).loss.backward()
+    gradient = model.cct.encoder.layers[0].mlp.fc1.weight.grad
+    assert captured["tokens"].requires_grad
+    assert gradient is not None and gradient.abs().sum() > 0
+    # Without it, reentrant checkpointing sees no input requiring grad and the trainable weight gets nothing.
+    torch.manual_seed(0)
+    model = frozen_checkpointed_model(enable_input_grads=False)
+    with pytest.warns(UserWarning, match="None of the inputs have requires_grad=True"):
+        loss = model(images(), labels=torch.tensor([0, 1])).loss
+    assert not loss.requires_grad
+
+
 def test_invalid_config_values_raise():
     with pytest.raises(ValueError, match="`position_embedding_type` must be one of"):
         CCTConfig(position_embedding_type="rope")

@@ -161,8 +161,9 @@ class CCTPositionalEmbeddings(nn.Module):
         if config.position_embedding_type == "learnable":
             self.position_embeddings = nn.Parameter(torch.zeros(1, num_positions, config.hidden_size))
         elif config.position_embedding_type == "sine":
-            table = sinusoidal_position_table(num_positions, config.hidden_size).unsqueeze(0)
-            self.register_buffer("position_embeddings", table, persistent=False)
+            # In the default dtype, so that `from_pretrained(..., dtype=torch.bfloat16)` builds it in bfloat16.
+            table = sinusoidal_position_table(num_positions, config.hidden_size).to(torch.get_default_dtype())
+            self.register_buffer("position_embeddings", table.unsqueeze(0), persistent=False)
         else:
             self.position_embeddings = None
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
@@ -269,6 +270,8 @@ class CCTSelfAttention(nn.Module):
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
         )
+        if batch_size == 0:  # transformers' SDPA wrapper cannot reshape an empty batch; eager returns empty outputs
+            attention_interface = eager_attention_forward
         attention_output, attention_probs = attention_interface(
             self,
             query,
