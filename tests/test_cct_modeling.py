@@ -9,6 +9,7 @@ import pytest
 import torch
 from datasets import Dataset
 from PIL import Image
+from transformers.testing_utils import CaptureLogger
 from transformers import (
     AutoConfig,
     AutoImageProcessor,
@@ -506,3 +507,28 @@ def test_remote_code_files_import_only_torch_transformers_and_siblings(file_name
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
             imported.add(node.module.split(".")[0])
     assert imported <= {"collections", "math", "typing", "numpy", "torch", "transformers"}
+
+
+def test_image_processor_scales_16_bit_images_by_their_range():
+    processor = CCTImageProcessor(size={"height": 8, "width": 8}, image_mean=[0.0] * 3, image_std=[1.0] * 3)
+    sixteen_bit = Image.new("I;16", (8, 8))
+    sixteen_bit.putdata([40000] * 64)
+    assert sixteen_bit.mode == "I;16"
+    pixel_values = processor(sixteen_bit, return_tensors="pt")["pixel_values"]
+    torch.testing.assert_close(pixel_values, torch.full((1, 3, 8, 8), 156 / 255))  # round(40000 / 257) = 156
+    array = np.full((8, 8, 3), 65535, dtype=np.uint16)
+    torch.testing.assert_close(processor(array, return_tensors="pt")["pixel_values"], torch.ones(1, 3, 8, 8))
+
+
+def test_image_processor_warns_when_rescaling_images_already_in_0_1():
+    from transformers.utils import logging
+
+    processor = CCTImageProcessor(size={"height": 4, "width": 4})
+    float_image = np.random.default_rng(0).random((4, 4, 3), dtype=np.float32)
+    logger = logging.get_logger("hf_compact.cct.image_processing_cct")
+    with CaptureLogger(logger) as captured:
+        processor(float_image, return_tensors="pt")
+    assert "trying to rescale already rescaled images" in captured.out
+    with CaptureLogger(logger) as captured:
+        processor((float_image * 255).astype(np.uint8), return_tensors="pt")
+    assert captured.out == ""
