@@ -9,7 +9,6 @@ import pytest
 import torch
 from datasets import Dataset
 from PIL import Image
-from transformers.testing_utils import CaptureLogger
 from transformers import (
     AutoConfig,
     AutoImageProcessor,
@@ -20,6 +19,7 @@ from transformers import (
     default_data_collator,
     pipeline,
 )
+from transformers.testing_utils import CaptureLogger
 
 from hf_compact import CCT_PRESETS, CCTConfig, CCTForImageClassification, CCTImageProcessor, CCTModel
 from hf_compact.cct import CCTEncoder, CCTSequencePooling, sinusoidal_position_table
