@@ -5,7 +5,8 @@ the official parameter names, so its weights go through ``hf_compact.cct.convert
 into ours, and the script first checks that both give the same logits. Then, at batch 128, it times inference
 (``torch.no_grad``, eval mode) and training steps (forward, cross-entropy, backward, AdamW step), eager and with
 ``torch.compile``, alternating the two models so that machine load hits both alike, and prints images/s (fastest
-round) and the ratio ours / vit-pytorch.
+round) and the ratio ours / vit-pytorch. It also measures the machine's fp32 matmul rate in the same run and reports
+each model's achieved FLOP/s as a share of it (FLOPs counted with ``torch.utils.flop_counter``).
 
 vit-pytorch's package ``__init__`` imports torchvision (broken here), so install it outside the project and point
 ``--vit_pytorch_dir`` at it; ``vit_pytorch/cct.py`` is loaded by file path:
@@ -25,6 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from hf_compact.cct import CCTConfig, CCTForImageClassification
 from hf_compact.cct.convert_cct_original import convert_state_dict
@@ -63,6 +65,31 @@ def build_models(vit_pytorch_cct) -> tuple[nn.Module, nn.Module]:
     ours = CCTForImageClassification(config)
     ours.load_state_dict(convert_state_dict(theirs.state_dict(), config))
     return LogitsOnly(ours), theirs
+
+
+def matmul_rate(size: int = 1024, repeats: int = 5) -> float:
+    """The machine's fp32 matmul rate in FLOP/s: the fastest of `repeats` `size`^3 products."""
+    left, right = torch.randn(size, size), torch.randn(size, size)
+    left @ right
+    fastest = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        left @ right
+        fastest = min(fastest, time.perf_counter() - started)
+    return 2 * size**3 / fastest
+
+
+def flops_per_image(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """(inference, training) FLOPs per image: forward, and forward + backward of the cross-entropy loss."""
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(images)
+    inference = counter.get_total_flops()
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(images), labels).backward()
+    model.zero_grad(set_to_none=True)
+    return inference / images.shape[0], counter.get_total_flops() / images.shape[0]
 
 
 def time_inference(model: nn.Module, images: torch.Tensor) -> float:
@@ -126,9 +153,17 @@ def main(argv: list[str] | None = None) -> dict:
         raise RuntimeError(f"the two models disagree (max logit difference {difference:.2e}); the comparison is void.")
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}")
+    images, labels = torch.randn(args.batch_size, 3, 32, 32), torch.randint(0, 10, (args.batch_size,))
+    # Same architecture, so one count for both; counted on vit-pytorch's plain matmuls (the flop counter has no
+    # formula for every fused CPU attention kernel that ours may dispatch to).
+    flops = flops_per_image(theirs, images, labels)
+    peak = matmul_rate()
+    print(f"fp32 matmul rate {peak / 1e9:.1f} GFLOP/s; GFLOP per image: inference {flops[0] / 1e9:.3f}, "
+          f"training {flops[1] / 1e9:.3f}")
     modes = ["eager"] if args.no_compile else ["eager", "compile"]
     results = {}
-    print(f"{'mode':8s} {'':12s} {'hf-compact':>12s} {'vit-pytorch':>12s} {'ratio':>7s}", flush=True)
+    print(f"{'mode':8s} {'':12s} {'hf-compact':>12s} {'vit-pytorch':>12s} {'ratio':>7s}  share of matmul rate",
+          flush=True)
     for mode in modes:
         models = {"ours": ours, "theirs": theirs}
         if mode == "compile":
@@ -137,8 +172,11 @@ def main(argv: list[str] | None = None) -> dict:
         for index, task in enumerate(("inference", "training")):
             ours_rate, theirs_rate = throughput["ours"][index], throughput["theirs"][index]
             results[f"{mode}_{task}_ratio"] = ours_rate / theirs_rate
+            ours_share, theirs_share = ours_rate * flops[index] / peak, theirs_rate * flops[index] / peak
+            results[f"{mode}_{task}_matmul_share"] = (ours_share, theirs_share)
             print(
-                f"{mode:8s} {task + ' img/s':12s} {ours_rate:12.1f} {theirs_rate:12.1f} {ours_rate / theirs_rate:6.2f}x",
+                f"{mode:8s} {task + ' img/s':12s} {ours_rate:12.1f} {theirs_rate:12.1f} {ours_rate / theirs_rate:6.2f}x"
+                f"  {ours_share:6.1%} / {theirs_share:6.1%}",
                 flush=True,
             )
     return results

@@ -7,12 +7,16 @@ the diffusers components (``AutoencoderViTok``, ``DiTTransformer3DModel``, the D
 
 __version__ = "0.1.0"
 
-from .cct import CCT_PRESETS, CCTConfig, CCTForImageClassification, CCTImageProcessor, CCTModel
-from .cct.configuration_text_cct import TEXT_CCT_PRESETS, TextCCTConfig
-from .cct.modeling_text_cct import (
+from .cct import (
+    CCT_PRESETS,
+    TEXT_CCT_PRESETS,
+    CCTConfig,
+    CCTForImageClassification,
+    CCTImageProcessor,
+    CCTModel,
+    TextCCTConfig,
     TextCCTForSequenceClassification,
     TextCCTModel,
-    register_text_cct_auto_classes,
 )
 from .cct.tokenization_text_cct import load_word_vectors, train_word_level_tokenizer
 from .dit import DiTImagePipeline, DiTTransformer3DModel, DiTVideoPipeline
@@ -25,8 +29,6 @@ from .metrics import (
     StructuralSimilarity,
 )
 from .vitok import VITOK_PRESETS, AutoencoderViTok, compute_latent_std, convert_vitok_original, load_vitok_v2
-
-register_text_cct_auto_classes()
 
 __all__ = [
     "CCT_PRESETS",

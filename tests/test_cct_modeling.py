@@ -19,6 +19,7 @@ from transformers import (
     default_data_collator,
     pipeline,
 )
+from transformers.testing_utils import CaptureLogger
 
 from hf_compact import CCT_PRESETS, CCTConfig, CCTForImageClassification, CCTImageProcessor, CCTModel
 from hf_compact.cct import CCTEncoder, CCTSequencePooling, sinusoidal_position_table
@@ -386,6 +387,74 @@ def test_label_out_of_range_raises(bad_label):
         tiny_model()(images(), labels=torch.tensor([0, bad_label]))
 
 
+def test_empty_batch_gives_empty_outputs():
+    model = tiny_model()
+    with torch.no_grad():
+        output = model(images(batch_size=0), output_hidden_states=True)
+    assert output.logits.shape == (0, 3)
+    assert all(hidden_states.shape[0] == 0 for hidden_states in output.hidden_states)
+
+
+def test_numpy_pixel_values_raise_type_error():
+    with pytest.raises(TypeError, match="`pixel_values` must be a torch.Tensor .* got ndarray"):
+        tiny_model()(images().numpy())
+
+
+def test_labels_of_another_batch_size_raise():
+    with pytest.raises(ValueError, match=r"`labels` must have one entry per sample \(batch size 2\), got shape \(3,\)"):
+        tiny_model()(images(), labels=torch.tensor([0, 1, 2]))
+
+
+def test_float_class_labels_raise():
+    with pytest.raises(ValueError, match=r"`labels` must be int64 class indices of shape \(2,\).*got dtype torch.float32"):
+        tiny_model()(images(), labels=torch.tensor([0.0, 1.0]))
+    # float multi-hot targets of the right shape are multi-label classification, as in transformers
+    loss = tiny_model()(images(), labels=torch.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]])).loss
+    assert torch.isfinite(loss)
+
+
+def test_labels_that_are_not_a_tensor_raise():
+    with pytest.raises(TypeError, match="`labels` must be a torch.Tensor, got list"):
+        tiny_model()(images(), labels=[0, 1])
+
+
+# --- input embeddings (PEFT with gradient checkpointing) ------------------------------------------------------------
+
+
+def test_input_embeddings_are_the_convolutional_embeddings():
+    model = tiny_model()
+    assert model.get_input_embeddings() is model.cct.embeddings.tokenizer
+    assert tiny_model("cvt").get_input_embeddings().convolutions[0].kernel_size == (4, 4)
+
+
+def frozen_checkpointed_model(enable_input_grads: bool) -> CCTForImageClassification:
+    """All weights frozen but the first layer's MLP (an adapter's stand-in), gradient checkpointing on."""
+    model = CCTForImageClassification(deterministic_config()).train()
+    model.requires_grad_(False)
+    model.cct.encoder.layers[0].mlp.fc1.weight.requires_grad_(True)
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
+    if enable_input_grads:
+        model.enable_input_require_grads()
+    return model
+
+
+def test_enable_input_require_grads_lets_gradients_through_checkpointed_layers():
+    torch.manual_seed(0)
+    model = frozen_checkpointed_model(enable_input_grads=True)
+    captured = {}
+    model.get_input_embeddings().register_forward_hook(lambda module, args, output: captured.update(tokens=output))
+    model(images(), labels=torch.tensor([0, 1])).loss.backward()
+    gradient = model.cct.encoder.layers[0].mlp.fc1.weight.grad
+    assert captured["tokens"].requires_grad
+    assert gradient is not None and gradient.abs().sum() > 0
+    # Without it, reentrant checkpointing sees no input requiring grad and the trainable weight gets nothing.
+    torch.manual_seed(0)
+    model = frozen_checkpointed_model(enable_input_grads=False)
+    with pytest.warns(UserWarning, match="None of the inputs have requires_grad=True"):
+        loss = model(images(), labels=torch.tensor([0, 1])).loss
+    assert not loss.requires_grad
+
+
 def test_invalid_config_values_raise():
     with pytest.raises(ValueError, match="`position_embedding_type` must be one of"):
         CCTConfig(position_embedding_type="rope")
@@ -437,4 +506,29 @@ def test_remote_code_files_import_only_torch_transformers_and_siblings(file_name
             imported.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
             imported.add(node.module.split(".")[0])
-    assert imported <= {"collections", "math", "typing", "torch", "transformers"}
+    assert imported <= {"collections", "math", "typing", "numpy", "torch", "transformers"}
+
+
+def test_image_processor_scales_16_bit_images_by_their_range():
+    processor = CCTImageProcessor(size={"height": 8, "width": 8}, image_mean=[0.0] * 3, image_std=[1.0] * 3)
+    sixteen_bit = Image.new("I;16", (8, 8))
+    sixteen_bit.putdata([40000] * 64)
+    assert sixteen_bit.mode == "I;16"
+    pixel_values = processor(sixteen_bit, return_tensors="pt")["pixel_values"]
+    torch.testing.assert_close(pixel_values, torch.full((1, 3, 8, 8), 156 / 255))  # round(40000 / 257) = 156
+    array = np.full((8, 8, 3), 65535, dtype=np.uint16)
+    torch.testing.assert_close(processor(array, return_tensors="pt")["pixel_values"], torch.ones(1, 3, 8, 8))
+
+
+def test_image_processor_warns_when_rescaling_images_already_in_0_1():
+    from transformers.utils import logging
+
+    processor = CCTImageProcessor(size={"height": 4, "width": 4})
+    float_image = np.random.default_rng(0).random((4, 4, 3), dtype=np.float32)
+    logger = logging.get_logger("hf_compact.cct.image_processing_cct")
+    with CaptureLogger(logger) as captured:
+        processor(float_image, return_tensors="pt")
+    assert "trying to rescale already rescaled images" in captured.out
+    with CaptureLogger(logger) as captured:
+        processor((float_image * 255).astype(np.uint8), return_tensors="pt")
+    assert captured.out == ""

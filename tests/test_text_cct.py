@@ -463,3 +463,53 @@ def test_invalid_configurations_are_rejected():
         TextCCTConfig(vocab_size=10, pad_token_id=10)
     with pytest.raises(ValueError, match="`max_position_embeddings`=3 words are too few"):
         TextCCTModel(tiny_config("vit", max_position_embeddings=3))
+
+
+# --- input embeddings, dtype, labels ---------------------------------------------------------------------------------
+
+
+def test_get_and_set_input_embeddings():
+    model = TextCCTForSequenceClassification(tiny_config())
+    assert model.get_input_embeddings() is model.text_cct.embeddings.word_embeddings
+    replacement = torch.nn.Embedding(50, 12)
+    model.set_input_embeddings(replacement)
+    assert model.get_input_embeddings() is replacement and model.text_cct.embeddings.word_embeddings is replacement
+
+
+def test_input_require_grads_let_gradients_through_checkpointed_layers():
+    """PEFT's recipe: frozen weights, reentrant gradient checkpointing (which calls `enable_input_require_grads()`
+    for `input_ids` models), an adapter weight inside a checkpointed layer."""
+    torch.manual_seed(0)
+    model = TextCCTForSequenceClassification(tiny_config(attention_probs_dropout_prob=0.0, drop_path_rate=0.0)).train()
+    model.requires_grad_(False)
+    adapter = model.text_cct.encoder.layers[0].mlp.fc1.weight
+    adapter.requires_grad_(True)
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
+    captured = {}
+    model.get_input_embeddings().register_forward_hook(lambda module, args, output: captured.update(vectors=output))
+    input_ids, attention_mask = right_padded([6, 4], 6)
+    model(input_ids, attention_mask=attention_mask, labels=torch.tensor([0, 1])).loss.backward()
+    assert captured["vectors"].requires_grad
+    assert adapter.grad is not None and adapter.grad.abs().sum() > 0
+    model.disable_input_require_grads()  # without the hooks the checkpointed layers cut the graph
+    with pytest.warns(UserWarning, match="None of the inputs have requires_grad=True"):
+        assert not model(input_ids, attention_mask=attention_mask, labels=torch.tensor([0, 1])).loss.requires_grad
+    model.enable_input_require_grads()
+    assert model(input_ids, attention_mask=attention_mask, labels=torch.tensor([0, 1])).loss.requires_grad
+
+
+def test_sine_position_table_follows_the_load_dtype(tmp_path):
+    TextCCTForSequenceClassification(tiny_config(position_embedding_type="sine")).save_pretrained(tmp_path)
+    model = TextCCTForSequenceClassification.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    assert model.text_cct.embeddings.position_embeddings.dtype == torch.bfloat16
+    input_ids, attention_mask = right_padded([6, 4], 6)
+    assert model(input_ids, attention_mask=attention_mask).logits.dtype == torch.bfloat16
+
+
+def test_labels_of_another_batch_size_or_float_class_labels_raise():
+    model = TextCCTForSequenceClassification(tiny_config())
+    input_ids, attention_mask = right_padded([6, 4], 6)
+    with pytest.raises(ValueError, match=r"`labels` must have one entry per sample \(batch size 2\)"):
+        model(input_ids, attention_mask=attention_mask, labels=torch.tensor([0]))
+    with pytest.raises(ValueError, match=r"`labels` must be int64 class indices of shape \(2,\)"):
+        model(input_ids, attention_mask=attention_mask, labels=torch.tensor([0.0, 2.0]))

@@ -265,3 +265,11 @@ def test_bad_config_values():
     ]:
         with pytest.raises(ValueError, match=key):
             tiny_vitok(**{key: value})
+
+
+def test_empty_batch_gives_empty_latents_and_pixels():
+    vae = tiny_vitok()
+    with torch.no_grad():
+        latents = vae.encode(pixels(0, 3, 16, 16)).latent_dist.mode()
+        assert latents.shape == (0, 4, 4, 4)
+        assert vae.decode(latents).sample.shape == (0, 3, 16, 16)

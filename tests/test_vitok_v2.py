@@ -233,3 +233,28 @@ def test_bad_variants_components_and_unreachable_repo(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ValueError, match="neither a local folder nor a Hub repo .* encoder.safetensors"):
         load_vitok_v2("philippehansen/ViTok-v2-350M-f16x16", components=("encoder",), cache_dir=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["350M-f16x16", "350m-F16x16", "v2-350M-f16x16", "ViTok-v2-350M-f16x16"])
+def test_official_registry_names_resolve(name):
+    from hf_compact.vitok.convert_vitok_v2 import resolve_v2_source
+
+    assert resolve_v2_config("anything", name) == ("v2-350M-f16x16", VITOK_PRESETS["v2-350M-f16x16"])
+    assert resolve_v2_config(name)[0] == "v2-350M-f16x16"
+    assert resolve_v2_source(name) == "philippehansen/ViTok-v2-350M-f16x16"
+
+
+def test_load_vitok_v2_takes_a_registry_name(monkeypatch):
+    """`load_vitok_v2("350M-f16x16")` fetches philippehansen/ViTok-v2-350M-f16x16, as the official registry does."""
+    requested = []
+
+    def fake_download(repo_id, filename, **kwargs):
+        requested.append((repo_id, filename))
+        raise huggingface_hub.errors.OfflineModeIsEnabled("offline test")
+
+    monkeypatch.setattr("hf_compact.vitok.convert_vitok_v2.hf_hub_download", fake_download)
+    with pytest.raises(ValueError, match="philippehansen/ViTok-v2-350M-f16x16"):
+        load_vitok_v2("350M-f16x16")
+    assert requested == [("philippehansen/ViTok-v2-350M-f16x16", "encoder.safetensors")]
+    with pytest.raises(ValueError, match="unknown ViTok-v2 variant '999M-f16x16'"):
+        resolve_v2_config("anything", "999M-f16x16")

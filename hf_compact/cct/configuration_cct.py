@@ -4,7 +4,7 @@ This file may import only `torch`, `transformers` and sibling files: `register_f
 the weights for `trust_remote_code` users.
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
 from transformers import PreTrainedConfig
 
@@ -93,7 +93,53 @@ _POSITION_EMBEDDING_TYPES = ("learnable", "sine", "none")
 _POOLING_TYPES = ("seq_pool", "cls")
 
 
-class CCTConfig(PreTrainedConfig):
+class CompactTransformerConfigMixin:
+    """What the vision and text configurations share: the official defaults of the convolutional tokenizer, the
+    checks of the family choices and of the head count, and building a configuration from an official preset.
+
+    Subclasses set `presets` (name -> arguments), `family` (for messages) and `choices` (argument -> allowed values).
+    """
+
+    presets: ClassVar[dict[str, dict[str, Any]]]
+    family: ClassVar[str]
+    choices: ClassVar[dict[str, tuple[str, ...]]]
+
+    def _set_official_conv_defaults(self) -> None:
+        """The official `stride = max(1, kernel // 2 - 1)` and `padding = max(1, kernel // 2)` when not given."""
+        if self.conv_stride is None:
+            self.conv_stride = max(1, self.conv_kernel_size // 2 - 1)
+        if self.conv_padding is None:
+            self.conv_padding = max(1, self.conv_kernel_size // 2)
+
+    def _check_encoder_arguments(self) -> None:
+        for name, allowed in self.choices.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"`{name}` must be one of {allowed}, got {value!r}.")
+        if self.hidden_size % self.num_attention_heads != 0:
+            raise ValueError(
+                f"`hidden_size` must be divisible by `num_attention_heads`, got hidden_size={self.hidden_size} and "
+                f"num_attention_heads={self.num_attention_heads}."
+            )
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any):
+        """Builds the configuration of an official variant (a key of `cls.presets`), e.g. `"cct_7_3x1_32_sine"` or
+        `"text_cct_2"`.
+
+        `overrides` replace preset values (e.g. `num_labels=100`); passing `id2label` replaces the preset's class
+        count.
+        """
+        if name not in cls.presets:
+            raise ValueError(f"Unknown {cls.family} preset {name!r}; expected one of: {', '.join(cls.presets)}.")
+        arguments = dict(cls.presets[name])
+        if "id2label" in overrides:
+            arguments.pop("num_labels", None)
+        arguments.update(overrides)
+        return cls(**arguments)
+
+
+class CCTConfig(CompactTransformerConfigMixin, PreTrainedConfig):
     r"""
     Configuration of [`CCTModel`] and [`CCTForImageClassification`]. One configuration covers the whole family of
     "Escaping the Big Data Paradigm with Compact Transformers":
@@ -149,6 +195,13 @@ class CCTConfig(PreTrainedConfig):
     """
 
     model_type = "cct"
+    presets = CCT_PRESETS
+    family = "CCT"
+    choices = {
+        "tokenizer_type": _TOKENIZER_TYPES,
+        "position_embedding_type": _POSITION_EMBEDDING_TYPES,
+        "pooling_type": _POOLING_TYPES,
+    }
 
     image_size: int = 32
     num_channels: int = 3
@@ -177,43 +230,14 @@ class CCTConfig(PreTrainedConfig):
     position_embedding_init_std: float = 0.2
 
     def __post_init__(self, **kwargs):
-        if self.conv_stride is None:
-            self.conv_stride = max(1, self.conv_kernel_size // 2 - 1)
-        if self.conv_padding is None:
-            self.conv_padding = max(1, self.conv_kernel_size // 2)
+        self._set_official_conv_defaults()
         super().__post_init__(**kwargs)
-        self._check_choice("tokenizer_type", _TOKENIZER_TYPES)
-        self._check_choice("position_embedding_type", _POSITION_EMBEDDING_TYPES)
-        self._check_choice("pooling_type", _POOLING_TYPES)
-        if self.hidden_size % self.num_attention_heads != 0:
-            raise ValueError(
-                f"`hidden_size` must be divisible by `num_attention_heads`, got hidden_size={self.hidden_size} and "
-                f"num_attention_heads={self.num_attention_heads}."
-            )
+        self._check_encoder_arguments()
         if self.tokenizer_type == "patch" and self.image_size % self.patch_size != 0:
             raise ValueError(
                 f"`image_size` must be divisible by `patch_size` for the patch tokenizer, got image_size="
                 f"{self.image_size} and patch_size={self.patch_size}."
             )
 
-    def _check_choice(self, name: str, choices: tuple[str, ...]) -> None:
-        value = getattr(self, name)
-        if value not in choices:
-            raise ValueError(f"`{name}` must be one of {choices}, got {value!r}.")
 
-    @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> "CCTConfig":
-        """Builds the configuration of an official variant (a key of `CCT_PRESETS`), e.g. `"cct_7_3x1_32_sine"`.
-
-        `overrides` replace preset values; passing `id2label` replaces the preset's class count.
-        """
-        if name not in CCT_PRESETS:
-            raise ValueError(f"Unknown CCT preset {name!r}; expected one of: {', '.join(CCT_PRESETS)}.")
-        arguments = dict(CCT_PRESETS[name])
-        if "id2label" in overrides:
-            arguments.pop("num_labels")
-        arguments.update(overrides)
-        return cls(**arguments)
-
-
-__all__ = ["CCT_PRESETS", "CCTConfig"]
+__all__ = ["CCT_PRESETS", "CCTConfig", "CompactTransformerConfigMixin"]

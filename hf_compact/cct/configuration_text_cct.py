@@ -8,6 +8,8 @@ from typing import Any
 
 from transformers import PreTrainedConfig
 
+from .configuration_cct import CompactTransformerConfigMixin
+
 # Encoder sizes of the official `text_*_{2,4,6}` builders: (layers, heads, mlp_ratio, width).
 _SIZE_2_128 = {"num_hidden_layers": 2, "num_attention_heads": 2, "hidden_size": 128, "intermediate_size": 128}
 _SIZE_4_128 = {"num_hidden_layers": 4, "num_attention_heads": 2, "hidden_size": 128, "intermediate_size": 128}
@@ -48,7 +50,7 @@ _POSITION_EMBEDDING_TYPES = ("learnable", "sine", "none")
 _POOLING_TYPES = ("seq_pool", "cls")
 
 
-class TextCCTConfig(PreTrainedConfig):
+class TextCCTConfig(CompactTransformerConfigMixin, PreTrainedConfig):
     r"""
     Configuration of [`TextCCTModel`] and [`TextCCTForSequenceClassification`]: word embeddings, an optional 1-D
     convolutional tokenizer over them, the CCT encoder and a pooling + linear head. One configuration covers the four
@@ -115,6 +117,13 @@ class TextCCTConfig(PreTrainedConfig):
     """
 
     model_type = "text_cct"
+    presets = TEXT_CCT_PRESETS
+    family = "text CCT"
+    choices = {
+        "tokenizer_type": _TOKENIZER_TYPES,
+        "position_embedding_type": _POSITION_EMBEDDING_TYPES,
+        "pooling_type": _POOLING_TYPES,
+    }
 
     vocab_size: int = 100000
     word_embedding_dim: int = 300
@@ -145,23 +154,9 @@ class TextCCTConfig(PreTrainedConfig):
     position_embedding_init_std: float = 0.2
 
     def __post_init__(self, **kwargs):
-        if self.conv_stride is None:
-            self.conv_stride = max(1, self.conv_kernel_size // 2 - 1)
-        if self.conv_padding is None:
-            self.conv_padding = max(1, self.conv_kernel_size // 2)
+        self._set_official_conv_defaults()
         super().__post_init__(**kwargs)
-        for name, choices in (
-            ("tokenizer_type", _TOKENIZER_TYPES),
-            ("position_embedding_type", _POSITION_EMBEDDING_TYPES),
-            ("pooling_type", _POOLING_TYPES),
-        ):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"`{name}` must be one of {choices}, got {getattr(self, name)!r}.")
-        if self.hidden_size % self.num_attention_heads != 0:
-            raise ValueError(
-                f"`hidden_size` must be divisible by `num_attention_heads`, got hidden_size={self.hidden_size} and "
-                f"num_attention_heads={self.num_attention_heads}."
-            )
+        self._check_encoder_arguments()
         if self.tokenizer_type == "none" and self.hidden_size != self.word_embedding_dim:
             raise ValueError(
                 "Without a tokenizer (`tokenizer_type='none'`) the word vectors are the tokens, so `hidden_size` must "
@@ -172,21 +167,6 @@ class TextCCTConfig(PreTrainedConfig):
             raise ValueError(
                 f"`pad_token_id` must be in [0, vocab_size={self.vocab_size}), got {self.pad_token_id}."
             )
-
-    @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> "TextCCTConfig":
-        """Builds the configuration of an official text builder (a key of `TEXT_CCT_PRESETS`), e.g. `"text_cct_2"`.
-
-        `overrides` replace preset values (e.g. `conv_kernel_size=1, num_labels=4`); passing `id2label` replaces the
-        preset's class count.
-        """
-        if name not in TEXT_CCT_PRESETS:
-            raise ValueError(f"Unknown text CCT preset {name!r}; expected one of: {', '.join(TEXT_CCT_PRESETS)}.")
-        arguments = dict(TEXT_CCT_PRESETS[name])
-        if "id2label" in overrides:
-            arguments.pop("num_labels")
-        arguments.update(overrides)
-        return cls(**arguments)
 
 
 __all__ = ["TEXT_CCT_PRESETS", "TextCCTConfig"]

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.configuration_utils import PreTrainedConfig
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
@@ -69,8 +70,9 @@ def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> 
     return (size + 2 * padding - kernel_size) // stride + 1
 
 
-class CCTTokenizer(nn.Module):
-    """Turns `pixel_values` `(batch, channels, height, width)` into tokens `(batch, grid_h * grid_w, hidden_size)`.
+class CCTConvEmbeddings(nn.Module):
+    """The paper's "convolutional tokenizer": turns `pixel_values` `(batch, channels, height, width)` into tokens
+    `(batch, grid_h * grid_w, hidden_size)`. (Not a text tokenizer; `CCTModel.get_input_embeddings()` returns it.)
 
     `"conv"` (CCT): `num_conv_layers` x [Conv2d without bias -> ReLU -> MaxPool2d]; `"patch"` (ViT-Lite, CVT): one
     Conv2d with kernel = stride = `patch_size` and a bias (a plain patch embedding).
@@ -144,28 +146,57 @@ class CCTTokenizer(nn.Module):
         return features.flatten(2).transpose(1, 2)
 
 
-class CCTEmbeddings(nn.Module):
-    """Tokenizer, optional class token, position embeddings and dropout: `pixel_values` `(batch, channels, height,
-    width)` -> `(batch, num_tokens, hidden_size)`, where `num_tokens` counts the class token if there is one."""
+class CCTPositionalEmbeddings(nn.Module):
+    """Base of the vision and text embeddings: the optional class token (`pooling_type="cls"`) and the position
+    embeddings (`position_embedding_type`: a learnable `(1, num_positions, hidden_size)` parameter, the fixed sine
+    table as a non-persistent buffer, or none), built and initialised the same way for both."""
 
-    def __init__(self, config: CCTConfig):
+    def __init__(self, config: CCTConfig, num_tokens: int):
+        """`num_tokens`: tokens (class token excluded) of the longest / configured input."""
         super().__init__()
         self.config = config
-        self.tokenizer = CCTTokenizer(config)
-        self.grid_size = self.tokenizer.output_grid_size(config.image_size, config.image_size)
         self.num_prefix_tokens = 1 if config.pooling_type == "cls" else 0
-        num_positions = self.grid_size[0] * self.grid_size[1] + self.num_prefix_tokens
-        self.class_token = (
-            nn.Parameter(torch.zeros(1, 1, config.hidden_size)) if self.num_prefix_tokens else None
-        )
+        self.class_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size)) if self.num_prefix_tokens else None
+        num_positions = num_tokens + self.num_prefix_tokens
         if config.position_embedding_type == "learnable":
             self.position_embeddings = nn.Parameter(torch.zeros(1, num_positions, config.hidden_size))
         elif config.position_embedding_type == "sine":
-            table = sinusoidal_position_table(num_positions, config.hidden_size).unsqueeze(0)
-            self.register_buffer("position_embeddings", table, persistent=False)
+            # In the default dtype, so that `from_pretrained(..., dtype=torch.bfloat16)` builds it in bfloat16.
+            table = sinusoidal_position_table(num_positions, config.hidden_size).to(torch.get_default_dtype())
+            self.register_buffer("position_embeddings", table.unsqueeze(0), persistent=False)
         else:
             self.position_embeddings = None
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def prepend_class_token(self, tokens: torch.Tensor) -> torch.Tensor:
+        """`(batch, num_tokens, hidden_size)` -> `(batch, num_prefix_tokens + num_tokens, hidden_size)`."""
+        if self.class_token is None:
+            return tokens
+        return torch.cat([self.class_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
+
+    def init_class_token_and_positions(self) -> None:
+        """The official initialisation: zero class token, truncated-normal learnable position embeddings (std
+        `position_embedding_init_std`), the sine table recomputed."""
+        if self.class_token is not None:
+            init.zeros_(self.class_token)
+        if self.config.position_embedding_type == "learnable":
+            init.trunc_normal_(self.position_embeddings, std=self.config.position_embedding_init_std)
+        elif self.config.position_embedding_type == "sine":
+            table = sinusoidal_position_table(self.position_embeddings.shape[1], self.config.hidden_size)
+            init.copy_(self.position_embeddings, table.unsqueeze(0))
+
+
+class CCTEmbeddings(CCTPositionalEmbeddings):
+    """Convolutional (or patch) embeddings, optional class token, position embeddings and dropout: `pixel_values`
+    `(batch, channels, height, width)` -> `(batch, num_tokens, hidden_size)`, where `num_tokens` counts the class
+    token if there is one."""
+
+    def __init__(self, config: CCTConfig):
+        tokenizer = CCTConvEmbeddings(config)
+        grid_size = tokenizer.output_grid_size(config.image_size, config.image_size)
+        super().__init__(config, grid_size[0] * grid_size[1])
+        self.tokenizer = tokenizer  # the attribute name keeps the official-weight state-dict keys
+        self.grid_size = grid_size
 
     def interpolate_pos_encoding(self, grid_size: tuple[int, int]) -> torch.Tensor:
         """Position embeddings `(1, num_tokens, hidden_size)` for a `grid_size` token grid: the learnable grid is
@@ -186,9 +217,7 @@ class CCTEmbeddings(nn.Module):
     def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
         height, width = pixel_values.shape[-2:]
         grid_size = self.tokenizer.output_grid_size(height, width)
-        embeddings = self.tokenizer(pixel_values)
-        if self.class_token is not None:
-            embeddings = torch.cat([self.class_token.expand(embeddings.shape[0], -1, -1), embeddings], dim=1)
+        embeddings = self.prepend_class_token(self.tokenizer(pixel_values))
         if self.position_embeddings is not None:
             if interpolate_pos_encoding:
                 embeddings = embeddings + self.interpolate_pos_encoding(grid_size)
@@ -241,6 +270,8 @@ class CCTSelfAttention(nn.Module):
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
         )
+        if batch_size == 0:  # transformers' SDPA wrapper cannot reshape an empty batch; eager returns empty outputs
+            attention_interface = eager_attention_forward
         attention_output, attention_probs = attention_interface(
             self,
             query,
@@ -251,7 +282,7 @@ class CCTSelfAttention(nn.Module):
             scaling=self.scaling,
             **kwargs,
         )
-        attention_output = attention_output.reshape(batch_size, num_tokens, -1)
+        attention_output = attention_output.reshape(batch_size, num_tokens, self.num_attention_heads * self.head_dim)
         return self.dropout(self.out_proj(attention_output)), attention_probs
 
 
@@ -354,6 +385,58 @@ class CCTSequencePooling(nn.Module):
         return torch.einsum("bn,bnd->bd", weights, hidden_states)
 
 
+def check_classification_labels(labels: torch.Tensor, logits: torch.Tensor, config: PreTrainedConfig) -> None:
+    """Raises `TypeError`/`ValueError` naming `labels` when they do not fit the loss of `config.problem_type` (or,
+    without one, the type transformers infers: regression for `num_labels == 1`, single-label classification for
+    integer labels, multi-label classification for float labels) and `logits` `(batch, num_labels)`.
+
+    The value check of class indices needs the values on the host, so it is skipped while `torch.compile` traces
+    (the loss then fails on the device instead).
+    """
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"`labels` must be a torch.Tensor, got {type(labels).__name__}.")
+    batch_size, num_labels = logits.shape
+    if labels.ndim == 0 or labels.shape[0] != batch_size:
+        raise ValueError(
+            f"`labels` must have one entry per sample (batch size {batch_size}), got shape {tuple(labels.shape)}."
+        )
+    problem_type = config.problem_type
+    if problem_type is None:
+        if num_labels == 1:
+            problem_type = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            problem_type = "single_label_classification"
+        else:
+            problem_type = "multi_label_classification"
+    if problem_type == "regression":
+        if not labels.is_floating_point() or labels.numel() != batch_size * num_labels:
+            raise ValueError(
+                f"`labels` for regression must be float targets of shape ({batch_size}, {num_labels}), got dtype "
+                f"{labels.dtype} and shape {tuple(labels.shape)}."
+            )
+    elif problem_type == "multi_label_classification":
+        if not labels.is_floating_point() or tuple(labels.shape) != (batch_size, num_labels):
+            raise ValueError(
+                f"`labels` must be int64 class indices of shape ({batch_size},) for single-label classification or "
+                f"float multi-hot targets of shape ({batch_size}, {num_labels}) for multi-label classification, got "
+                f"dtype {labels.dtype} and shape {tuple(labels.shape)}."
+            )
+    else:
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool or labels.ndim != 1:
+            raise ValueError(
+                f"`labels` must be integer class indices of shape ({batch_size},) for single-label classification, "
+                f"got dtype {labels.dtype} and shape {tuple(labels.shape)}."
+            )
+        if torch.compiler.is_compiling():
+            return
+        invalid = (labels >= num_labels) | ((labels < 0) & (labels != -100))
+        if invalid.any():
+            raise ValueError(
+                f"`labels` must be class indices in [0, {num_labels}) (config.num_labels) or -100, got "
+                f"{labels[invalid].unique().tolist()}."
+            )
+
+
 class CCTPreTrainedModel(PreTrainedModel):
     """Base class of the CCT models: configuration class, official weight initialisation, attention and
     gradient-checkpointing capabilities, and which modules `output_hidden_states` / `output_attentions` record."""
@@ -367,6 +450,7 @@ class CCTPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["CCTEmbeddings", "CCTLayer"]
     _supports_sdpa = True
     _supports_attention_backend = True
+    _can_compile_fullgraph = True
     _can_record_outputs = {"hidden_states": CCTLayer, "attentions": CCTSelfAttention}
 
     @torch.no_grad()
@@ -378,7 +462,7 @@ class CCTPreTrainedModel(PreTrainedModel):
             init.trunc_normal_(module.weight, std=self.config.initializer_range)
             if module.bias is not None:
                 init.zeros_(module.bias)
-        elif isinstance(module, nn.Conv2d):
+        elif isinstance(module, (nn.Conv1d, nn.Conv2d)):
             init.kaiming_normal_(module.weight)
             if module.bias is not None:
                 fan_in = module.weight[0].numel()
@@ -386,16 +470,8 @@ class CCTPreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
-        elif isinstance(module, CCTEmbeddings):
-            if module.class_token is not None:
-                init.zeros_(module.class_token)
-            if self.config.position_embedding_type == "learnable":
-                init.trunc_normal_(module.position_embeddings, std=self.config.position_embedding_init_std)
-            elif self.config.position_embedding_type == "sine":
-                table = sinusoidal_position_table(
-                    module.position_embeddings.shape[1], self.config.hidden_size
-                )
-                init.copy_(module.position_embeddings, table.unsqueeze(0))
+        elif isinstance(module, CCTPositionalEmbeddings):
+            module.init_class_token_and_positions()
 
 
 class CCTModel(CCTPreTrainedModel):
@@ -413,6 +489,11 @@ class CCTModel(CCTPreTrainedModel):
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.pooler = CCTSequencePooling(config) if config.pooling_type == "seq_pool" else None
         self.post_init()
+
+    def get_input_embeddings(self) -> CCTConvEmbeddings:
+        """The convolutional (or patch) embeddings, as ViT returns its patch embeddings: the module whose output
+        `enable_input_require_grads()` makes require gradients."""
+        return self.embeddings.tokenizer
 
     @merge_with_config_defaults
     @capture_outputs(tie_last_hidden_states=False)
@@ -437,6 +518,11 @@ class CCTModel(CCTPreTrainedModel):
     def _check_pixel_values(self, pixel_values: torch.Tensor | None) -> torch.Tensor:
         if pixel_values is None:
             raise ValueError("You have to specify `pixel_values`.")
+        if not isinstance(pixel_values, torch.Tensor):
+            raise TypeError(
+                f"`pixel_values` must be a torch.Tensor of shape (batch_size, num_channels, height, width), got "
+                f"{type(pixel_values).__name__}; use `CCTImageProcessor(..., return_tensors='pt')` or `torch.as_tensor`."
+            )
         if pixel_values.ndim != 4:
             raise ValueError(
                 "`pixel_values` must have shape (batch_size, num_channels, height, width), got shape "
@@ -487,38 +573,31 @@ class CCTForImageClassification(CCTPreTrainedModel):
         interpolate_pos_encoding (`bool`, *optional*):
             Resize the position embeddings when the input resolution differs from `config.image_size`.
         """
-        if labels is not None:
-            self._check_labels(labels)
         outputs: BaseModelOutputWithPooling = self.cct(
             pixel_values, interpolate_pos_encoding=interpolate_pos_encoding, **kwargs
         )
         logits = self.classifier(outputs.pooler_output)
-        loss = self.loss_function(labels, logits, self.config, **kwargs) if labels is not None else None
+        loss = None
+        if labels is not None:
+            check_classification_labels(labels, logits, self.config)
+            loss = self.loss_function(labels, logits, self.config, **kwargs)
         return ImageClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
 
-    def _check_labels(self, labels: torch.Tensor) -> None:
-        if labels.is_floating_point() or self.num_labels < 2:
-            return
-        invalid = (labels >= self.num_labels) | ((labels < 0) & (labels != -100))
-        if invalid.any():
-            raise ValueError(
-                f"`labels` must be class indices in [0, {self.num_labels}) (config.num_labels) or -100, got "
-                f"{labels[invalid].unique().tolist()}."
-            )
-
 
 __all__ = [
+    "CCTConvEmbeddings",
     "CCTEmbeddings",
     "CCTEncoder",
     "CCTForImageClassification",
     "CCTLayer",
     "CCTModel",
+    "CCTPositionalEmbeddings",
     "CCTPreTrainedModel",
     "CCTSelfAttention",
     "CCTSequencePooling",
-    "CCTTokenizer",
+    "check_classification_labels",
     "conv_output_size",
     "sinusoidal_position_table",
 ]

@@ -20,7 +20,6 @@ from typing import TypeVar
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 from transformers.processing_utils import Unpack
@@ -31,18 +30,14 @@ from transformers.utils.output_capturing import capture_outputs
 from .configuration_text_cct import TextCCTConfig
 from .modeling_cct import (
     CCTEncoder,
-    CCTForImageClassification,
+    CCTPositionalEmbeddings,
     CCTPreTrainedModel,
     CCTSequencePooling,
-    sinusoidal_position_table,
+    check_classification_labels,
+    conv_output_size,
 )
 
 LengthT = TypeVar("LengthT", int, torch.Tensor)
-
-
-def _windowed_length(length: LengthT, kernel_size: int, stride: int, padding: int) -> LengthT:
-    """Output length of a convolution / pooling window over sequences of `length` elements (no dilation)."""
-    return (length + 2 * padding - kernel_size) // stride + 1
 
 
 def _positions_past_end(lengths: torch.Tensor, num_positions: int) -> torch.Tensor:
@@ -50,8 +45,8 @@ def _positions_past_end(lengths: torch.Tensor, num_positions: int) -> torch.Tens
     return torch.arange(num_positions, device=lengths.device)[None, :] >= lengths[:, None]
 
 
-class TextCCTTokenizer(nn.Module):
-    """The official text tokenizer as a 1-D convolution over time, `word_embeddings` `(batch, num_words,
+class TextCCTConvEmbeddings(nn.Module):
+    """The paper's text "tokenizer" as a 1-D convolution over time (not a text tokenizer), `word_embeddings` `(batch, num_words,
     word_embedding_dim)` -> tokens `(batch, num_tokens, hidden_size)`.
 
     `"conv"` (TextCCT): Conv1d(kernel `conv_kernel_size`, no bias) -> ReLU -> MaxPool1d; `"patch"` (TextViTLite,
@@ -82,13 +77,13 @@ class TextCCTTokenizer(nn.Module):
         kernel_size, stride, padding = (
             self.convolution.kernel_size[0], self.convolution.stride[0], self.convolution.padding[0]
         )
-        return _windowed_length(word_lengths, kernel_size, stride, padding)
+        return conv_output_size(word_lengths, kernel_size, stride, padding)
 
     def num_tokens(self, word_lengths: LengthT) -> LengthT:
         """Number of tokens of sequences of `word_lengths` words (`< 1` when a sequence is too short)."""
         lengths = self._convolution_lengths(word_lengths)
         if self.pooling is not None:
-            lengths = _windowed_length(lengths, self.pooling.kernel_size, self.pooling.stride, self.pooling.padding)
+            lengths = conv_output_size(lengths, self.pooling.kernel_size, self.pooling.stride, self.pooling.padding)
         return lengths
 
     def forward(
@@ -104,7 +99,7 @@ class TextCCTTokenizer(nn.Module):
         return tokens.masked_fill(_positions_past_end(token_lengths, tokens.shape[1])[..., None], 0.0), token_lengths
 
 
-class TextCCTEmbeddings(nn.Module):
+class TextCCTEmbeddings(CCTPositionalEmbeddings):
     """Word embeddings, tokenizer, optional class token, position embeddings and dropout.
 
     `input_ids` `(batch, num_words)` (or `inputs_embeds` `(batch, num_words, word_embedding_dim)`) and
@@ -113,29 +108,19 @@ class TextCCTEmbeddings(nn.Module):
     """
 
     def __init__(self, config: TextCCTConfig):
-        super().__init__()
-        self.config = config
-        self.word_embeddings = nn.Embedding(config.vocab_size, config.word_embedding_dim, config.pad_token_id)
-        self.word_embeddings.weight.requires_grad_(not config.freeze_word_embeddings)
-        self.tokenizer = TextCCTTokenizer(config) if config.tokenizer_type != "none" else None
-        word_counts = range(1, config.max_position_embeddings + 1)
-        self.min_words = next((num_words for num_words in word_counts if self.num_tokens(num_words) > 0), None)
-        if self.min_words is None:
+        tokenizer = TextCCTConvEmbeddings(config) if config.tokenizer_type != "none" else None
+        num_tokens = tokenizer.num_tokens(config.max_position_embeddings) if tokenizer else config.max_position_embeddings
+        if num_tokens < 1:
             raise ValueError(
                 f"`max_position_embeddings`={config.max_position_embeddings} words are too few for the tokenizer "
                 f"(`tokenizer_type`={config.tokenizer_type!r}): they give no token."
             )
-        self.num_prefix_tokens = 1 if config.pooling_type == "cls" else 0
-        self.class_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size)) if self.num_prefix_tokens else None
-        num_positions = self.num_tokens(config.max_position_embeddings) + self.num_prefix_tokens
-        if config.position_embedding_type == "learnable":
-            self.position_embeddings = nn.Parameter(torch.zeros(1, num_positions, config.hidden_size))
-        elif config.position_embedding_type == "sine":
-            table = sinusoidal_position_table(num_positions, config.hidden_size).unsqueeze(0)
-            self.register_buffer("position_embeddings", table, persistent=False)
-        else:
-            self.position_embeddings = None
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        super().__init__(config, num_tokens)
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.word_embedding_dim, config.pad_token_id)
+        self.word_embeddings.weight.requires_grad_(not config.freeze_word_embeddings)
+        self.tokenizer = tokenizer
+        word_counts = range(1, config.max_position_embeddings + 1)
+        self.min_words = next(num_words for num_words in word_counts if self.num_tokens(num_words) > 0)
 
     def num_tokens(self, num_words: int) -> int:
         """Tokens (class token excluded) that the tokenizer makes of `num_words` words."""
@@ -157,9 +142,8 @@ class TextCCTEmbeddings(nn.Module):
             embeddings, token_lengths = word_vectors, word_lengths
         else:
             embeddings, token_lengths = self.tokenizer(word_vectors, word_lengths)
-        if self.class_token is not None:
-            embeddings = torch.cat([self.class_token.expand(embeddings.shape[0], -1, -1), embeddings], dim=1)
-            token_lengths = token_lengths + 1
+        embeddings = self.prepend_class_token(embeddings)
+        token_lengths = token_lengths + self.num_prefix_tokens
         if self.position_embeddings is not None:
             embeddings = embeddings + self.position_embeddings[:, : embeddings.shape[1]]
         return self.dropout(embeddings), token_lengths
@@ -172,26 +156,17 @@ class TextCCTPreTrainedModel(CCTPreTrainedModel):
     main_input_name = "input_ids"
     input_modalities = ("text",)
     _no_split_modules = ["TextCCTEmbeddings", "CCTLayer"]
+    _can_compile_fullgraph = True
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        """The official initialisation: the vision one (truncated-normal Linear, LayerNorm 1/0) plus Kaiming-normal
-        tokenizer convolutions, normal word vectors (std `word_embedding_init_std`) with a zero padding row, a zero
-        class token and truncated-normal learnable position embeddings (std `position_embedding_init_std`)."""
-        if isinstance(module, nn.Conv1d):
-            init.kaiming_normal_(module.weight)
-        elif isinstance(module, nn.Embedding):
+        """The official initialisation: the vision one (truncated-normal Linear, Kaiming-normal convolutions,
+        LayerNorm 1/0, class token and position embeddings) plus normal word vectors (std `word_embedding_init_std`)
+        with a zero padding row."""
+        if isinstance(module, nn.Embedding):
             init.normal_(module.weight, std=self.config.word_embedding_init_std)
             if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
                 init.zeros_(module.weight[module.padding_idx])
-        elif isinstance(module, TextCCTEmbeddings):
-            if module.class_token is not None:
-                init.zeros_(module.class_token)
-            if self.config.position_embedding_type == "learnable":
-                init.trunc_normal_(module.position_embeddings, std=self.config.position_embedding_init_std)
-            elif self.config.position_embedding_type == "sine":
-                table = sinusoidal_position_table(module.position_embeddings.shape[1], self.config.hidden_size)
-                init.copy_(module.position_embeddings, table.unsqueeze(0))
         else:
             super()._init_weights(module)
 
@@ -278,7 +253,11 @@ class TextCCTModel(TextCCTPreTrainedModel):
         attention_mask: torch.Tensor | None,
         inputs_embeds: torch.Tensor | None,
     ) -> torch.Tensor:
-        """Checks the inputs and returns the number of real words of every sequence, `(batch,)` int64."""
+        """Checks the inputs and returns the number of real words of every sequence, `(batch,)` int64.
+
+        The checks of values (ids in range, right padding, enough words) need the values on the host; they are
+        skipped while `torch.compile` traces, so that a compiled forward has no graph break or host sync.
+        """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("You have to specify exactly one of `input_ids` or `inputs_embeds`.")
         if input_ids is not None:
@@ -288,12 +267,13 @@ class TextCCTModel(TextCCTPreTrainedModel):
                 )
             if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
                 raise TypeError(f"`input_ids` must be an integer tensor, got dtype {input_ids.dtype}.")
-            out_of_range = (input_ids < 0) | (input_ids >= self.config.vocab_size)
-            if out_of_range.any():
-                raise ValueError(
-                    f"`input_ids` must be in [0, {self.config.vocab_size}) (config.vocab_size), got "
-                    f"{input_ids[out_of_range].unique()[:10].tolist()}."
-                )
+            if not torch.compiler.is_compiling():
+                out_of_range = (input_ids < 0) | (input_ids >= self.config.vocab_size)
+                if out_of_range.any():
+                    raise ValueError(
+                        f"`input_ids` must be in [0, {self.config.vocab_size}) (config.vocab_size), got "
+                        f"{input_ids[out_of_range].unique()[:10].tolist()}."
+                    )
             batch_size, num_words = input_ids.shape
         else:
             expected = self.config.word_embedding_dim
@@ -320,6 +300,8 @@ class TextCCTModel(TextCCTPreTrainedModel):
             )
         is_real_word = attention_mask != 0
         word_lengths = is_real_word.sum(dim=1)
+        if torch.compiler.is_compiling():
+            return word_lengths.to(device)
         if not torch.equal(is_real_word, ~_positions_past_end(word_lengths, num_words)):
             raise ValueError(
                 "`attention_mask` must mark padding on the right only (each row 1...1 0...0); set "
@@ -333,6 +315,8 @@ class TextCCTModel(TextCCTPreTrainedModel):
         return self._check_enough_words(word_lengths.to(device))
 
     def _check_enough_words(self, word_lengths: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling():
+            return word_lengths
         too_short = word_lengths < self.embeddings.min_words
         if too_short.any():
             raise ValueError(
@@ -357,9 +341,6 @@ class TextCCTForSequenceClassification(TextCCTPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
         self.post_init()
 
-    # Same label checks as the vision head.
-    _check_labels = CCTForImageClassification._check_labels
-
     @can_return_tuple
     def forward(
         self,
@@ -380,31 +361,23 @@ class TextCCTForSequenceClassification(TextCCTPreTrainedModel):
             Class indices in `[0, config.num_labels)` (or `-100` to ignore a sample); float targets for regression
             (`num_labels == 1`) or multi-label classification.
         """
-        if labels is not None:
-            self._check_labels(labels)
         outputs: BaseModelOutputWithPooling = self.text_cct(
             input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs
         )
         logits = self.classifier(outputs.pooler_output)
-        loss = self.loss_function(labels, logits, self.config, **kwargs) if labels is not None else None
+        loss = None
+        if labels is not None:
+            check_classification_labels(labels, logits, self.config)
+            loss = self.loss_function(labels, logits, self.config, **kwargs)
         return SequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
 
 
-def register_text_cct_auto_classes() -> None:
-    """Registers the text models with `AutoConfig`, `AutoModel` and `AutoModelForSequenceClassification` (done by
-    `import hf_compact`), so that `from_pretrained` and `pipeline("text-classification")` find them."""
-    AutoConfig.register(TextCCTConfig.model_type, TextCCTConfig, exist_ok=True)
-    AutoModel.register(TextCCTConfig, TextCCTModel, exist_ok=True)
-    AutoModelForSequenceClassification.register(TextCCTConfig, TextCCTForSequenceClassification, exist_ok=True)
-
-
 __all__ = [
+    "TextCCTConvEmbeddings",
     "TextCCTEmbeddings",
     "TextCCTForSequenceClassification",
     "TextCCTModel",
     "TextCCTPreTrainedModel",
-    "TextCCTTokenizer",
-    "register_text_cct_auto_classes",
 ]

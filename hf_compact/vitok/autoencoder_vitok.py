@@ -181,7 +181,12 @@ class AutoencoderViTok(ModelMixin, AutoencoderMixin, ConfigMixin):
         video = sample if sample.ndim == 5 else sample.unsqueeze(2)
         if video.shape[2] % q:
             raise ValueError(f"sample frames must be divisible by tubelet_size={q}, got T={video.shape[2]}")
-        if sample.numel() and sample.detach().abs().amax() > _PIXEL_RANGE_WARNING_THRESHOLD:
+        # The range check reads values on the host: skipped while torch.compile traces (no graph break, no sync).
+        if (
+            not torch.compiler.is_compiling()
+            and sample.numel()
+            and sample.detach().abs().amax() > _PIXEL_RANGE_WARNING_THRESHOLD
+        ):
             warnings.warn(
                 f"sample values should be in [-1, 1], got range [{sample.min().item():.3g}, {sample.max().item():.3g}]"
                 "; rescale pixels with x / 127.5 - 1 (uint8) or 2 * x - 1 ([0, 1])",
@@ -225,7 +230,7 @@ class AutoencoderViTok(ModelMixin, AutoencoderMixin, ConfigMixin):
         """``(B, C, T, H, W)`` -> latent distribution parameters ``(B, 2c, t, h, w)`` (mean | logvar)."""
         grid_size = self._grid_size(*video.shape[2:])
         latent_tokens = self.encoder(video, grid_size)  # (B, N, 2c) or (B, N, c)
-        latent_grid = latent_tokens.transpose(1, 2).reshape(video.shape[0], -1, *grid_size)
+        latent_grid = latent_tokens.transpose(1, 2).reshape(video.shape[0], latent_tokens.shape[-1], *grid_size)
         if self.config.latent_type == "deterministic":
             latent_grid = torch.cat([latent_grid, torch.zeros_like(latent_grid)], dim=1)
         return latent_grid

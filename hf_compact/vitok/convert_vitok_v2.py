@@ -44,17 +44,40 @@ V2_TO_DIFFUSERS = (
 )
 
 _REPO_NAME = re.compile(r"ViTok-v2-(?P<size>[0-9]+[MB])-(?P<stride>f[0-9]+x[0-9]+)", re.IGNORECASE)
+# A name as the official registry spells it ("350M-f16x16"), optionally with our "v2-" or the repos' "ViTok-v2-".
+_REGISTRY_NAME = re.compile(r"(?:ViTok-)?(?:v2-)?(?P<size>[0-9]+[MB])-(?P<stride>f[0-9]+x[0-9]+)", re.IGNORECASE)
+# Organisation of the published weights on the Hub (philippe-eecs/vitok's registry).
+HUB_ORGANISATION = "philippehansen"
+
+
+def _preset_name(name: str) -> str | None:
+    """``"350M-f16x16"``, ``"v2-350m-f16x16"`` or ``"ViTok-v2-350M-f16x16"`` -> ``"v2-350M-f16x16"``; else None."""
+    match = _REGISTRY_NAME.fullmatch(name)
+    preset = f"v2-{match['size'].upper()}-{match['stride'].lower()}" if match else None
+    return preset if preset in V2_VARIANTS else None
+
+
+def resolve_v2_source(path_or_repo_id: str) -> str:
+    """Maps an official registry name (``"350M-f16x16"``) that is not a local folder to its Hub repo
+    (``"philippehansen/ViTok-v2-350M-f16x16"``); other folders and repo ids are returned unchanged."""
+    path_or_repo_id = str(path_or_repo_id)
+    preset = _preset_name(path_or_repo_id)
+    if preset is None or os.path.exists(path_or_repo_id):
+        return path_or_repo_id
+    return f"{HUB_ORGANISATION}/ViTok-{preset}"
 
 
 def resolve_v2_config(path_or_repo_id: str, variant: str | None = None) -> tuple[str, dict]:
     """Returns ``(variant name, AutoencoderViTok config)``.
 
-    ``variant`` may be a preset name (``"v2-350M-f16x16"``), an official variant string
-    (``"Ld4-Ld24/1x16x16"``) or ``None`` to infer it from the repo/folder name (``.../ViTok-v2-350M-f16x16``).
+    ``variant`` may be a preset name (``"v2-350M-f16x16"``), an official registry name (``"350M-f16x16"``), an
+    official variant string (``"Ld4-Ld24/1x16x16"``) or ``None`` to infer it from the repo/folder name
+    (``.../ViTok-v2-350M-f16x16`` or a registry name).
     """
     if variant is None:
-        match = _REPO_NAME.search(os.path.basename(os.path.normpath(str(path_or_repo_id))))
-        name = f"v2-{match['size'].upper()}-{match['stride'].lower()}" if match else None
+        folder_name = os.path.basename(os.path.normpath(str(path_or_repo_id)))
+        match = _REPO_NAME.search(folder_name)
+        name = f"v2-{match['size'].upper()}-{match['stride'].lower()}" if match else _preset_name(folder_name)
         if name not in V2_VARIANTS:
             raise ValueError(
                 f"cannot infer the ViTok-v2 variant from {path_or_repo_id!r}; expected a name containing one of "
@@ -62,12 +85,13 @@ def resolve_v2_config(path_or_repo_id: str, variant: str | None = None) -> tuple
                 "variant string such as 'Ld4-Ld24/1x16x16')"
             )
         return name, dict(VITOK_PRESETS[name])
-    if variant in V2_VARIANTS:
-        return variant, dict(VITOK_PRESETS[variant])
+    if _preset_name(variant) is not None:
+        return _preset_name(variant), dict(VITOK_PRESETS[_preset_name(variant)])
     if "/" in variant:
         return variant, v2_config_from_variant(variant)
     raise ValueError(
-        f"unknown ViTok-v2 variant {variant!r}; expected one of {sorted(V2_VARIANTS)} or a variant string "
+        f"unknown ViTok-v2 variant {variant!r}; expected one of {sorted(V2_VARIANTS)} (or the official registry "
+        f"name without 'v2-', e.g. '350M-f16x16') or a variant string "
         "such as 'Ld4-Ld24/1x16x16'"
     )
 
@@ -112,8 +136,9 @@ def load_vitok_v2(
     """Loads published ViTok-v2 weights into an :class:`AutoencoderViTok`.
 
     Args:
-        path_or_repo_id: a local folder holding ``encoder.safetensors`` / ``decoder.safetensors`` or a Hub repo id
-            such as ``"philippehansen/ViTok-v2-350M-f16x16"`` (downloaded with ``huggingface_hub.hf_hub_download``).
+        path_or_repo_id: a local folder holding ``encoder.safetensors`` / ``decoder.safetensors``, a Hub repo id
+            such as ``"philippehansen/ViTok-v2-350M-f16x16"`` (downloaded with ``huggingface_hub.hf_hub_download``)
+            or an official registry name such as ``"350M-f16x16"`` (that repo).
         variant: preset name, official variant string, or ``None`` to infer it from ``path_or_repo_id``.
         torch_dtype: dtype of the returned weights (default float32); files are cast on load.
         components: which halves to load. A half that is not loaded is never allocated (its parameters stay on
@@ -133,6 +158,7 @@ def load_vitok_v2(
     if not components or any(component not in COMPONENTS for component in components):
         raise ValueError(f"components must be a non-empty subset of {COMPONENTS}, got {components}")
     dtype = torch_dtype or torch.float32
+    path_or_repo_id = resolve_v2_source(path_or_repo_id)
     _, config = resolve_v2_config(path_or_repo_id, variant)
     with torch.device("meta"):
         model = AutoencoderViTok(**config)

@@ -18,7 +18,8 @@ def patchify(video: torch.Tensor, tubelet_size: int, patch_size: int) -> torch.T
     q, p = tubelet_size, patch_size
     tubelets = video.reshape(batch, channels, frames // q, q, height // p, p, width // p, p)
     tubelets = tubelets.permute(0, 2, 4, 6, 1, 3, 5, 7)
-    return tubelets.reshape(batch, -1, channels * q * p * p)
+    num_tubelets = (frames // q) * (height // p) * (width // p)
+    return tubelets.reshape(batch, num_tubelets, channels * q * p * p)
 
 
 def unpatchify(
