@@ -69,4 +69,4 @@ def test_tiny_run_of_the_recipe_trains_only_the_decoder(tmp_path, monkeypatch):
     assert any(
         not torch.equal(after.decoder.state_dict()[name], value) for name, value in before.decoder.state_dict().items()
     )
-    assert json.loads((tmp_path / "run" / "results.json").read_text())["step"] == 4
+    assert json.loads((tmp_path / "run" / "all_results.json").read_text())["step"] == 4
