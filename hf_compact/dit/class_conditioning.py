@@ -11,12 +11,25 @@ working guidance for any other class count.
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
 
 import numpy as np
 import torch
 
+from .samplers import check_scheduler, scheduler_uses_learned_variance
+
 OUTPUT_TYPES = ("pil", "np", "pt")
+
+
+def check_sampling_arguments(guidance_scale: float, num_inference_steps: int) -> None:
+    """Raise for a non-finite ``guidance_scale`` or a ``num_inference_steps`` that is not a positive int."""
+    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, numbers.Real) or not math.isfinite(guidance_scale):
+        raise ValueError(f"guidance_scale: expected a finite number, got {guidance_scale!r}.")
+    if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, numbers.Integral):
+        raise TypeError(f"num_inference_steps: expected an int, got {num_inference_steps!r}.")
+    if num_inference_steps <= 0:
+        raise ValueError(f"num_inference_steps: expected a positive number of steps, got {num_inference_steps}.")
 
 
 class ClassConditionalPipelineMixin:
@@ -82,15 +95,18 @@ class ClassConditionalPipelineMixin:
 
         With ``guidance_scale > 1`` the batch is doubled with the null class and the noise prediction is
         ``uncond + guidance_scale * (cond - uncond)``. A learned-variance output (``2c`` channels) is handed to
-        the scheduler when it uses it (``variance_type`` ``"learned"``/``"learned_range"``, e.g. DDPM as in
-        DiT) and dropped otherwise (DDIM, DPM-Solver), as in ``DiTPipeline``.
+        the scheduler only when it samples with it (``DDPMScheduler`` with ``variance_type``
+        ``"learned"``/``"learned_range"``, as in DiT); every other scheduler (DDIM, DPM-Solver) gets the ``c``
+        epsilon channels only.
         """
+        check_sampling_arguments(guidance_scale, num_inference_steps)
+        check_scheduler(self.scheduler)
         latent_channels = latents.shape[1]
         use_guidance = guidance_scale > 1
         if use_guidance:
             null_labels = torch.full_like(class_labels, self.null_class_id)
             class_labels = torch.cat([class_labels, null_labels])
-        scheduler_uses_variance = getattr(self.scheduler.config, "variance_type", None) in ("learned", "learned_range")
+        scheduler_uses_variance = scheduler_uses_learned_variance(self.scheduler)
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
 
         self.scheduler.set_timesteps(num_inference_steps, device=self._execution_device)
