@@ -34,7 +34,7 @@ NUM_SHOWN = 8
 
 def recipe(output_dir: Path, epochs: int, batch_size: int, learning_rate: float) -> list[str]:
     return [
-        "--dataset_name", "digits", "--output_dir", str(output_dir),
+        "--dataset_name", "digits", "--output_dir", str(output_dir), "--overwrite_output_dir",
         "--num_train_epochs", str(epochs), "--warmup_epochs", "1", "--cooldown_epochs", "0",
         "--per_device_train_batch_size", str(batch_size), "--learning_rate", str(learning_rate),
         "--warmup_lr", "1e-5", "--min_lr", "1e-5", "--weight_decay", "0.05",

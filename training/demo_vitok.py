@@ -49,7 +49,7 @@ def run(output_dir: Path, max_steps: int = 400, batch_size: int = 32) -> dict:
             "--per_device_train_batch_size", str(batch_size), "--per_device_eval_batch_size", "120",
             "--max_train_steps", str(max_steps),
             "--max_eval_samples", "1000", "--num_grid_samples", "12",
-            "--mixed_precision", "no", "--seed", "0", "--output_dir", str(vitok_dir),
+            "--mixed_precision", "no", "--seed", "0", "--output_dir", str(vitok_dir), "--overwrite_output_dir",
         ]
     )  # fmt: skip
     grid = output_dir / "vitok_reconstructions.png"
