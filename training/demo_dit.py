@@ -206,8 +206,9 @@ def run(
     # ---- images
     dit_dir = output_dir / "dit"
     image_training, seconds = timed(train_dit.main, [
-        "--vae_name_or_path", str(vitok_path), "--dataset_name", "digits", "--output_dir", str(dit_dir), "--overwrite_output_dir", *DIT_MODEL,
-        "--learning_rate", "2e-3", "--lr_warmup_steps", "100", "--max_train_steps", str(dit_steps), *common_dit,
+        "--vae_name_or_path", str(vitok_path), "--dataset_name", "digits", "--output_dir", str(dit_dir),
+        "--overwrite_output_dir", *DIT_MODEL, "--learning_rate", "2e-3", "--lr_warmup_steps", "100",
+        "--max_train_steps", str(dit_steps), *common_dit,
     ])  # fmt: skip
     results.update({
         "dit_parameters": image_training["num_parameters"], "dit_train_steps": image_training["step"],
@@ -257,7 +258,8 @@ def run(
         "--train_dir", str(clips_root), "--num_frames", str(num_frames), "--resolution", "32",
         "--model_overrides", json.dumps(VIDEO_VITOK), "--lpips_weight", "0", "--learning_rate", "2e-3",
         "--lr_warmup_ratio", "0.03", "--max_train_steps", str(video_vitok_steps), "--per_device_train_batch_size", "16",
-        "--max_eval_samples", "64", "--mixed_precision", "no", "--seed", "0", "--output_dir", str(video_vitok_dir), "--overwrite_output_dir",
+        "--max_eval_samples", "64", "--mixed_precision", "no", "--seed", "0", "--output_dir", str(video_vitok_dir),
+        "--overwrite_output_dir",
     ])  # fmt: skip
     results.update({
         "video_vitok_psnr": round(video_vitok["psnr"], 2), "video_vitok_train_steps": video_vitok["step"],
