@@ -102,7 +102,7 @@ def within_class_spread(features: torch.Tensor, labels: torch.Tensor, real: torc
 def real_digit_features(judge: DigitJudge) -> tuple[torch.Tensor, torch.Tensor]:
     """CCT features and labels of the held-out digits (32 px, the split the CCT and ViTok never trained on)."""
     test_split = load_digits_dataset(image_size=32)["test"]
-    pixels = torch.stack([torch.from_numpy(np.asarray(image.convert("RGB"))) for image in test_split["image"]])
+    pixels = torch.stack([torch.from_numpy(np.array(image.convert("RGB"))) for image in test_split["image"]])
     _, features = judge(pixels.permute(0, 3, 1, 2).float() / 255)
     return features, torch.tensor(test_split["label"])
 
