@@ -17,7 +17,8 @@ The guidance used for the grid is the one with the smallest Frechet CCT distance
 
 Videos: moving-digit clips train a tiny video ViTok (``train_vitok.py``, tubelets) and a ``DiTTransformer3DModel``
 (patch 2 on the latent grid); ``DiTVideoPipeline`` generates clips per class (GIF) and the CCT classifies every
-frame: ``video_class_agreement``.
+frame, cropped to its digit (:func:`crop_to_digit`): ``video_class_agreement``, next to the same judge on real
+held-out clips (``video_real_class_agreement``, the ceiling of the measurement).
 """
 
 from __future__ import annotations
@@ -73,6 +74,30 @@ class DigitJudge:
         pooled = self.model.cct(inputs["pixel_values"]).pooler_output
         predicted = self.classifier_ids[self.model.classifier(pooled).argmax(-1)]
         return predicted, pooled.double()
+
+
+def crop_to_digit(frames: torch.Tensor, threshold: float = 0.3) -> torch.Tensor:
+    """Each frame ``(N, 3, H, W)`` in [0, 1] cropped to the square around its bright pixels and resized back.
+
+    The judge is trained on digits that fill the image; a moving digit covers part of its canvas, so the CCT reads
+    real moving-digit frames as it reads training digits only after this crop (held-out frames: 0.36 agreement
+    uncropped, 0.99 cropped). Frames without a pixel above ``threshold`` are returned unchanged.
+    """
+    height, width = frames.shape[-2:]
+    cropped = []
+    for frame in frames:
+        bright = frame.mean(0) > threshold
+        if not bright.any():
+            cropped.append(frame)
+            continue
+        rows, columns = bright.any(1).nonzero().flatten(), bright.any(0).nonzero().flatten()
+        top, bottom, left, right = rows[0].item(), rows[-1].item() + 1, columns[0].item(), columns[-1].item() + 1
+        side = max(bottom - top, right - left)
+        top, left = round((top + bottom - side) / 2), round((left + right - side) / 2)
+        padded = torch.nn.functional.pad(frame, (side, side, side, side))  # a square may reach past the canvas
+        square = padded[:, top + side : top + 2 * side, left + side : left + 2 * side]
+        cropped.append(torch.nn.functional.interpolate(square[None], size=(height, width), mode="bilinear", antialias=True)[0])
+    return torch.stack(cropped)
 
 
 def frechet(features_1: torch.Tensor, features_2: torch.Tensor) -> float:
@@ -288,9 +313,14 @@ def run(
     ):
         video_pipeline.scheduler = scheduler
         clips = sample(video_pipeline, video_labels, video_guidance_scale, steps, batch_size=30)  # (B, T, 3, H, W)
-        predicted, _ = judge(clips.flatten(0, 1))
+        predicted, _ = judge(crop_to_digit(clips.flatten(0, 1)))
         agreements[name] = (round(float((predicted == frame_labels).float().mean()), 4), clips)
     results["video_sampling_seconds"] = round(time.perf_counter() - started, 1)
+    real_clips = load_moving_digits_dataset(num_frames=num_frames, digit_size=digit_size)["test"].with_format("torch")[:]
+    real_frames = real_clips["video"].flatten(0, 1).permute(0, 3, 1, 2).float() / 255  # (N * T, 3, H, W)
+    predicted, _ = judge(crop_to_digit(real_frames))
+    real_agreement = (predicted == real_clips["label"].repeat_interleave(num_frames)).float().mean()
+    results["video_real_class_agreement"] = round(float(real_agreement), 4)
     use_fast = agreements["fast"][0] >= agreements["ddpm250"][0] - 0.03
     agreement, clips = agreements["fast" if use_fast else "ddpm250"]
     motion = (clips[:, 1:] - clips[:, :-1]).abs().mean()
