@@ -194,9 +194,9 @@ def run(
     fast_steps: int = 25,
     reference_steps: int = 250,
     video_vitok_steps: int = 400,
-    video_dit_steps: int = 1500,
+    video_dit_steps: int = 3000,
     video_samples_per_class: int = 3,
-    video_guidance_scale: float = 3.0,
+    video_guidance_scale: float = 6.0,
     num_frames: int = 4,
     digit_size: int = 20,
 ) -> dict:
