@@ -7,7 +7,7 @@ Recipe (DiT, Peebles & Xie 2023; ViTok, Hansen-Estruch et al. 2025):
 * DDPM, 1000 steps, linear betas; epsilon prediction with a learned-range variance: loss = MSE + VLB
   (:func:`hf_compact.dit.diffusion_loss.diffusion_loss`);
 * label dropout 0.1 (the null class is ``num_classes``) for classifier-free guidance;
-* AdamW (0.9, 0.95), grad clip 1.0, EMA of the weights (diffusers ``EMAModel``), bf16 on GPU;
+* AdamW (0.9, 0.95), grad clip 1.0, EMA of the weights (diffusers' ``EMAModel`` over the prepared, possibly sharded, parameters), bf16 on GPU;
 * images: diffusers' ``DiTTransformer2DModel(in_channels=c, sample_size=H/p, patch_size=1)``; videos (latents
   ``(c, T/q, H/p, W/p)``, or ``--video``): :class:`hf_compact.DiTTransformer3DModel`.
 
