@@ -156,6 +156,25 @@ def test_diffusion_loss_terms():
         diffusion_loss(scheduler, torch.randn(4, 3, 3, 3), latents, noise, noisy, timesteps)
 
 
+def test_min_snr_weighting_caps_the_weight_of_nearly_clean_steps():
+    scheduler = DDPMScheduler(variance_type="learned_range")
+    latents = torch.randn(4, 2, 3, 3)
+    noise, timesteps = torch.randn_like(latents), torch.tensor([3, 50, 400, 900])
+    noisy = scheduler.add_noise(latents, noise, timesteps)
+    errors = torch.tensor([1.0, 2.0, 3.0, 4.0]).view(4, 1, 1, 1)  # per-sample epsilon error, squared: 1, 4, 9, 16
+    weighted = diffusion_loss(scheduler, noise + errors, latents, noise, noisy, timesteps, snr_gamma=5.0)
+    alphas_cumprod = scheduler.alphas_cumprod[timesteps].double()
+    snr = alphas_cumprod / (1 - alphas_cumprod)
+    assert snr[0] > 5 > snr[3], "the steps straddle gamma"
+    expected = (errors.flatten().double() ** 2 * snr.clamp(max=5.0) / snr).mean()
+    assert math.isclose(weighted["mse"].item(), expected.item(), rel_tol=1e-5)
+    unweighted = diffusion_loss(scheduler, noise + errors, latents, noise, noisy, timesteps)
+    assert math.isclose(unweighted["mse"].item(), 7.5, rel_tol=1e-6)
+    for gamma in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="snr_gamma: expected a positive number or None"):
+            diffusion_loss(scheduler, noise, latents, noise, noisy, timesteps, snr_gamma=gamma)
+
+
 # ----------------------------------------------------------------------------------------------- train_dit.py
 
 

@@ -99,6 +99,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     diffusion.add_argument("--label_dropout", type=float, default=0.1)
     diffusion.add_argument("--learn_sigma", action=argparse.BooleanOptionalAction, default=True)
     diffusion.add_argument("--ema_decay", type=float, default=0.9999)
+    diffusion.add_argument(
+        "--snr_gamma", type=float, default=None, help="Min-SNR-gamma weighting of the MSE (Hang et al., 2023); e.g. 5."
+    )
 
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--learning_rate", type=float, default=1e-4)
@@ -356,7 +359,9 @@ def main(argv: list[str] | None = None) -> dict:
         noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
         with accelerator.accumulate(transformer):
             model_output = transformer(noisy_latents, timestep=timesteps, class_labels=labels).sample
-            losses = diffusion_loss(noise_scheduler, model_output, latents, noise, noisy_latents, timesteps)
+            losses = diffusion_loss(
+                noise_scheduler, model_output, latents, noise, noisy_latents, timesteps, snr_gamma=args.snr_gamma
+            )
             accelerator.backward(losses["loss"])
             if accelerator.sync_gradients and args.max_grad_norm:
                 accelerator.clip_grad_norm_(transformer.parameters(), args.max_grad_norm)

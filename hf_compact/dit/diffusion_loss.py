@@ -6,6 +6,10 @@ Follows ``GaussianDiffusion.training_losses`` of DiT / improved DDPM (Nichol & D
 ``frac = (v + 1) / 2``, exactly what diffusers' ``DDPMScheduler(variance_type="learned_range")`` samples with. The
 variational term trains only the variance (the predicted mean is detached), is measured in bits per dimension and
 is scaled by ``num_train_timesteps / 1000`` as in DiT.
+
+``snr_gamma`` optionally weights the MSE of every sample by ``min(SNR_t, gamma) / SNR_t`` (Min-SNR-gamma, Hang et
+al., 2023, "Efficient Diffusion Training via Min-SNR Weighting Strategy", for epsilon prediction; diffusers' example
+scripts' ``--snr_gamma``), which down-weights the nearly clean steps and speeds up convergence.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import math
 
 import torch
 from diffusers import DDPMScheduler
+from diffusers.training_utils import compute_snr
 
 
 def _gather(values: torch.Tensor, timesteps: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -71,6 +76,7 @@ def diffusion_loss(
     noise: torch.Tensor,
     noisy_latents: torch.Tensor,
     timesteps: torch.Tensor,
+    snr_gamma: float | None = None,
 ) -> dict[str, torch.Tensor]:
     """DiT loss for one batch.
 
@@ -81,6 +87,7 @@ def diffusion_loss(
         noise: the added noise ``epsilon``, same shape.
         noisy_latents: ``x_t = scheduler.add_noise(latents, noise, timesteps)``.
         timesteps: ``(B,)`` int64 steps.
+        snr_gamma: Min-SNR-gamma weight cap of the MSE (``None``: unweighted, as DiT).
 
     Returns:
         ``{"loss", "mse", "vlb"}`` scalars (``vlb`` is 0 without a learned variance).
@@ -91,8 +98,15 @@ def diffusion_loss(
             f"model_output: expected {channels} or {2 * channels} channels for {channels}-channel latents, "
             f"got {model_output.shape[1]}."
         )
+    if snr_gamma is not None and not snr_gamma > 0:
+        raise ValueError(f"snr_gamma: expected a positive number or None, got {snr_gamma}.")
     noise_pred = model_output[:, :channels].float()
-    mse = (noise_pred - noise.float()).pow(2).mean()
+    reduce_dims = tuple(range(1, latents.ndim))
+    squared_error = (noise_pred - noise.float()).pow(2).mean(reduce_dims)  # (B,)
+    if snr_gamma is not None:
+        snr = compute_snr(scheduler, timesteps)
+        squared_error = squared_error * snr.clamp(max=snr_gamma) / snr
+    mse = squared_error.mean()
     if model_output.shape[1] == channels:
         return {"loss": mse, "mse": mse, "vlb": torch.zeros_like(mse)}
 
@@ -114,7 +128,6 @@ def diffusion_loss(
 
     kl = _normal_kl(true_mean, true_log_variance, model_mean, model_log_variance)
     decoder_nll = -_discretized_gaussian_log_likelihood(x_0, model_mean, 0.5 * model_log_variance)
-    reduce_dims = tuple(range(1, ndim))
     vlb_bits = torch.where(timesteps == 0, decoder_nll.mean(reduce_dims), kl.mean(reduce_dims)) / math.log(2.0)
     vlb = vlb_bits.mean() * scheduler.config.num_train_timesteps / 1000.0
     return {"loss": mse + vlb, "mse": mse, "vlb": vlb}
