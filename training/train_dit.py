@@ -28,11 +28,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import Accelerator
 from accelerate.utils import set_seed
 from datasets import Dataset
 from diffusers import DDPMScheduler, DiTTransformer2DModel
 from diffusers.models.embeddings import LabelEmbedding
 from PIL import Image, ImageOps
+from torch.distributed.tensor import DTensor
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
@@ -53,7 +55,7 @@ from hf_compact.training_utils import (
     prepare_output_dir,
     updates_per_epoch,
 )
-from hf_compact.training_utils.distributed import ShardedEMAModel, unsharded_copy
+from hf_compact.training_utils.distributed import ShardedEMAModel, sharded_inference, unsharded_copy
 from hf_compact.utils import derive_seed
 
 BUILTIN_DATASETS = ("digits", "moving_digits")
@@ -237,16 +239,56 @@ def build_pipeline(transformer, vae, noise_scheduler: DDPMScheduler, names: list
     )
 
 
-def generate_sample_grid(pipeline, num_classes: int, args: argparse.Namespace, path: Path) -> Path:
-    """``--samples_per_class`` samples for each of the first 16 classes, one row per class."""
+def generate_samples(pipeline, num_classes: int, args: argparse.Namespace) -> tuple[np.ndarray, int]:
+    """``--samples_per_class`` samples for each of the first 16 classes, class by class.
+
+    Returns:
+        ``(samples, rows)``: ``(rows * samples_per_class, H, W, 3)`` images or ``(..., T, H, W, 3)`` videos in
+        ``[0, 1]``, and the number of classes sampled (one grid row each).
+    """
     rows = min(num_classes, 16)
     labels = [label for label in range(rows) for _ in range(args.samples_per_class)]
     output = pipeline(
         labels, guidance_scale=args.guidance_scale, num_inference_steps=args.num_inference_steps,
         generator=torch.Generator(device="cpu").manual_seed(args.seed), output_type="np",
     )
-    samples = output.frames if isinstance(pipeline, DiTVideoPipeline) else output.images
-    return save_sample_grid(samples, rows, path)
+    return (output.frames if isinstance(pipeline, DiTVideoPipeline) else output.images), rows
+
+
+def sample_grid(
+    model: torch.nn.Module, ema: ShardedEMAModel, vae: torch.nn.Module, noise_scheduler: DDPMScheduler,
+    names: list[str], args: argparse.Namespace, accelerator: Accelerator, path: Path,
+) -> np.ndarray:
+    """Sample with the EMA weights of ``model`` and save the grid (PNG; GIF for videos) at ``path``.
+
+    Call it on every process, with the unwrapped prepared transformer: under FSDP2 each denoising step all-gathers
+    the weights, so every process samples (the same labels and seed, hence the same samples) and the main process
+    writes the file. The training weights are put back afterwards.
+
+    Returns:
+        The samples, as :func:`generate_samples` returns them.
+    """
+    ema.store(model.parameters())
+    ema.copy_to(model.parameters())
+    was_training = model.training
+    model.eval()
+    with sharded_inference(model):
+        pipeline = build_pipeline(model, vae.to(accelerator.device), noise_scheduler, names)
+        pipeline.set_progress_bar_config(disable=True)
+        samples, rows = generate_samples(pipeline, len(names), args)
+    vae.cpu()
+    model.train(was_training)
+    ema.restore(model.parameters())
+    if accelerator.is_main_process:
+        save_sample_grid(samples, rows, path)
+    accelerator.wait_for_everyone()
+    return samples
+
+
+def parameter_sum(model: torch.nn.Module) -> torch.Tensor:
+    """Sum of all the weights (float64 scalar); under FSDP2 that of the full tensors, so call it on every process."""
+    sums = [parameter.detach().double().sum() for parameter in model.parameters()]
+    return torch.stack([total.full_tensor() if isinstance(total, DTensor) else total for total in sums]).sum()
 
 
 # ----------------------------------------------------------------------------------------------------------- main
@@ -322,19 +364,6 @@ def main(argv: list[str] | None = None) -> dict:
         f"{len(names)} classes, {len(cache)} samples, {max_train_steps} steps"
     )
 
-    def sample_grid(tag: str) -> None:
-        if accelerator.is_main_process:
-            ema.store(model.parameters())
-            ema.copy_to(model.parameters())
-            model.eval()
-            pipeline = build_pipeline(model, vae.to(accelerator.device), noise_scheduler, names)
-            pipeline.set_progress_bar_config(disable=True)
-            generate_sample_grid(pipeline, len(names), args, output_dir / "samples" / tag)
-            vae.cpu()
-            model.train()
-            ema.restore(model.parameters())
-        accelerator.wait_for_everyone()
-
     progress = tqdm(
         range(max_train_steps), initial=run.completed_steps, desc="train_dit",
         disable=not accelerator.is_local_main_process,
@@ -379,13 +408,13 @@ def main(argv: list[str] | None = None) -> dict:
         accelerator.log({f"train/{k}": v for k, v in last_losses.items()} | {"train/lr": lr_scheduler.get_last_lr()[0]},
                         step=run.completed_steps)
         if args.sample_steps and run.completed_steps % args.sample_steps == 0 and not run.finished:
-            sample_grid(f"step-{run.completed_steps}")
+            grid_path = output_dir / "samples" / f"step-{run.completed_steps}"
+            sample_grid(model, ema, vae, noise_scheduler, names, args, accelerator, grid_path)
     progress.close()
     run.save_final_checkpoint()
 
     # One number per process: equal values show the replicas stayed in sync (checked by the multi-process test).
-    parameter_sum = torch.stack([parameter.detach().double().sum() for parameter in model.parameters()]).sum()
-    parameter_sums = accelerator.gather(parameter_sum.reshape(1)).tolist()
+    parameter_sums = accelerator.gather(parameter_sum(model).reshape(1)).tolist()
     window = max(1, len(loss_history) // 10)
     results = {
         "step": run.completed_steps,
@@ -399,7 +428,8 @@ def main(argv: list[str] | None = None) -> dict:
         **{f"train_{k}": v for k, v in last_losses.items()},
     }
     if args.sample_steps:
-        sample_grid("final")
+        grid_path = output_dir / "samples" / "final"
+        sample_grid(model, ema, vae, noise_scheduler, names, args, accelerator, grid_path)
     accelerator.wait_for_everyone()
     ema.copy_to(model.parameters())
     ema_state_dict = accelerator.get_state_dict(transformer)  # gathered from every process under FSDP / ZeRO-3

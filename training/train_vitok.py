@@ -61,7 +61,7 @@ from hf_compact.training_utils import (
     prepare_output_dir,
     updates_per_epoch,
 )
-from hf_compact.training_utils.distributed import ShardedEMAModel, save_pretrained_gathered
+from hf_compact.training_utils.distributed import ShardedEMAModel, save_pretrained_gathered, sharded_inference
 from hf_compact.utils import derive_seed, fold_frames_into_batch
 from hf_compact.vitok import AutoencoderViTok
 
@@ -215,11 +215,17 @@ class AutoencoderTrainingForward(nn.Module):
         self.autoencoder = autoencoder
         self.freeze_encoder = freeze_encoder
 
-    def forward(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None):
-        """(B, 3, H, W) or (B, 3, T, H, W) pixels -> (reconstruction of the same shape, posterior)."""
+    def forward(
+        self, pixel_values: torch.Tensor, generator: torch.Generator | None = None, sample_posterior: bool = True
+    ):
+        """(B, 3, H, W) or (B, 3, T, H, W) pixels -> (reconstruction of the same shape, posterior).
+
+        ``sample_posterior=False`` decodes the posterior mean (the evaluation's reconstruction): evaluating through
+        this forward lets FSDP2 gather the parameters outside the blocks, which ``encode`` / ``decode`` would not.
+        """
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
             posterior = self.autoencoder.encode(pixel_values).latent_dist
-            latents = posterior.sample(generator=generator)
+            latents = posterior.sample(generator=generator) if sample_posterior else posterior.mode()
         return self.autoencoder.decode(latents).sample, posterior
 
 
@@ -345,26 +351,47 @@ def save_reconstruction_grid(originals: torch.Tensor, reconstructions: torch.Ten
 
 @torch.no_grad()
 def evaluate_reconstruction(
-    autoencoder: AutoencoderViTok,
+    model: AutoencoderTrainingForward,
     dataloader: torch.utils.data.DataLoader,
     accelerator: Accelerator,
     frechet_metrics: dict[str, FrechetDistance],
     grid_path: Path,
     num_grid_samples: int,
+    ema: ShardedEMAModel | None = None,
 ) -> dict[str, float]:
-    """PSNR, SSIM (and rFID / rFVD) of posterior-mean reconstructions over ``dataloader``; saves a PNG grid."""
+    """PSNR, SSIM (and rFID / rFVD) of posterior-mean reconstructions over ``dataloader``; saves a PNG grid.
+
+    Call it on every process, with the unwrapped prepared module (``accelerator.unwrap_model(training_forward)``):
+    the reconstructions go through its forward, so FSDP2 gathers every parameter, and every process reconstructs
+    its share of ``dataloader`` (prepared). The main process gathers them, computes the metrics and writes
+    ``grid_path`` (``num_grid_samples`` originals over their reconstructions); the others return ``{}``.
+
+    Args:
+        ema: the EMA of ``model.autoencoder.decoder`` (stage 2): its weights are evaluated, then the trained
+            weights are put back.
+    """
+    decoder_parameters = list(model.autoencoder.decoder.parameters())
+    if ema is not None:
+        ema.store(decoder_parameters)
+        ema.copy_to(decoder_parameters)
+    was_training = model.training
+    model.eval()
     metrics = [PeakSignalNoiseRatio(), StructuralSimilarity(), *frechet_metrics.values()]
     grid_samples: tuple[torch.Tensor, torch.Tensor] | None = None
-    for batch in dataloader:
-        pixels = batch["pixel_values"]
-        with accelerator.autocast():
-            reconstructions = autoencoder(pixels, sample_posterior=False).sample
-        pixels, reconstructions = accelerator.gather_for_metrics((pixels, reconstructions.float()))
-        if accelerator.is_main_process:
-            for metric in metrics:
-                metric.add_batch(predictions=reconstructions, references=pixels)
-            if grid_samples is None:
-                grid_samples = (pixels[:num_grid_samples], reconstructions[:num_grid_samples])
+    with sharded_inference(model):
+        for batch in dataloader:
+            pixels = batch["pixel_values"]
+            with accelerator.autocast():
+                reconstructions, _ = model(pixels, sample_posterior=False)
+            pixels, reconstructions = accelerator.gather_for_metrics((pixels, reconstructions.float()))
+            if accelerator.is_main_process:
+                for metric in metrics:
+                    metric.add_batch(predictions=reconstructions, references=pixels)
+                if grid_samples is None:
+                    grid_samples = (pixels[:num_grid_samples], reconstructions[:num_grid_samples])
+    model.train(was_training)
+    if ema is not None:
+        ema.restore(decoder_parameters)
     results: dict[str, float] = {}
     if accelerator.is_main_process:
         for metric in metrics:
@@ -492,21 +519,15 @@ def main(argv: list[str] | None = None) -> dict:
     )
 
     def run_evaluation(tag: str) -> dict[str, float]:
-        if ema is not None:
-            ema.store(autoencoder.decoder.parameters())
-            ema.copy_to(autoencoder.decoder.parameters())
-        autoencoder.eval()
         results = evaluate_reconstruction(
-            autoencoder,
+            accelerator.unwrap_model(training_forward),
             eval_dataloader,
             accelerator,
             frechet_metrics,
             output_dir / f"reconstructions-{tag}.png",
             args.num_grid_samples,
+            ema=ema,
         )
-        autoencoder.train()
-        if ema is not None:
-            ema.restore(autoencoder.decoder.parameters())
         if results:
             accelerator.print(f"step {run.completed_steps}: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
         accelerator.log({f"eval/{k}": v for k, v in results.items()}, step=run.completed_steps)

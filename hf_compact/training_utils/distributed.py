@@ -11,6 +11,8 @@ way. Three things of a DDP script then break silently:
   that tracks the shards pickles only rank 0's shard into the checkpoint (:class:`ShardedEMAModel`);
 * ``deepspeed.zero.Init`` (``zero3_init_flag``) partitions *every* model built while it is active, including a
   frozen autoencoder that is never given to ``prepare`` (:func:`frozen_model_context`).
+
+Evaluation and sampling outside the training step go through :func:`sharded_inference`.
 """
 
 from __future__ import annotations
@@ -167,6 +169,35 @@ class ShardedEMAModel(EMAModel):
         ]
 
 
+@contextlib.contextmanager
+def sharded_inference(model: nn.Module) -> Iterator[nn.Module]:
+    """Evaluate or sample with a prepared model that FSDP2 may have sharded; enter it on every process.
+
+    FSDP2 all-gathers a unit's parameters only around the ``forward`` of the module it sharded, and every process
+    must take part in every all-gather. So inside this context:
+
+    * call ``model`` itself (or a pipeline that calls it), not ``encode`` / ``decode`` or other methods of its
+      submodules, which would see the shards of the root unit's parameters (patch embeddings, final norms);
+    * run the same forward passes on every process, and write files on the main process only.
+
+    After a forward without a backward pass, FSDP2 leaves gathered the units that do not reshard after the forward
+    (the root by default, and every unit sharded with ``reshard_after_forward=False``). On exit every unit of
+    ``model`` is resharded, so its parameters are shards again, as the optimizer, ``ShardedEMAModel.restore`` /
+    ``copy_to`` and ``state_dict`` expect. For a model that is not sharded (one process, DDP) it does nothing.
+
+    Yields:
+        ``model``.
+    """
+    from torch.distributed.fsdp import FSDPModule
+
+    try:
+        yield model
+    finally:
+        for module in model.modules():
+            if isinstance(module, FSDPModule):
+                module.reshard()  # not recursive; a no-op for a unit that is already sharded
+
+
 def frozen_model_context() -> contextlib.AbstractContextManager:
     """Context to build a frozen model that is not given to ``accelerator.prepare`` (the VAE of DiT training).
 
@@ -209,6 +240,7 @@ __all__ = [
     "full_state_dict",
     "save_pretrained_gathered",
     "shard_per_block",
+    "sharded_inference",
     "trainable_parameters",
     "unsharded_copy",
 ]
