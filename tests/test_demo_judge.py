@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from demo_dit import crop_to_digit
+from demo_judge import crop_to_digit
 
 
 def test_crop_to_digit_fills_the_frame_with_the_digit_and_keeps_empty_frames():

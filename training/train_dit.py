@@ -86,6 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--label_column", default="label")
     data.add_argument("--resolution", type=int, default=None, help="Centre-crop and resize images to this size first.")
     data.add_argument("--num_frames", type=int, default=4, help="Frames per clip of --dataset_name moving_digits.")
+    data.add_argument("--digit_size", type=int, default=20, help="Digit side in the clips of --dataset_name moving_digits.")
     data.add_argument("--latent_cache_dir", default=None, help="Default: $HF_HOME/hf_compact/latents.")
     data.add_argument("--encode_batch_size", type=int, default=64)
     data.add_argument(
@@ -155,7 +156,9 @@ def load_training_data(args: argparse.Namespace) -> tuple[Dataset, str]:
     if args.dataset_name == "digits":
         splits = load_digits_dataset(image_size=args.resolution or 32)
     elif args.dataset_name == "moving_digits":
-        splits = load_moving_digits_dataset(num_frames=args.num_frames, image_size=args.resolution or 32)
+        splits = load_moving_digits_dataset(
+            num_frames=args.num_frames, image_size=args.resolution or 32, digit_size=args.digit_size
+        )
     elif args.dataset_name is not None and (Path(args.dataset_name) / "dataset_dict.json").is_file():
         splits = load_from_disk(args.dataset_name)
     elif args.dataset_name is not None:
