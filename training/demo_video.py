@@ -82,7 +82,7 @@ def run(
     ])  # fmt: skip
     training, dit_seconds = timed(train_dit.main, [
         "--vae_name_or_path", str(vitok_dir), "--dataset_name", "moving_digits", "--num_frames", str(NUM_FRAMES),
-        "--video", "--output_dir", str(dit_dir), "--max_train_steps", str(dit_steps),
+        "--digit_size", str(DIGIT_SIZE), "--video", "--output_dir", str(dit_dir), "--max_train_steps", str(dit_steps),
         *dit_recipe(output_dir / "latent_cache"),
     ])  # fmt: skip
     pipeline = DiffusionPipeline.from_pretrained(dit_dir)
