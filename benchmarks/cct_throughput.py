@@ -5,8 +5,10 @@ the official parameter names, so its weights go through ``hf_compact.cct.convert
 into ours, and the script first checks that both give the same logits. Then, at batch 128, it times inference
 (``torch.no_grad``, eval mode) and training steps (forward, cross-entropy, backward, AdamW step), eager and with
 ``torch.compile``, alternating the two models so that machine load hits both alike, and prints images/s (fastest
-round) and the ratio ours / vit-pytorch. It also measures the machine's fp32 matmul rate in the same run and reports
-each model's achieved FLOP/s as a share of it (FLOPs counted with ``torch.utils.flop_counter``).
+run) and the ratio ours / vit-pytorch. It also measures the machine's fp32 matmul rate in every round of the same run
+and reports each model's achieved FLOP/s as a share of it (FLOPs counted with ``torch.utils.flop_counter``): the
+share of the attainable rate each model reaches. Pin the run for stable numbers, e.g.
+``taskset -c 1 python benchmarks/cct_throughput.py --num_threads 1``.
 
 vit-pytorch's package ``__init__`` imports torchvision (broken here), so install it outside the project and point
 ``--vit_pytorch_dir`` at it; ``vit_pytorch/cct.py`` is loaded by file path:
@@ -115,23 +117,30 @@ def make_training_step(model: nn.Module):
     return step
 
 
-def measure(models: dict[str, nn.Module], batch_size: int, warmup: int, repeats: int) -> dict[str, tuple[float, float]]:
-    """images/s (inference, training) per model, from the fastest timed round; every round runs each model once,
-    in turn."""
+def measure(
+    models: dict[str, nn.Module], batch_size: int, warmup: int, repeats: int, inference_repeats: int
+) -> tuple[dict[str, tuple[float, float]], float]:
+    """images/s (inference, training) per model, and the matmul rate (FLOP/s), each from its fastest timed run.
+
+    Every round runs, in turn, each model (`inference_repeats` forward passes, then one training step) and the matmul
+    rate measurement, so that load from other processes hits all of them alike."""
     images = torch.randn(batch_size, 3, 32, 32)
     labels = torch.randint(0, 10, (batch_size,))
     steps = {name: make_training_step(model) for name, model in models.items()}
     inference = {name: [] for name in models}
     training = {name: [] for name in models}
+    peak = 0.0
     for round_index in range(warmup + repeats):
         for name, model in models.items():
-            inference_seconds = time_inference(model, images)
+            inference_seconds = [time_inference(model, images) for _ in range(inference_repeats)]
             training_seconds = steps[name](images, labels)
             if round_index >= warmup:
-                inference[name].append(inference_seconds)
+                inference[name].extend(inference_seconds)
                 training[name].append(training_seconds)
-    # The fastest round is the one least disturbed by other processes on a shared machine (as `timeit` reports).
-    return {name: (batch_size / min(inference[name]), batch_size / min(training[name])) for name in models}
+        peak = max(peak, matmul_rate())
+    # The fastest run is the one least disturbed by other processes on a shared machine (as `timeit` reports).
+    throughput = {name: (batch_size / min(inference[name]), batch_size / min(training[name])) for name in models}
+    return throughput, peak
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -140,8 +149,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--warmup", type=int, default=1, help="Untimed rounds (compilation happens here).")
     parser.add_argument("--repeats", type=int, default=3, help="Timed rounds; the fastest is reported.")
+    parser.add_argument("--inference_repeats", type=int, default=3, help="Timed forward passes per model and round.")
+    parser.add_argument("--num_threads", type=int, default=None, help="torch threads (default: torch's choice).")
     parser.add_argument("--no_compile", action="store_true", help="Only eager mode.")
     args = parser.parse_args(argv)
+    if args.num_threads is not None:
+        torch.set_num_threads(args.num_threads)
 
     ours, theirs = build_models(load_vit_pytorch_cct(args.vit_pytorch_dir))
     ours.eval(), theirs.eval()
@@ -157,18 +170,18 @@ def main(argv: list[str] | None = None) -> dict:
     # Same architecture, so one count for both; counted on vit-pytorch's plain matmuls (the flop counter has no
     # formula for every fused CPU attention kernel that ours may dispatch to).
     flops = flops_per_image(theirs, images, labels)
-    peak = matmul_rate()
-    print(f"fp32 matmul rate {peak / 1e9:.1f} GFLOP/s; GFLOP per image: inference {flops[0] / 1e9:.3f}, "
-          f"training {flops[1] / 1e9:.3f}")
+    print(f"GFLOP per image: inference {flops[0] / 1e9:.3f}, training {flops[1] / 1e9:.3f}")
     modes = ["eager"] if args.no_compile else ["eager", "compile"]
     results = {}
-    print(f"{'mode':8s} {'':12s} {'hf-compact':>12s} {'vit-pytorch':>12s} {'ratio':>7s}  share of matmul rate",
-          flush=True)
+    print(f"{'mode':8s} {'':12s} {'hf-compact':>12s} {'vit-pytorch':>12s} {'ratio':>7s}  share of matmul rate "
+          "(ours / theirs)", flush=True)
     for mode in modes:
         models = {"ours": ours, "theirs": theirs}
         if mode == "compile":
             models = {name: torch.compile(model) for name, model in models.items()}
-        throughput = measure(models, args.batch_size, args.warmup, args.repeats)
+        throughput, peak = measure(models, args.batch_size, args.warmup, args.repeats, args.inference_repeats)
+        results[f"{mode}_matmul_rate"] = peak
+        print(f"{mode:8s} fp32 matmul rate {peak / 1e9:.1f} GFLOP/s (fastest 1024^3 product, measured in the rounds)")
         for index, task in enumerate(("inference", "training")):
             ours_rate, theirs_rate = throughput["ours"][index], throughput["theirs"][index]
             results[f"{mode}_{task}_ratio"] = ours_rate / theirs_rate
@@ -179,6 +192,9 @@ def main(argv: list[str] | None = None) -> dict:
                 f"  {ours_share:6.1%} / {theirs_share:6.1%}",
                 flush=True,
             )
+    print("ratios (ours / vit-pytorch): " + ", ".join(
+        f"{mode} {task} {results[f'{mode}_{task}_ratio']:.2f}x" for mode in modes for task in ("training", "inference")
+    ))
     return results
 
 

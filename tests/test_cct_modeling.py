@@ -24,6 +24,7 @@ from transformers.testing_utils import CaptureLogger
 from hf_compact import CCT_PRESETS, CCTConfig, CCTForImageClassification, CCTImageProcessor, CCTModel
 from hf_compact.cct import CCTEncoder, CCTSequencePooling, sinusoidal_position_table
 from hf_compact.cct.image_processing_cct import CIFAR10_MEAN, CIFAR10_STD
+from hf_compact.cct.modeling_cct import CCTDropoutAttentionFunction, CCTDropPath
 
 # Tiny versions of each family: (config overrides, tokens for a 16x16 input, class token?)
 FAMILIES = {
@@ -251,6 +252,88 @@ def test_eager_and_sdpa_attention_agree():
         model.set_attn_implementation("eager")
         eager_logits = model(images()).logits
     torch.testing.assert_close(eager_logits, sdpa_logits, rtol=1e-5, atol=1e-5)
+
+
+def test_dropout_attention_function_matches_reference_attention_with_the_same_mask():
+    batch_size, num_tokens, num_heads, head_dim, dropout_prob = 3, 7, 2, 4, 0.3
+    qkv = torch.randn(batch_size, num_tokens, 3 * num_heads * head_dim, dtype=torch.float64, requires_grad=True)
+    grad_output = torch.randn(batch_size, num_tokens, num_heads * head_dim, dtype=torch.float64)
+
+    torch.manual_seed(7)
+    output = CCTDropoutAttentionFunction.apply(qkv, num_heads, dropout_prob, head_dim**-0.5)
+    (grad_qkv,) = torch.autograd.grad(output, qkv, grad_output)
+
+    # Reference: the textbook formula, the keep mask drawn by the same bernoulli_ call on the same shape.
+    torch.manual_seed(7)
+    query, key, value = qkv.view(batch_size, num_tokens, 3, num_heads, head_dim).permute(2, 0, 3, 1, 4)
+    probs = (query @ key.transpose(-1, -2) * head_dim**-0.5).softmax(-1)
+    keep_mask = torch.empty_like(probs).bernoulli_(1 - dropout_prob)
+    assert 0 < keep_mask.sum() < keep_mask.numel()
+    expected = (probs * keep_mask / (1 - dropout_prob) @ value).transpose(1, 2).reshape(output.shape)
+    (expected_grad,) = torch.autograd.grad(expected, qkv, grad_output)
+
+    torch.testing.assert_close(output, expected)
+    torch.testing.assert_close(grad_qkv, expected_grad)
+
+
+def test_training_with_attention_dropout_gives_the_same_gradients_in_sdpa_and_eager():
+    # On the CPU, "sdpa" training with attention dropout runs CCTDropoutAttentionFunction; it draws the same mask as
+    # the eager path, so a seeded step must give the same loss and gradients.
+    torch.manual_seed(0)
+    model = CCTForImageClassification(tiny_config(attention_probs_dropout_prob=0.5, drop_path_rate=0.3)).train()
+    labels = torch.tensor([0, 2])
+
+    def loss_and_gradients():
+        model.zero_grad()
+        torch.manual_seed(3)
+        loss = model(images(), labels=labels).loss
+        loss.backward()
+        return loss.detach(), {name: parameter.grad.clone() for name, parameter in model.named_parameters()}
+
+    calls = []
+    original_apply = CCTDropoutAttentionFunction.apply
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(CCTDropoutAttentionFunction, "apply", lambda *args: calls.append(1) or original_apply(*args))
+        sdpa_loss, sdpa_gradients = loss_and_gradients()
+    assert len(calls) == model.config.num_hidden_layers
+    model.set_attn_implementation("eager")
+    eager_loss, eager_gradients = loss_and_gradients()
+
+    torch.testing.assert_close(sdpa_loss, eager_loss)
+    for name, gradient in eager_gradients.items():
+        torch.testing.assert_close(sdpa_gradients[name], gradient, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_drop_path_with_residual_adds_the_dropped_branch():
+    drop_path = CCTDropPath(0.5).train()
+    branch, residual = torch.randn(64, 3, 4), torch.randn(64, 3, 4)
+    torch.manual_seed(0)
+    fused = drop_path(branch, residual=residual)
+    torch.manual_seed(0)
+    dropped = drop_path(branch)
+    torch.testing.assert_close(fused, residual + dropped)
+    # Whole samples are dropped or kept and rescaled by 1 / keep_prob.
+    kept = dropped.flatten(1).ne(0).all(1)
+    assert 0 < kept.sum() < 64 and not dropped[~kept].any()
+    torch.testing.assert_close(dropped[kept], branch[kept] * 2)
+    torch.testing.assert_close(drop_path.eval()(branch, residual=residual), residual + branch)
+
+
+def test_convolutional_tokenizer_matches_conv_relu_pool_order_with_gradients():
+    model = tiny_model("cct_2_conv")
+    tokenizer = model.cct.embeddings.tokenizer
+    pixel_values = images().requires_grad_()
+    tokens = tokenizer(pixel_values)
+    features = pixel_values
+    for convolution in tokenizer.convolutions:  # the paper's order: conv -> ReLU -> max-pool, channels-first
+        features = tokenizer.pooling(torch.relu(convolution(features)))
+    expected = features.flatten(2).transpose(1, 2)
+    torch.testing.assert_close(tokens, expected)
+    grad_output = torch.randn_like(tokens)
+    torch.testing.assert_close(
+        torch.autograd.grad(tokens, pixel_values, grad_output)[0],
+        torch.autograd.grad(expected, pixel_values, grad_output)[0],
+    )
 
 
 def test_output_attentions_and_hidden_states():

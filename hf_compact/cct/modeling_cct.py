@@ -53,13 +53,18 @@ class CCTDropPath(nn.Module):
         super().__init__()
         self.drop_prob = drop_prob
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """`hidden_states` (the residual branch) `(batch, ...)` -> same shape; with `residual` (same shape),
+        `residual + drop_path(hidden_states)` in one fused pass."""
         if self.drop_prob == 0.0 or not self.training:
-            return hidden_states
+            return hidden_states if residual is None else residual + hidden_states
         keep_prob = 1.0 - self.drop_prob
         mask_shape = (hidden_states.shape[0],) + (1,) * (hidden_states.ndim - 1)
-        keep_mask = hidden_states.new_empty(mask_shape).bernoulli_(keep_prob)
-        return hidden_states * keep_mask / keep_prob
+        # One factor per sample, 0 or 1 / keep_prob, so that the full-size tensor is touched once.
+        scale = hidden_states.new_empty(mask_shape).bernoulli_(keep_prob).div_(keep_prob)
+        if residual is None:
+            return hidden_states * scale
+        return torch.addcmul(residual, hidden_states, scale)
 
     def extra_repr(self) -> str:
         return f"p={self.drop_prob}"
@@ -140,10 +145,13 @@ class CCTConvEmbeddings(nn.Module):
         return grid[0], grid[1]
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        features = pixel_values
+        # Channels-last: oneDNN's convolution and the max-pooling vectorise over channels, and the last feature map
+        # (batch, height, width, channels) is already the token layout. ReLU is monotone, so it commutes with
+        # max-pooling: applying it after the pooling is exact (same values and gradients) on 4x fewer elements.
+        features = pixel_values.contiguous(memory_format=torch.channels_last)
         for convolution in self.convolutions:
-            features = self.pooling(self.activation(convolution(features)))
-        return features.flatten(2).transpose(1, 2)
+            features = self.activation(self.pooling(convolution(features)))
+        return features.permute(0, 2, 3, 1).flatten(1, 2)
 
 
 class CCTPositionalEmbeddings(nn.Module):
@@ -233,6 +241,86 @@ class CCTEmbeddings(CCTPositionalEmbeddings):
         return self.dropout(embeddings)
 
 
+class CCTDropoutAttentionFunction(torch.autograd.Function):
+    """Multi-head attention with dropout on the attention probabilities, straight from the fused `qkv` projection,
+    forward and backward written out for the CPU, where PyTorch's SDPA has no fused kernel with dropout and falls
+    back to its unfused "math" path.
+
+    Same math as SDPA: `softmax(q k^T * scaling)` per head, each probability kept with probability `1 - dropout_prob`
+    and rescaled by `1 / (1 - dropout_prob)`, times `v`. The keep mask is drawn by one `bernoulli_` call over a
+    `(batch, heads, num_tokens, num_tokens)` tensor, as SDPA and `"eager"` draw it, so a seeded run drops the same
+    probabilities. What it saves over SDPA's math path:
+
+    - no copies: every head's `q`, `k`, `v` is a strided slice of `qkv`, and the products write straight into
+      slices of the `(batch, num_tokens, hidden_size)` output and of the `qkv` gradient (per-head matmuls on
+      strided views also run faster here than one batched matmul over copied heads);
+    - the scalings (`scaling`, `1 / (1 - dropout_prob)`) ride on the matmuls (`alpha`), not on extra passes;
+    - the mask reuses the scores' buffer and is multiplied into it in place; the backward keeps `p` and
+      `p * mask` only, with the softmax gradient `p * (dP - rowsum(p * dP)) = t - p * rowsum(t)`,
+      `t = (p * mask) * dP'` (`dP'` the gradient of the dropped probabilities).
+
+    `qkv` `(batch, num_tokens, 3 * hidden_size)`, laid out `[q | k | v]` with head `j` in channels
+    `j * head_dim .. (j + 1) * head_dim - 1` of each part -> `(batch, num_tokens, hidden_size)`, heads concatenated.
+    """
+
+    @staticmethod
+    def forward(ctx, qkv: torch.Tensor, num_heads: int, dropout_prob: float, scaling: float) -> torch.Tensor:
+        batch_size, num_tokens, three_hidden = qkv.shape
+        hidden_size = three_hidden // 3
+        head_dim = hidden_size // num_heads
+        keep_prob = 1.0 - dropout_prob
+        heads = qkv.view(batch_size, num_tokens, 3, num_heads, head_dim)
+        ignored = qkv.new_zeros(()).expand(1, 1, 1)  # the `input` of baddbmm, ignored with beta=0
+        scores = qkv.new_empty(batch_size, num_heads, num_tokens, num_tokens)
+        for head in range(num_heads):
+            query, key = heads[:, :, 0, head], heads[:, :, 1, head]
+            torch.baddbmm(ignored, query, key.transpose(1, 2), beta=0.0, alpha=scaling, out=scores[:, head])
+        probs = torch.softmax(scores, dim=-1)
+        dropped = scores.bernoulli_(keep_prob).mul_(probs)
+        output = qkv.new_empty(batch_size, num_tokens, num_heads, head_dim)
+        for head in range(num_heads):
+            torch.baddbmm(
+                ignored, dropped[:, head], heads[:, :, 2, head], beta=0.0, alpha=1.0 / keep_prob, out=output[:, :, head]
+            )
+        ctx.save_for_backward(qkv, probs, dropped)
+        ctx.num_heads, ctx.keep_prob, ctx.scaling = num_heads, keep_prob, scaling
+        return output.view(batch_size, num_tokens, hidden_size)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
+        qkv, probs, dropped = ctx.saved_tensors
+        num_heads, keep_prob, scaling = ctx.num_heads, ctx.keep_prob, ctx.scaling
+        batch_size, num_tokens, three_hidden = qkv.shape
+        head_dim = three_hidden // (3 * num_heads)
+        heads = qkv.view(batch_size, num_tokens, 3, num_heads, head_dim)
+        grad_heads = grad_output.view(batch_size, num_tokens, num_heads, head_dim)
+        grad_qkv = qkv.new_empty(batch_size, num_tokens, 3, num_heads, head_dim)
+        grad_scores = torch.empty_like(probs)
+        ignored = qkv.new_zeros(()).expand(1, 1, 1)
+        for head in range(num_heads):
+            grad_head, value = grad_heads[:, :, head], heads[:, :, 2, head]
+            torch.baddbmm(
+                ignored, dropped[:, head].transpose(1, 2), grad_head, beta=0.0, alpha=1.0 / keep_prob,
+                out=grad_qkv[:, :, 2, head],
+            )
+            torch.baddbmm(
+                ignored, grad_head, value.transpose(1, 2), beta=0.0, alpha=1.0 / keep_prob, out=grad_scores[:, head]
+            )
+        grad_scores.mul_(dropped)
+        grad_scores.addcmul_(probs, grad_scores.sum(dim=-1, keepdim=True), value=-1.0)
+        for head in range(num_heads):
+            query, key = heads[:, :, 0, head], heads[:, :, 1, head]
+            torch.baddbmm(
+                ignored, grad_scores[:, head], key, beta=0.0, alpha=scaling, out=grad_qkv[:, :, 0, head]
+            )
+            torch.baddbmm(
+                ignored, grad_scores[:, head].transpose(1, 2), query, beta=0.0, alpha=scaling,
+                out=grad_qkv[:, :, 1, head],
+            )
+        return grad_qkv.view(batch_size, num_tokens, three_hidden), None, None, None
+
+
 class CCTSelfAttention(nn.Module):
     """Multi-head self-attention with a fused bias-free `qkv` projection, through transformers' attention-function
     registry (`config._attn_implementation`: `"sdpa"` by default, `"eager"` to return attention probabilities).
@@ -264,7 +352,13 @@ class CCTSelfAttention(nn.Module):
         batch_size, num_tokens, _ = hidden_states.shape
         if attention_mask is not None and attention_mask.ndim == 2:
             attention_mask = create_bidirectional_mask(self.config, hidden_states, attention_mask)
-        qkv = self.qkv(hidden_states).view(batch_size, num_tokens, 3, self.num_attention_heads, self.head_dim)
+        qkv = self.qkv(hidden_states)
+        if self._uses_dropout_attention_function(qkv, attention_mask):
+            attention_output = CCTDropoutAttentionFunction.apply(
+                qkv, self.num_attention_heads, self.attention_dropout, self.scaling
+            )
+            return self.dropout(self.out_proj(attention_output)), None
+        qkv = qkv.view(batch_size, num_tokens, 3, self.num_attention_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
 
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
@@ -284,6 +378,20 @@ class CCTSelfAttention(nn.Module):
         )
         attention_output = attention_output.reshape(batch_size, num_tokens, self.num_attention_heads * self.head_dim)
         return self.dropout(self.out_proj(attention_output)), attention_probs
+
+    def _uses_dropout_attention_function(self, qkv: torch.Tensor, attention_mask: torch.Tensor | None) -> bool:
+        """`CCTDropoutAttentionFunction` replaces SDPA where SDPA has no fused kernel: training with attention
+        dropout on the CPU, without a mask, autocast or `torch.compile` (which fuses the math path itself)."""
+        return (
+            self.training
+            and self.attention_dropout > 0.0
+            and self.config._attn_implementation == "sdpa"
+            and attention_mask is None
+            and qkv.device.type == "cpu"
+            and qkv.shape[0] > 0
+            and not torch.is_autocast_enabled("cpu")
+            and not torch.compiler.is_compiling()
+        )
 
 
 class CCTMLP(nn.Module):
@@ -327,8 +435,8 @@ class CCTLayer(GradientCheckpointingLayer):
         **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
         attention_output, _ = self.attention(self.layernorm_before(hidden_states), attention_mask, **kwargs)
-        hidden_states = self.layernorm_after(hidden_states + self.drop_path(attention_output))
-        return hidden_states + self.drop_path(self.mlp(hidden_states))
+        hidden_states = self.layernorm_after(self.drop_path(attention_output, residual=hidden_states))
+        return self.drop_path(self.mlp(hidden_states), residual=hidden_states)
 
 
 class CCTEncoder(nn.Module):
