@@ -164,3 +164,4 @@ def run(
         "dit_ddpm250": reference, "dit_guidance_sweep": sweep, "dit_samples_per_class": samples_per_class,
         "dit_sample_grid": str(image_grid),
     })  # fmt: skip
+    return results

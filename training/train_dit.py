@@ -5,7 +5,8 @@ Recipe (DiT, Peebles & Xie 2023; ViTok, Hansen-Estruch et al. 2025):
 * the dataset is encoded once and cached (:func:`hf_compact.data.latent_cache.build_latent_cache`, keyed by the
   autoencoder's config + weights and the data); every step draws a fresh posterior sample from the cache;
 * DDPM, 1000 steps, linear betas; epsilon prediction with a learned-range variance: loss = MSE + VLB
-  (:func:`hf_compact.dit.diffusion_loss.diffusion_loss`);
+  (:func:`hf_compact.dit.diffusion_loss.diffusion_loss`), optionally Min-SNR-gamma weighted (``--snr_gamma``, Hang
+  et al. 2023; not in DiT, off by default; the demo uses 5);
 * label dropout 0.1 (the null class is ``num_classes``) for classifier-free guidance;
 * AdamW (0.9, 0.95), grad clip 1.0, EMA of the weights (diffusers' ``EMAModel`` over the prepared, possibly sharded, parameters), bf16 on GPU;
 * images: diffusers' ``DiTTransformer2DModel(in_channels=c, sample_size=H/p, patch_size=1)``; videos (latents
