@@ -2,8 +2,9 @@
 
 The model is ViTok's architecture at toy size (patch 4, 4 latent channels, 2+2 blocks of width 64) trained with
 ``train_vitok.py`` stage 1. Four channels on the 8x8 token grid (256 floats per image, ViTok's "E") are plenty
-for 8x8 scans and, as the ViTok paper finds for generation, a smaller E is easier for the DiT: with 16 channels the
-demo's DiT needed about twice the steps for the same class agreement. LPIPS is switched off: no pretrained VGG16 / LPIPS weights can be downloaded here,
+for 8x8 scans and, as the ViTok paper finds for generation, a smaller E is easier for the DiT: after 1000 steps
+(plain loss, guidance 4) the demo's DiT reached class agreement 0.39 on 16-channel latents and 0.99 on 4-channel
+ones, for 34.7 vs 32.8 dB PSNR. LPIPS is switched off: no pretrained VGG16 / LPIPS weights can be downloaded here,
 and a random VGG16 would not be a perceptual loss. So the objective is MSE + 1e-3 * KL. The trained autoencoder
 is left at ``output_dir / "vitok"`` (the DiT part trains on its latents).
 """
