@@ -6,15 +6,13 @@ The two-process part is one ``torchrun --nproc_per_node 2`` launch (gloo) of
 """
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
+from launch import run_two_processes
 from safetensors.torch import load_file
 from torch import nn
 
@@ -31,7 +29,6 @@ from hf_compact.training_utils.distributed import (
 )
 
 WORKER = Path(__file__).parent / "distributed_workers" / "fsdp_two_steps.py"
-REPO_ROOT = Path(__file__).parent.parent
 FAMILIES = ("cct", "text_cct", "vitok", "vitok_v2_decoder", "dit_3d", "dit_2d", "dit_2d_all_gathered")
 
 
@@ -45,13 +42,7 @@ def tiny_cct() -> CCTForImageClassification:
 @pytest.fixture(scope="module")
 def two_process_run(tmp_path_factory) -> tuple[Path, dict]:
     output = tmp_path_factory.mktemp("fsdp")
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
-    completed = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(WORKER),
-         str(output)],
-        env=environment, capture_output=True, text=True, timeout=400,
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stderr[-4000:]
+    run_two_processes(WORKER, str(output))
     return output, json.loads((output / "results.json").read_text())
 
 

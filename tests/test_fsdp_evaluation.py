@@ -5,13 +5,10 @@ models per block and at the root and runs the scripts' functions on both ranks; 
 in one process on the unsharded models and compares the numbers.
 """
 
-import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+import fsdp_evaluation as worker  # tests/distributed_workers is on pytest's path
 import numpy as np
 import pytest
 import torch
@@ -19,28 +16,16 @@ import train_dit
 import train_vitok
 from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
+from launch import run_two_processes
 from PIL import Image
 
-REPO_ROOT = Path(__file__).parent.parent
-WORKER = Path(__file__).parent / "distributed_workers" / "fsdp_evaluation.py"
-_spec = importlib.util.spec_from_file_location("fsdp_evaluation_worker", WORKER)
-worker = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(worker)
+WORKER = Path(worker.__file__)
 
 
 @pytest.fixture(scope="module")
 def two_process_run(tmp_path_factory) -> tuple[Path, dict]:
     output = tmp_path_factory.mktemp("fsdp-evaluation")
-    environment = {
-        **os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "training")]),
-    }  # fmt: skip
-    completed = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(WORKER),
-         str(output)],
-        env=environment, capture_output=True, text=True, timeout=400,
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stderr[-4000:]
+    run_two_processes(WORKER, str(output))
     return output, json.loads((output / "results.json").read_text())
 
 

@@ -1,32 +1,21 @@
 """The latent cache encoded by two processes (each its half of the rows) equals the one-process cache."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from latent_cache_shards import digits, tiny_vitok  # tests/distributed_workers is on pytest's path
+from launch import run_two_processes
 
 from hf_compact.data.latent_cache import LatentCacheDataset, build_latent_cache
 
-sys.path.insert(0, str(Path(__file__).parent / "distributed_workers"))
-from latent_cache_shards import digits, tiny_vitok  # noqa: E402
-
 WORKER = Path(__file__).parent / "distributed_workers" / "latent_cache_shards.py"
-REPO_ROOT = Path(__file__).parent.parent
 
 
 @pytest.mark.slow
 def test_two_process_cache_equals_one_process_cache(tmp_path):
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
-    completed = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(WORKER),
-         str(tmp_path / "sharded")],
-        env=environment, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stderr[-4000:]
+    run_two_processes(WORKER, str(tmp_path / "sharded"), timeout=300)
     ranks = [json.loads((tmp_path / "sharded" / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     assert ranks[0]["path"] == ranks[1]["path"] == ranks[0]["again"]
     assert all(rank["reused"] and rank["length"] == 11 for rank in ranks)

@@ -2,11 +2,8 @@
 `Trainer` example (with frozen pretrained word vectors)."""
 
 import json
-import os
 import random
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 import finetune_text_cct_trainer  # noqa: E402
 import train_text_cct  # noqa: E402
+from launch import run_two_processes  # noqa: E402
 
 TOPICS = {
     "sports": "match team goal player coach season win league score ball".split(),
@@ -114,13 +112,7 @@ def test_two_processes_keep_identical_parameters(topic_files, tmp_path):
     rank_script = tmp_path / "rank_script.py"
     rank_script.write_text(RANK_SCRIPT)
     arguments = script_arguments(topic_files, tmp_path / "run", "--max_train_steps", "6", "--per_device_train_batch_size", "16")
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT / "training"), str(ROOT)])}
-    completed = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(rank_script),
-         str(tmp_path), *arguments],
-        env=environment, capture_output=True, text=True, timeout=300,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    completed = run_two_processes(rank_script, str(tmp_path), *arguments, timeout=300)
     assert "2 process(es)" in completed.stdout
     results = [json.loads((tmp_path / f"results{rank}.json").read_text()) for rank in (0, 1)]
     assert results[0]["train_steps"] == results[1]["train_steps"] == 6

@@ -2,9 +2,6 @@
 
 import functools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +19,7 @@ TRAINING_DIR = Path(__file__).resolve().parents[1] / "training"
 
 import finetune_cct_trainer  # noqa: E402
 import train_cct  # noqa: E402
+from launch import run_two_processes  # noqa: E402
 
 TINY_MODEL = [
     "--preset", "cct_2_3x2_32", "--image_size", "16",
@@ -268,13 +266,7 @@ def test_two_processes_reach_identical_parameters(tmp_path):
     ]  # fmt: skip
     rank_script = tmp_path / "rank_script.py"
     rank_script.write_text(RANK_SCRIPT)
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(TRAINING_DIR), str(TRAINING_DIR.parent)])}
-    completed = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(rank_script),
-         str(tmp_path), *argv],
-        env=environment, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    run_two_processes(rank_script, str(tmp_path), *argv, timeout=300)
 
     rank0, rank1 = (load_file(tmp_path / f"rank{rank}.safetensors") for rank in (0, 1))
     for name, tensor in rank0.items():

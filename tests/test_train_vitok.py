@@ -5,8 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import av
@@ -23,6 +21,7 @@ from hf_compact.vitok import AutoencoderViTok
 
 ROOT = Path(__file__).resolve().parents[1]
 import train_vitok  # noqa: E402
+from launch import run_two_processes  # noqa: E402
 
 TINY_VITOK = {
     "patch_size": 4,
@@ -299,14 +298,10 @@ torch.save({{"parameters": flat, "num_processes": results["num_processes"]}}, os
 def test_two_processes_with_torchrun_keep_equal_weights(tmp_path):
     driver = tmp_path / "driver.py"
     driver.write_text(DISTRIBUTED_DRIVER.format(training=str(ROOT / "training"), out=str(tmp_path)))
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    completed = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(driver),
-         *TINY_IMAGE_RUN, "--max_train_steps", "4", "--gradient_accumulation_steps", "2",
-         "--max_eval_samples", "8", "--output_dir", str(tmp_path / "run")],
-        env=environment, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    run_two_processes(
+        driver, *TINY_IMAGE_RUN, "--max_train_steps", "4", "--gradient_accumulation_steps", "2",
+        "--max_eval_samples", "8", "--output_dir", str(tmp_path / "run"), timeout=300,
+    )
     rank0, rank1 = (torch.load(tmp_path / f"rank{rank}.pt") for rank in (0, 1))
     assert rank0["num_processes"] == rank1["num_processes"] == 2
     torch.testing.assert_close(rank0["parameters"], rank1["parameters"], rtol=0, atol=0)

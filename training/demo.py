@@ -54,7 +54,7 @@ def image_chain(output_dir: Path) -> dict:
 
 def video_chain(output_dir: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     """The video ViTok and video DiT, logging to ``output_dir / "video.log"``."""
-    log = open(output_dir / "video.log", "w")  # noqa: SIM115  (stays open for the life of this process)
+    log = open(output_dir / "video.log", "w")  # stays open for the life of this worker process
     os.dup2(log.fileno(), sys.stdout.fileno())
     os.dup2(log.fileno(), sys.stderr.fileno())
     started = time.perf_counter()
