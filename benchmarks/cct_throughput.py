@@ -10,6 +10,11 @@ and reports each model's achieved FLOP/s as a share of it (FLOPs counted with ``
 share of the attainable rate each model reaches. Pin the run for stable numbers, e.g.
 ``taskset -c 1 python benchmarks/cct_throughput.py --num_threads 1``.
 
+At batch 128 most activations are 32-96 MiB, above glibc's largest ``mmap`` threshold, so by default every one of
+them is a fresh mapping that the kernel faults in and zeroes (system time). ``--keep_freed_cpu_memory`` lets glibc
+reuse freed blocks instead (``hf_compact.utils.keep_freed_cpu_memory``), which speeds up both models; vit-pytorch,
+which allocates more (attention scores, softmax), gains more from it.
+
 vit-pytorch's package ``__init__`` imports torchvision (broken here), so install it outside the project and point
 ``--vit_pytorch_dir`` at it; ``vit_pytorch/cct.py`` is loaded by file path:
 
@@ -32,6 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hf_compact.cct import CCTConfig, CCTForImageClassification
 from hf_compact.cct.convert_cct_original import convert_state_dict
+from hf_compact.utils import keep_freed_cpu_memory
 
 PRESET = "cct_7_3x1_32"
 
@@ -152,7 +158,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--inference_repeats", type=int, default=3, help="Timed forward passes per model and round.")
     parser.add_argument("--num_threads", type=int, default=None, help="torch threads (default: torch's choice).")
     parser.add_argument("--no_compile", action="store_true", help="Only eager mode.")
+    parser.add_argument(
+        "--keep_freed_cpu_memory", action="store_true",
+        help="Let glibc reuse freed large blocks instead of unmapping them (both models, whole process).",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.keep_freed_cpu_memory and not keep_freed_cpu_memory():
+        raise RuntimeError("--keep_freed_cpu_memory: needs glibc's mallopt, which this C library does not have.")
     if args.num_threads is not None:
         torch.set_num_threads(args.num_threads)
 
@@ -165,7 +177,8 @@ def main(argv: list[str] | None = None) -> dict:
     if difference > 1e-4:
         raise RuntimeError(f"the two models disagree (max logit difference {difference:.2e}); the comparison is void.")
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}")
+    allocator = "freed blocks kept for reuse" if args.keep_freed_cpu_memory else "default allocator"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, {allocator}")
     images, labels = torch.randn(args.batch_size, 3, 32, 32), torch.randint(0, 10, (args.batch_size,))
     # Same architecture, so one count for both; counted on vit-pytorch's plain matmuls (the flop counter has no
     # formula for every fused CPU attention kernel that ours may dispatch to).
