@@ -28,11 +28,9 @@ def keep_freed_cpu_memory(mmap_threshold_bytes: int = 1 << 30) -> bool:
     """
     if mmap_threshold_bytes <= 0:
         raise ValueError(f"mmap_threshold_bytes: expected a positive number of bytes, got {mmap_threshold_bytes}.")
-    library = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(library)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+    except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     mmap_threshold_bytes = min(mmap_threshold_bytes, 2**30)  # mallopt takes a C int
