@@ -13,8 +13,8 @@ Every stage has a fixed step budget and seed, and every process runs one intra-o
 depend on how fast or busy the machine is, nor on how many cores it has: ``taskset -c 0 make demo`` gives the same
 figures, only slower. When one chain ends, the other takes its core (:func:`take_freed_cores`: twice the intra-op
 threads; on this project's machines the video DiT's weights after 400 steps are the same bits with one thread or two,
-and the figures do not change). ``results.json`` records the steps and seconds of every stage. The video chain writes its log to
-``video.log`` in the output folder; the image chain prints to the console.
+and the figures do not change). ``results.json`` records the steps and seconds of every stage. The video chain writes
+its log to ``video.log`` in the output folder; the image chain prints to the console.
 
 Every number lands in ``outputs/demo/results.json``; images in ``outputs/demo/``.
 """
