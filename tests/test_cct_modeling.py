@@ -316,7 +316,44 @@ def test_drop_path_with_residual_adds_the_dropped_branch():
     kept = dropped.flatten(1).ne(0).all(1)
     assert 0 < kept.sum() < 64 and not dropped[~kept].any()
     torch.testing.assert_close(dropped[kept], branch[kept] * 2)
-    torch.testing.assert_close(drop_path.eval()(branch, residual=residual), residual + branch)
+    expected = residual + branch
+    summed = drop_path.eval()(branch, residual=residual)
+    torch.testing.assert_close(summed, expected)
+    assert summed.data_ptr() == branch.data_ptr()  # inactive, it adds in place: no new activation-sized tensor
+    bfloat16_branch = torch.randn(64, 3, 4, dtype=torch.bfloat16)  # as under autocast: the residual stream stays
+    assert drop_path(bfloat16_branch, residual=residual).dtype == torch.float32  # float32, a new tensor
+
+
+def test_in_place_residuals_and_activation_give_the_same_outputs_and_gradients():
+    """Under `no_grad` the MLP activation overwrites `fc1`'s output and the residual adds overwrite the branch
+    outputs; the logits and every hidden state must match the out-of-place forward with autograd, whose gradients
+    must match a plain re-implementation of the layer."""
+    torch.manual_seed(0)
+    model = CCTForImageClassification(deterministic_config("cct_2_conv")).eval()
+    pixel_values = images()
+    with torch.no_grad():
+        in_place = model(pixel_values, output_hidden_states=True)
+    with_autograd = model(pixel_values, output_hidden_states=True)
+    torch.testing.assert_close(in_place.logits, with_autograd.logits, rtol=0, atol=0)
+    for recorded, expected in zip(in_place.hidden_states, with_autograd.hidden_states, strict=True):
+        torch.testing.assert_close(recorded, expected, rtol=0, atol=0)  # no recorded state was overwritten later
+
+    layer = model.cct.encoder.layers[0].train()
+    hidden_states = torch.randn(2, 16, model.config.hidden_size, requires_grad=True)
+    layer(hidden_states).square().sum().backward()
+    gradients = [hidden_states.grad] + [parameter.grad for parameter in layer.parameters()]
+    layer.zero_grad(), hidden_states.grad.zero_()
+
+    def reference_layer(tokens: torch.Tensor) -> torch.Tensor:
+        attention_output, _ = layer.attention(layer.layernorm_before(tokens))
+        tokens = layer.layernorm_after(tokens + attention_output)
+        mlp = layer.mlp
+        return tokens + mlp.fc2(torch.nn.functional.gelu(mlp.fc1(tokens)))
+
+    reference_layer(hidden_states).square().sum().backward()
+    expected = [hidden_states.grad] + [parameter.grad for parameter in layer.parameters()]
+    for gradient, reference in zip(gradients, expected, strict=True):
+        torch.testing.assert_close(gradient, reference)
 
 
 def test_convolutional_tokenizer_matches_conv_relu_pool_order_with_gradients():

@@ -12,9 +12,12 @@ Two chains of stages run side by side in two processes (``--num_processes``), on
 Every stage has a fixed step budget and seed, and every process runs one intra-op thread, so the figures do not
 depend on how fast or busy the machine is, nor on how many cores it has: ``taskset -c 0 make demo`` gives the same
 figures, only slower. When one chain ends, the other takes its core (:func:`take_freed_cores`: twice the intra-op
-threads; on this project's machines the video DiT's weights after 400 steps are the same bits with one thread or two,
-and the figures do not change). ``results.json`` records the steps and seconds of every stage. The video chain writes
-its log to ``video.log`` in the output folder; the image chain prints to the console.
+threads). The moment of that switch depends on the machine's speed, so it must not change a result: the demo runs
+MKL's GEMMs in strict conditional-numerical-reproducibility mode (``MKL_CBWR=AUTO,STRICT``), in which they give the
+same bits with any number of threads (by default, on some CPUs, a weight-gradient GEMM sums in another order with two
+threads, and a video DiT trained with one or two threads differs after 150 steps). ``results.json`` records the steps
+and seconds of every stage. The video chain writes its log to ``video.log`` in the output folder; the image chain
+prints to the console.
 
 Every number lands in ``outputs/demo/results.json``; images in ``outputs/demo/``.
 """
@@ -40,6 +43,10 @@ import demo_dit  # noqa: E402
 import demo_video  # noqa: E402
 import demo_vitok  # noqa: E402
 import torch  # noqa: E402
+
+# MKL's strict CNR mode: GEMMs that give the same bits with any number of threads (for MKL 2019.3 and later, at no cost
+# measured here). MKL reads it at the process's first GEMM, so it is set before any torch operation.
+REPRODUCIBLE_MKL_MODE = "AUTO,STRICT"
 
 
 def take_freed_cores(num_threads: int, cores_freed: multiprocessing.synchronize.Event | None) -> None:
@@ -100,9 +107,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--num_threads", type=int, default=1, help="torch intra-op threads per process.")
     args = parser.parse_args(argv)
     args.output_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("MKL_CBWR", REPRODUCIBLE_MKL_MODE)  # inherited by the workers, which run every GEMM
 
     started = time.perf_counter()
-    results: dict = {"torch_threads": args.num_threads, "processes": args.num_processes}
+    results: dict = {
+        "torch_threads": args.num_threads, "processes": args.num_processes, "mkl_cbwr": os.environ["MKL_CBWR"],
+    }  # fmt: skip
     # Forked workers inherit the imports (torch, transformers, diffusers: seconds per process); nothing here has run a
     # torch operation yet, so no thread pool is forked. Elsewhere fork is unsafe (macOS) or missing (Windows).
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")

@@ -55,9 +55,19 @@ class CCTDropPath(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         """`hidden_states` (the residual branch) `(batch, ...)` -> same shape; with `residual` (same shape),
-        `residual + drop_path(hidden_states)` in one fused pass."""
+        `residual + drop_path(hidden_states)` in one fused pass.
+
+        With `residual` of the same dtype and the drop inactive (eval mode or `drop_prob == 0`), the sum is written
+        into `hidden_states`, which must be a fresh branch output that nothing else reads (as in `CCTLayer`; autograd
+        allows it, since no backward needs a linear layer's or dropout's output): at CCT's batch sizes every
+        activation is tens of MiB, and not allocating one more is faster than the add itself. (Under autocast the
+        branch is bfloat16 and the residual stream float32: the sum is then a new float32 tensor.)"""
         if self.drop_prob == 0.0 or not self.training:
-            return hidden_states if residual is None else residual + hidden_states
+            if residual is None:
+                return hidden_states
+            if hidden_states.dtype == residual.dtype:
+                return hidden_states.add_(residual)
+            return residual + hidden_states
         keep_prob = 1.0 - self.drop_prob
         mask_shape = (hidden_states.shape[0],) + (1,) * (hidden_states.ndim - 1)
         # One factor per sample, 0 or 1 / keep_prob, so that the full-size tensor is touched once.
@@ -394,19 +404,33 @@ class CCTSelfAttention(nn.Module):
         )
 
 
+# In-place forms of the activations that have one (same math as `ACT2FN`'s): without autograd nothing reads `fc1`'s
+# output again, so the activation overwrites it instead of allocating another (batch, num_tokens, intermediate_size).
+INPLACE_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gelu": torch.ops.aten.gelu_,
+    "relu": torch.relu_,
+}
+
+
 class CCTMLP(nn.Module):
-    """Linear -> activation -> dropout -> Linear -> dropout, on `(batch, num_tokens, hidden_size)`."""
+    """Linear -> activation -> dropout -> Linear -> dropout, on `(batch, num_tokens, hidden_size)`. With gradients
+    off, the activation runs in place where it has an in-place form (`INPLACE_ACTIVATIONS`)."""
 
     def __init__(self, config: CCTConfig):
         super().__init__()
         self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
         self.activation = ACT2FN[config.hidden_act]
+        self.inplace_activation = INPLACE_ACTIVATIONS.get(config.hidden_act)
         self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        hidden_states = self.dropout(self.activation(self.fc1(hidden_states)))
-        return self.dropout(self.fc2(hidden_states))
+        hidden_states = self.fc1(hidden_states)
+        if self.inplace_activation is not None and not torch.is_grad_enabled():
+            hidden_states = self.inplace_activation(hidden_states)
+        else:
+            hidden_states = self.activation(hidden_states)
+        return self.dropout(self.fc2(self.dropout(hidden_states)))
 
 
 class CCTLayer(GradientCheckpointingLayer):
