@@ -152,7 +152,8 @@ def test_drop_path_rates_increase_linearly():
 
 # --- presets ----------------------------------------------------------------------------------------------------
 
-# Official counts (docs/cct.md §2): learnable = all parameters; sine = trainable parameters (the table is a buffer).
+# Counts of the official builders (SHI-Labs/Compact-Transformers): learnable = all parameters; sine = trainable
+# parameters (the table is a buffer).
 PRESET_PARAMETER_COUNTS = {
     "vit_2_4_32": 214_666, "vit_2_4_32_sine": 206_346, "vit_4_4_32": 413_066, "vit_4_4_32_sine": 404_746,
     "vit_6_4_32": 3_190_538, "vit_6_4_32_sine": 3_173_898, "vit_7_4_32": 3_716_874, "vit_7_4_32_sine": 3_700_234,

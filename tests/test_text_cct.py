@@ -77,8 +77,8 @@ def right_padded(lengths: list[int], num_words: int, vocab_size: int = 50, pad_t
 
 # ----------------------------------------------------------------------------------------------- parameter counts
 
-# Spec `docs/cct.md` §4: trainable parameters of the official builders without the 100000 x 300 word embedding,
-# 1000 classes (sine PE, which is not trainable).
+# Trainable parameters of the official builders (SHI-Labs/Compact-Transformers `src/text/`), without the
+# 100000 x 300 word embedding, 1000 classes (sine PE, which is not trainable).
 OFFICIAL_TRAINABLE_WITHOUT_EMBEDDING = {
     ("text_transformer_2", None): 1_386_100,
     ("text_transformer_4", None): 2_470_300,
@@ -193,6 +193,29 @@ def test_padding_mask_with_sdpa_and_eager_attention_agree():
     assert len(eager.attentions) == 2 and eager.attentions[0].shape == (3, 2, 13, 13)
     third_sequence_tokens = model.text_cct.embeddings.num_tokens(3)
     assert torch.all(eager.attentions[0][2, :, :, third_sequence_tokens:] == 0)
+
+
+@pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
+def test_left_padding_and_masked_words_give_the_outputs_of_right_padding(attn_implementation):
+    """The real words are packed to the front before the tokenizer: left padding, or padding between words, gives
+    the outputs of the same words padded on the right, from `input_ids` and from `inputs_embeds`."""
+    model = TextCCTModel(tiny_config("cct_k4", position_embedding_type="learnable")).eval()
+    model.set_attn_implementation(attn_implementation)
+    right_ids, right_mask = right_padded([24, 10, 5], 24)
+    left_ids, left_mask = torch.full_like(right_ids, 1), torch.zeros_like(right_mask)  # pad_token_id 1
+    for row, length in enumerate([24, 10, 5]):
+        left_ids[row, 24 - length :], left_mask[row, 24 - length :] = right_ids[row, :length], 1
+    holes_ids, holes_mask = right_ids.clone(), right_mask.clone()  # the 5 words of row 2 at positions 0, 4, ..., 16
+    holes_ids[2], holes_mask[2] = 1, 0
+    holes_ids[2, 0:20:4], holes_mask[2, 0:20:4] = right_ids[2, :5], 1
+    embed = model.get_input_embeddings()
+    with torch.no_grad():
+        expected = model(right_ids, attention_mask=right_mask)
+        for ids, mask in ((left_ids, left_mask), (holes_ids, holes_mask)):
+            for inputs in ({"input_ids": ids}, {"inputs_embeds": embed(ids)}):
+                outputs = model(**inputs, attention_mask=mask)
+                torch.testing.assert_close(outputs.pooler_output, expected.pooler_output, rtol=0, atol=0)
+                torch.testing.assert_close(outputs.last_hidden_state, expected.last_hidden_state, rtol=0, atol=0)
 
 
 def test_hidden_states_and_inputs_embeds():
@@ -438,8 +461,6 @@ def test_bad_input_raises_clear_errors():
         ({"input_ids": ids, "attention_mask": torch.ones(2, 7)}, ValueError,
          r"`attention_mask` must have shape \(batch_size, num_words\) = \(2, 8\), got shape \(2, 7\)"),
         ({"input_ids": ids, "attention_mask": torch.tensor([[1] * 8, [0] * 8])}, ValueError, r"Sequences \[1\] are empty"),
-        ({"input_ids": ids, "attention_mask": torch.tensor([[1] * 8, [0] * 4 + [1] * 4])}, ValueError,
-         "padding on the right only"),
         ({"input_ids": ids, "attention_mask": torch.tensor([[1] * 8, [1] * 3 + [0] * 5])}, ValueError,
          r"Sequences \[1\] have \[3\] words, fewer than the 4 that the 'patch' tokenizer"),
         ({"input_ids": torch.randint(2, 50, (1, 25))}, ValueError, "25 words per sequence, more than "

@@ -36,7 +36,8 @@ from .modeling_cct import CCTForImageClassification, sinusoidal_position_table
 
 logger = logging.get_logger(__name__)
 
-# Official key pattern -> this package's key (Appendix A of docs/cct.md).
+# Official key pattern (SHI-Labs/Compact-Transformers: `src/cct.py`, `src/utils/tokenizer.py`,
+# `src/utils/transformers.py`) -> this package's key.
 OFFICIAL_TO_HF_KEYS: list[tuple[str, str]] = [
     (r"^tokenizer\.conv_layers\.(\d+)\.0\.", r"cct.embeddings.tokenizer.convolutions.\1."),
     (r"^classifier\.class_emb$", "cct.embeddings.class_token"),

@@ -6,10 +6,10 @@ SeqPool are the vision ones (`modeling_cct.py`); this file adds only what is spe
 
 Differences from the official code (SHI-Labs/Compact-Transformers `src/text`), all documented bugs or limits there:
 - sine and learnable position embeddings work (the official tables have one row too many, so only `"none"` runs);
-- padding masks work through every family. Padding must be on the right; a padded batch gives the logits of each
-  sequence run alone without padding, which is the official unmasked computation. (The official masked path, which
-  does not run at HEAD, also marked tokens whose convolution window touched a real word only through zero padding
-  as valid, so its result depended on the amount of padding.)
+- padding masks work through every family, with padding on either side (the real words are packed to the front);
+  a padded batch gives the logits of each sequence run alone without padding, which is the official unmasked
+  computation. (The official masked path, which does not run at HEAD, also marked tokens whose convolution window
+  touched a real word only through zero padding as valid, so its result depended on the amount of padding.)
 - the convolution is as wide as the word vectors, so any `word_embedding_dim` works (the official one needs 300).
 
 This file may import only `torch`, `transformers` and sibling files: `register_for_auto_class` copies it next to
@@ -43,6 +43,19 @@ LengthT = TypeVar("LengthT", int, torch.Tensor)
 def _positions_past_end(lengths: torch.Tensor, num_positions: int) -> torch.Tensor:
     """`(batch, num_positions)` bool, True where the position index is `>= lengths[batch]`."""
     return torch.arange(num_positions, device=lengths.device)[None, :] >= lengths[:, None]
+
+
+def _pack_words_to_the_front(
+    attention_mask: torch.Tensor, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Reorders every sequence so that its real words (`attention_mask` != 0) come first, in their order, and its
+    padding after them: the right padding the tokenizer's windows and the position embeddings expect, whichever side
+    the padding was on. The identity for right-padded input. `input_ids` `(batch, num_words)` / `inputs_embeds`
+    `(batch, num_words, dim)` -> same shapes."""
+    order = torch.argsort((attention_mask == 0).to(torch.uint8), dim=1, stable=True)
+    if input_ids is not None:
+        return input_ids.gather(1, order), None
+    return None, inputs_embeds.gather(1, order[..., None].expand_as(inputs_embeds))
 
 
 class TextCCTConvEmbeddings(nn.Module):
@@ -235,12 +248,15 @@ class TextCCTModel(TextCCTPreTrainedModel):
         input_ids (`torch.LongTensor` of shape `(batch_size, num_words)`):
             Word ids in `[0, config.vocab_size)`, e.g. from a tokenizer.
         attention_mask (`torch.Tensor` of shape `(batch_size, num_words)`, *optional*):
-            1 for real words, 0 for padding; padding must be on the right and every sequence needs at least one
-            word. Without it every position is a real word.
+            1 for real words, 0 for padding, on either side: the real words of every sequence are packed to the
+            front, in order, before the convolutional tokenizer reads them (so left and right padding give the same
+            outputs). Every sequence needs at least one word. Without it every position is a real word.
         inputs_embeds (`torch.FloatTensor` of shape `(batch_size, num_words, word_embedding_dim)`, *optional*):
             Word vectors to use instead of looking `input_ids` up.
         """
         word_lengths = self._word_lengths(input_ids, attention_mask, inputs_embeds)
+        if attention_mask is not None:
+            input_ids, inputs_embeds = _pack_words_to_the_front(attention_mask, input_ids, inputs_embeds)
         embeddings, token_lengths = self.embeddings(input_ids, word_lengths, inputs_embeds=inputs_embeds)
         token_mask = ~_positions_past_end(token_lengths, embeddings.shape[1])
         hidden_states = self.layernorm(self.encoder(embeddings, token_mask, **kwargs))
@@ -255,7 +271,7 @@ class TextCCTModel(TextCCTPreTrainedModel):
     ) -> torch.Tensor:
         """Checks the inputs and returns the number of real words of every sequence, `(batch,)` int64.
 
-        The checks of values (ids in range, right padding, enough words) need the values on the host; they are
+        The checks of values (ids in range, no empty sequence, enough words) need the values on the host; they are
         skipped while `torch.compile` traces, so that a compiled forward has no graph break or host sync.
         """
         if (input_ids is None) == (inputs_embeds is None):
@@ -298,15 +314,9 @@ class TextCCTModel(TextCCTPreTrainedModel):
                 f"`attention_mask` must have shape (batch_size, num_words) = {(batch_size, num_words)}, got shape "
                 f"{tuple(attention_mask.shape)}."
             )
-        is_real_word = attention_mask != 0
-        word_lengths = is_real_word.sum(dim=1)
+        word_lengths = (attention_mask != 0).sum(dim=1)
         if torch.compiler.is_compiling():
             return word_lengths.to(device)
-        if not torch.equal(is_real_word, ~_positions_past_end(word_lengths, num_words)):
-            raise ValueError(
-                "`attention_mask` must mark padding on the right only (each row 1...1 0...0); set "
-                "`tokenizer.padding_side = 'right'`."
-            )
         if (word_lengths == 0).any():
             raise ValueError(
                 f"Sequences {(word_lengths == 0).nonzero().flatten().tolist()} are empty (their `attention_mask` row "
@@ -354,7 +364,7 @@ class TextCCTForSequenceClassification(TextCCTPreTrainedModel):
         input_ids (`torch.LongTensor` of shape `(batch_size, num_words)`):
             Word ids in `[0, config.vocab_size)`, e.g. from a tokenizer.
         attention_mask (`torch.Tensor` of shape `(batch_size, num_words)`, *optional*):
-            1 for real words, 0 for (right) padding.
+            1 for real words, 0 for padding (on either side).
         inputs_embeds (`torch.FloatTensor` of shape `(batch_size, num_words, word_embedding_dim)`, *optional*):
             Word vectors to use instead of looking `input_ids` up.
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):

@@ -134,7 +134,7 @@ class AutoencoderViTok(ModelMixin, AutoencoderMixin, ConfigMixin):
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
-        # vitok.md §2.2: xavier-uniform Linear / patch-embedding weights (on the (out, in * kernel) view),
+        # As the official ViTok code: xavier-uniform Linear / patch-embedding weights (on the (out, in * kernel) view),
         # zero biases; norms start at weight 1, bias 0 (their default).
         if isinstance(module, (nn.Linear, nn.Conv3d)):
             nn.init.xavier_uniform_(module.weight.view(module.weight.shape[0], -1))
