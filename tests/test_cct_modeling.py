@@ -321,8 +321,9 @@ def test_drop_path_with_residual_adds_the_dropped_branch():
     summed = drop_path.eval()(branch, residual=residual)
     torch.testing.assert_close(summed, expected)
     assert summed.data_ptr() == branch.data_ptr()  # inactive, it adds in place: no new activation-sized tensor
-    bfloat16_branch = torch.randn(64, 3, 4, dtype=torch.bfloat16)  # as under autocast: the residual stream stays
-    assert drop_path(bfloat16_branch, residual=residual).dtype == torch.float32  # float32, a new tensor
+    # Under autocast the branch is bfloat16: the sum is a new tensor, and the residual stream stays float32.
+    bfloat16_branch = torch.randn(64, 3, 4, dtype=torch.bfloat16)
+    assert drop_path(bfloat16_branch, residual=residual).dtype == torch.float32
 
 
 def test_in_place_residuals_and_activation_give_the_same_outputs_and_gradients():
@@ -343,7 +344,8 @@ def test_in_place_residuals_and_activation_give_the_same_outputs_and_gradients()
     hidden_states = torch.randn(2, 16, model.config.hidden_size, requires_grad=True)
     layer(hidden_states).square().sum().backward()
     gradients = [hidden_states.grad] + [parameter.grad for parameter in layer.parameters()]
-    layer.zero_grad(), hidden_states.grad.zero_()
+    layer.zero_grad()
+    hidden_states.grad = None
 
     def reference_layer(tokens: torch.Tensor) -> torch.Tensor:
         attention_output, _ = layer.attention(layer.layernorm_before(tokens))
