@@ -45,7 +45,9 @@ PRESET = "cct_7_3x1_32"
 def load_vit_pytorch_cct(package_dir: Path):
     cct_file = package_dir / "vit_pytorch" / "cct.py"
     if not cct_file.is_file():
-        raise FileNotFoundError(f"--vit_pytorch_dir: expected {cct_file} (pip install --no-deps vit-pytorch einops --target DIR).")
+        raise FileNotFoundError(
+            f"--vit_pytorch_dir: expected {cct_file} (pip install --no-deps vit-pytorch einops --target DIR)."
+        )
     sys.path.insert(0, str(package_dir))  # for einops
     spec = importlib.util.spec_from_file_location("vit_pytorch_cct", cct_file)
     module = importlib.util.module_from_spec(spec)
@@ -173,7 +175,9 @@ def main(argv: list[str] | None = None) -> dict:
     with torch.no_grad():
         check = torch.randn(8, 3, 32, 32)
         difference = (ours(check) - theirs(check)).abs().max().item()
-    print(f"{PRESET}: {sum(p.numel() for p in ours.parameters()):,} parameters; max |logit difference| = {difference:.2e}")
+    print(
+        f"{PRESET}: {sum(p.numel() for p in ours.parameters()):,} parameters; max |logit difference| = {difference:.2e}"
+    )
     if difference > 1e-4:
         raise RuntimeError(f"the two models disagree (max logit difference {difference:.2e}); the comparison is void.")
 
@@ -186,8 +190,11 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"GFLOP per image: inference {flops[0] / 1e9:.3f}, training {flops[1] / 1e9:.3f}")
     modes = ["eager"] if args.no_compile else ["eager", "compile"]
     results = {}
-    print(f"{'mode':8s} {'':12s} {'hf-compact':>12s} {'vit-pytorch':>12s} {'ratio':>7s}  share of matmul rate "
-          "(ours / theirs)", flush=True)
+    print(
+        f"{'mode':8s} {'':12s} {'hf-compact':>12s} {'vit-pytorch':>12s} {'ratio':>7s}  share of matmul rate "
+        "(ours / theirs)",
+        flush=True,
+    )
     for mode in modes:
         models = {"ours": ours, "theirs": theirs}
         if mode == "compile":
@@ -205,9 +212,14 @@ def main(argv: list[str] | None = None) -> dict:
                 f"  {ours_share:6.1%} / {theirs_share:6.1%}",
                 flush=True,
             )
-    print("ratios (ours / vit-pytorch): " + ", ".join(
-        f"{mode} {task} {results[f'{mode}_{task}_ratio']:.2f}x" for mode in modes for task in ("training", "inference")
-    ))
+    print(
+        "ratios (ours / vit-pytorch): "
+        + ", ".join(
+            f"{mode} {task} {results[f'{mode}_{task}_ratio']:.2f}x"
+            for mode in modes
+            for task in ("training", "inference")
+        )
+    )
     return results
 
 

@@ -87,7 +87,9 @@ def markdown_table(rows: list[Row] | None = None) -> str:
     ]
     for row in rows or memory_rows():
         ddp, zero2, fsdp = (row.per_gpu_gib(strategy) for strategy in ("ddp", "zero2", "fsdp"))
-        counts = f"{row.parameters / 1e6:,.1f}M" + (f" ({row.trained / 1e6:,.1f}M)" if row.trained != row.parameters else "")
+        counts = f"{row.parameters / 1e6:,.1f}M" + (
+            f" ({row.trained / 1e6:,.1f}M)" if row.trained != row.parameters else ""
+        )
         lines.append(
             f"| {row.model} | {row.what} | {counts} | {' / '.join(f'{value:.2f}' for value in ddp)} | "
             f"{sum(ddp):.2f} | {sum(zero2):.2f} | {' / '.join(f'{value:.2f}' for value in fsdp)} | {sum(fsdp):.2f} |"

@@ -81,9 +81,7 @@ def measure(args: argparse.Namespace, gradient_checkpointing: bool) -> dict:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="S-B/16")
     parser.add_argument("--resolution", type=int, default=256 if torch.cuda.is_available() else 64)
     parser.add_argument("--batch_size", type=int, default=32 if torch.cuda.is_available() else 4)

@@ -30,7 +30,9 @@ def capture_hub_and_trackers(monkeypatch) -> dict:
     monkeypatch.setattr(HfApi, "create_repo", create_repo)
     monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
     monkeypatch.setattr(
-        Accelerator, "init_trackers", lambda self, project_name, config=None, **kwargs: captured["tracker_configs"].append(config)
+        Accelerator,
+        "init_trackers",
+        lambda self, project_name, config=None, **kwargs: captured["tracker_configs"].append(config),
     )
     return captured
 

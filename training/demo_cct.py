@@ -27,8 +27,20 @@ from hf_compact.data import load_digits_dataset  # noqa: E402
 # 16x16 digit down to a 4x4 token grid. ViT-Lite-2/4 gets the same width, depth and 4x4 grid from 4x4 patches.
 # The image processor resizes whatever it is given (e.g. the DiT's 32 px samples) to 16 px.
 IMAGE_SIZE = ["--image_size", "16"]
-CCT_MODEL = ["--preset", "cct_2_3x2_32", "--config_overrides", "hidden_size=64,intermediate_size=128,conv_intermediate_channels=32", *IMAGE_SIZE]
-VIT_LITE_MODEL = ["--preset", "vit_2_4_32", "--config_overrides", "hidden_size=64,intermediate_size=128", *IMAGE_SIZE]
+CCT_MODEL = [
+    "--preset",
+    "cct_2_3x2_32",
+    "--config_overrides",
+    "hidden_size=64,intermediate_size=128,conv_intermediate_channels=32",
+    *IMAGE_SIZE,
+]
+VIT_LITE_MODEL = [
+    "--preset",
+    "vit_2_4_32",
+    "--config_overrides",
+    "hidden_size=64,intermediate_size=128",
+    *IMAGE_SIZE,
+]
 NUM_SHOWN = 8
 
 
@@ -74,7 +86,13 @@ def classify_with_pipeline(model_dir: Path, output_dir: Path) -> list[dict]:
     classifier = pipeline("image-classification", model=str(model_dir), device="cpu")
     shown = []
     for label, prediction in zip(labels, classifier(images, top_k=1)):
-        shown.append({"true": str(label), "predicted": prediction[0]["label"], "score": round(prediction[0]["score"], 3)})
+        shown.append(
+            {
+                "true": str(label),
+                "predicted": prediction[0]["label"],
+                "score": round(prediction[0]["score"], 3),
+            }
+        )
         print(f"  held-out digit {label}: predicted {prediction[0]['label']} (score {prediction[0]['score']:.3f})")
     grid = Image.new("RGB", (32 * NUM_SHOWN, 32))
     for index, image in enumerate(images):
@@ -91,7 +109,9 @@ def run(output_dir: Path, epochs: int = 10, batch_size: int = 64, learning_rate:
     cct, cct_seconds = train(CCT_MODEL, output_dir / "cct", **budget)
     vit_lite, vit_lite_seconds = train(VIT_LITE_MODEL, output_dir / "vit_lite", **budget)
     svc = svc_accuracy()
-    print(f"[cct] held-out accuracy: CCT {cct['eval_accuracy']:.4f}, ViT-Lite {vit_lite['eval_accuracy']:.4f}, SVC {svc:.4f}")
+    print(
+        f"[cct] held-out accuracy: CCT {cct['eval_accuracy']:.4f}, ViT-Lite {vit_lite['eval_accuracy']:.4f}, SVC {svc:.4f}"
+    )
     predictions = classify_with_pipeline(output_dir / "cct", output_dir)
     return {
         "cct_accuracy": round(cct["eval_accuracy"], 4),

@@ -55,8 +55,11 @@ def sample(pipeline, labels: list[int], guidance_scale: float, num_inference_ste
     batches = []
     for start in range(0, len(labels), batch_size):
         output = pipeline(
-            labels[start : start + batch_size], guidance_scale=guidance_scale,
-            num_inference_steps=num_inference_steps, generator=generator, output_type="pt",
+            labels[start : start + batch_size],
+            guidance_scale=guidance_scale,
+            num_inference_steps=num_inference_steps,
+            generator=generator,
+            output_type="pt",
         )
         batches.append(output.frames if hasattr(output, "frames") else output.images)
     return torch.cat(batches)
@@ -146,7 +149,9 @@ def run(
     guidance, reason = choose_guidance(sweep)
 
     pipeline.scheduler = reference_scheduler
-    reference_samples, results["dit_reference_sampling_seconds"] = timed(sample, pipeline, labels, guidance, reference_steps)
+    reference_samples, results["dit_reference_sampling_seconds"] = timed(
+        sample, pipeline, labels, guidance, reference_steps
+    )
     reference = judge_images(judge, reference_samples, label_tensor, real, real_labels, real_half_a)
     print(f"[dit] DDPM {reference_steps} steps, guidance {guidance}: {reference}")
     fast = sweep[str(guidance)]

@@ -58,12 +58,19 @@ def crop_to_digit(frames: torch.Tensor, threshold: float = 0.3) -> torch.Tensor:
             cropped.append(frame)
             continue
         rows, columns = bright.any(1).nonzero().flatten(), bright.any(0).nonzero().flatten()
-        top, bottom, left, right = rows[0].item(), rows[-1].item() + 1, columns[0].item(), columns[-1].item() + 1
+        top, bottom, left, right = (
+            rows[0].item(),
+            rows[-1].item() + 1,
+            columns[0].item(),
+            columns[-1].item() + 1,
+        )
         side = max(bottom - top, right - left)
         top, left = round((top + bottom - side) / 2), round((left + right - side) / 2)
         padded = torch.nn.functional.pad(frame, (side, side, side, side))  # a square may reach past the canvas
         square = padded[:, top + side : top + 2 * side, left + side : left + 2 * side]
-        cropped.append(torch.nn.functional.interpolate(square[None], size=(height, width), mode="bilinear", antialias=True)[0])
+        cropped.append(
+            torch.nn.functional.interpolate(square[None], size=(height, width), mode="bilinear", antialias=True)[0]
+        )
     return torch.stack(cropped)
 
 
@@ -82,7 +89,9 @@ def mean_pairwise_distance(features: torch.Tensor) -> float:
     return float(distances.sum() / (count * (count - 1)))
 
 
-def within_class_spread(features: torch.Tensor, labels: torch.Tensor, real: torch.Tensor, real_labels: torch.Tensor) -> float:
+def within_class_spread(
+    features: torch.Tensor, labels: torch.Tensor, real: torch.Tensor, real_labels: torch.Tensor
+) -> float:
     """Mean over classes of (pairwise distance among samples) / (pairwise distance among real digits)."""
     ratios = [
         mean_pairwise_distance(features[labels == digit]) / mean_pairwise_distance(real[real_labels == digit])

@@ -120,7 +120,9 @@ def judge(output_dir: Path, classifier_path: Path, clips: dict[str, torch.Tensor
         name: class_agreement(digit_judge(crop_to_digit(samples.flatten(0, 1)))[0], frame_labels)
         for name, samples in clips.items()
     }
-    real_clips = load_moving_digits_dataset(num_frames=num_frames, digit_size=DIGIT_SIZE)["test"].with_format("torch")[:]
+    real_clips = load_moving_digits_dataset(num_frames=num_frames, digit_size=DIGIT_SIZE)["test"].with_format("torch")[
+        :
+    ]
     real_frames = real_clips["video"].flatten(0, 1).permute(0, 3, 1, 2).float() / 255  # (N * T, 3, H, W)
     predicted, _ = digit_judge(crop_to_digit(real_frames))
     use_fast = agreements["fast"] >= agreements["ddpm250"] - 0.03

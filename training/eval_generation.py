@@ -49,15 +49,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output_dir", default="outputs/eval_generation")
 
-    parser.add_argument("--feature_extractor", default=None, help="TorchScript FID/FVD network: file, folder or Hub id.")
+    parser.add_argument(
+        "--feature_extractor", default=None, help="TorchScript FID/FVD network: file, folder or Hub id."
+    )
     parser.add_argument("--feature_extractor_filename", default=None, help="File inside a folder / Hub repo.")
-    parser.add_argument("--feature_extractor_revision", default=None, help="Hub commit (40 hex digits) of the network.")
-    parser.add_argument("--feature_extractor_kwargs", type=json.loads, default={"return_features": True},
-                        help="JSON keyword arguments of every call of the feature network.")
+    parser.add_argument(
+        "--feature_extractor_revision", default=None, help="Hub commit (40 hex digits) of the network."
+    )
+    parser.add_argument(
+        "--feature_extractor_kwargs",
+        type=json.loads,
+        default={"return_features": True},
+        help="JSON keyword arguments of every call of the feature network.",
+    )
     parser.add_argument("--feature_input_range", type=float, nargs=2, default=(0.0, 255.0))
     parser.add_argument("--reference_statistics", default=None, help="FeatureStatistics .safetensors of real data.")
     parser.add_argument("--save_reference_statistics", default=None, help="Write the real-data statistics here.")
-    parser.add_argument("--dataset_name", default=None, help="Hub dataset of real samples (or 'digits' / 'moving_digits').")
+    parser.add_argument(
+        "--dataset_name", default=None, help="Hub dataset of real samples (or 'digits' / 'moving_digits')."
+    )
     parser.add_argument("--dataset_config_name", default=None)
     parser.add_argument("--train_dir", default=None, help="Image folder of real samples.")
     parser.add_argument("--dataset_split", default="train")
@@ -119,7 +129,9 @@ def reference_statistics(args: argparse.Namespace, extractor: TorchScriptFeature
     dataset, column = load_reference_dataset(args)
     statistics = FeatureStatistics()
     for start in tqdm(range(0, len(dataset), args.batch_size), desc="Reference features"):
-        pixels = torch.stack([pixels_from_example(value) for value in dataset[start : start + args.batch_size][column]])
+        pixels = torch.stack(
+            [pixels_from_example(value) for value in dataset[start : start + args.batch_size][column]]
+        )
         statistics.update(extractor((pixels + 1) / 2))
     if args.save_reference_statistics:
         statistics.save(args.save_reference_statistics)
@@ -140,17 +152,24 @@ def main(argv: list[str] | None = None) -> dict:
     metrics = []
     if args.feature_extractor is not None:
         extractor = TorchScriptFeatureExtractor.from_pretrained(
-            args.feature_extractor, args.feature_extractor_filename, call_kwargs=args.feature_extractor_kwargs,
-            trust_torchscript_code=args.trust_torchscript_code, revision=args.feature_extractor_revision,
-            input_range=tuple(args.feature_input_range), pixel_range=(0.0, 1.0),
+            args.feature_extractor,
+            args.feature_extractor_filename,
+            call_kwargs=args.feature_extractor_kwargs,
+            trust_torchscript_code=args.trust_torchscript_code,
+            revision=args.feature_extractor_revision,
+            input_range=tuple(args.feature_input_range),
+            pixel_range=(0.0, 1.0),
         ).to(device)
         name = "gfvd" if video else "gfid"
         metrics.append(FrechetDistance(extractor, reference_statistics(args, extractor), name=name))
     if args.inception_classifier is not None:
         classifier = TorchScriptFeatureExtractor.from_pretrained(
-            args.inception_classifier, args.inception_classifier_filename,
-            call_kwargs=args.inception_classifier_kwargs, input_range=tuple(args.feature_input_range),
-            trust_torchscript_code=args.trust_torchscript_code, revision=args.inception_classifier_revision,
+            args.inception_classifier,
+            args.inception_classifier_filename,
+            call_kwargs=args.inception_classifier_kwargs,
+            input_range=tuple(args.feature_input_range),
+            trust_torchscript_code=args.trust_torchscript_code,
+            revision=args.inception_classifier_revision,
             pixel_range=(0.0, 1.0),
         ).to(device)
         metrics.append(InceptionScore(classifier, splits=args.inception_splits, name="gis"))
@@ -165,8 +184,11 @@ def main(argv: list[str] | None = None) -> dict:
     for start in tqdm(range(0, len(labels), args.batch_size), desc="Generating"):
         batch_labels = labels[start : start + args.batch_size]
         output = pipeline(
-            batch_labels, guidance_scale=args.guidance_scale, num_inference_steps=args.num_inference_steps,
-            generator=generator, output_type="pt",
+            batch_labels,
+            guidance_scale=args.guidance_scale,
+            num_inference_steps=args.num_inference_steps,
+            generator=generator,
+            output_type="pt",
         )
         batch = output.frames if video else output.images  # [0, 1]: (B, T, 3, H, W) or (B, 3, H, W)
         for metric in metrics:

@@ -33,7 +33,9 @@ class ModelArguments:
     config_overrides: str | None = dataclasses.field(
         default=None, metadata={"help": 'Preset values to replace, e.g. "conv_kernel_size=1".'}
     )
-    ignore_mismatched_sizes: bool = dataclasses.field(default=False, metadata={"help": "Re-initialise the classifier."})
+    ignore_mismatched_sizes: bool = dataclasses.field(
+        default=False, metadata={"help": "Re-initialise the classifier."}
+    )
     tokenizer_name: str | None = dataclasses.field(default=None, metadata={"help": "Any transformers tokenizer."})
     vocab_size: int = dataclasses.field(default=100000, metadata={"help": "Size of a trained word-level vocabulary."})
     min_frequency: int = dataclasses.field(default=1, metadata={"help": "Rarer words become <unk>."})
@@ -59,8 +61,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArgum
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     namespace = parse_args_with_config(parser, argv)
     parsed = tuple(
-        dataclass_type(**{field.name: getattr(namespace, field.name) for field in dataclasses.fields(dataclass_type)
-                          if field.init})
+        dataclass_type(
+            **{
+                field.name: getattr(namespace, field.name)
+                for field in dataclasses.fields(dataclass_type)
+                if field.init
+            }
+        )
         for dataclass_type in parser.dataclass_types
     )
     model_args, data_args, _ = parsed

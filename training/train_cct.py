@@ -51,8 +51,12 @@ EVAL_SPLIT_NAMES = ("validation", "valid", "test")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     model = parser.add_argument_group("model")
-    model.add_argument("--preset", type=str, default=None, help="Official variant to train from scratch, e.g. cct_7_3x1_32.")
-    model.add_argument("--model_name_or_path", type=str, default=None, help="Saved model (folder or Hub id) to fine-tune.")
+    model.add_argument(
+        "--preset", type=str, default=None, help="Official variant to train from scratch, e.g. cct_7_3x1_32."
+    )
+    model.add_argument(
+        "--model_name_or_path", type=str, default=None, help="Saved model (folder or Hub id) to fine-tune."
+    )
     model.add_argument(
         "--config_overrides",
         type=str,
@@ -66,23 +70,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
 
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset_name", type=str, default=None, help="Hub dataset, or 'digits' (scikit-learn, offline).")
+    data.add_argument(
+        "--dataset_name", type=str, default=None, help="Hub dataset, or 'digits' (scikit-learn, offline)."
+    )
     data.add_argument("--dataset_config_name", type=str, default=None)
     data.add_argument("--train_dir", type=str, default=None, help="Image folder (one sub-folder per class).")
     data.add_argument("--validation_dir", type=str, default=None, help="Image folder for the evaluation.")
-    data.add_argument("--train_val_split", type=float, default=0.15, help="Held-out fraction when there is no eval split.")
+    data.add_argument(
+        "--train_val_split", type=float, default=0.15, help="Held-out fraction when there is no eval split."
+    )
     data.add_argument("--image_column_name", type=str, default="image")
     data.add_argument("--label_column_name", type=str, default="label")
     data.add_argument("--max_train_samples", type=int, default=None, help="Truncate the training set (quick runs).")
     data.add_argument("--max_eval_samples", type=int, default=None, help="Truncate the evaluation set (quick runs).")
     data.add_argument("--image_size", type=int, default=None, help="Training resolution (default: the model's).")
-    data.add_argument("--crop_pct", type=float, default=1.0, help="Evaluation centre crop: resize to size / crop_pct, crop size.")
-    data.add_argument("--image_mean", type=float, nargs=3, default=None, help="Normalisation mean (default: the processor's).")
-    data.add_argument("--image_std", type=float, nargs=3, default=None, help="Normalisation std (default: the processor's).")
+    data.add_argument(
+        "--crop_pct",
+        type=float,
+        default=1.0,
+        help="Evaluation centre crop: resize to size / crop_pct, crop size.",
+    )
+    data.add_argument(
+        "--image_mean",
+        type=float,
+        nargs=3,
+        default=None,
+        help="Normalisation mean (default: the processor's).",
+    )
+    data.add_argument(
+        "--image_std", type=float, nargs=3, default=None, help="Normalisation std (default: the processor's)."
+    )
     data.add_argument("--dataloader_num_workers", type=int, default=0)
 
     augmentation = parser.add_argument_group("augmentation")
-    augmentation.add_argument("--crop_scale", type=float, nargs=2, default=(0.08, 1.0), help="Random-resized-crop area range.")
+    augmentation.add_argument(
+        "--crop_scale", type=float, nargs=2, default=(0.08, 1.0), help="Random-resized-crop area range."
+    )
     augmentation.add_argument("--no_random_resized_crop", action="store_true", help="Train on the whole image.")
     augmentation.add_argument("--hflip_prob", type=float, default=0.5)
     augmentation.add_argument("--randaugment_num_ops", type=int, default=2, help="0 switches RandAugment off.")
@@ -101,18 +124,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     optimization.add_argument("--per_device_eval_batch_size", type=int, default=256)
     optimization.add_argument("--learning_rate", type=float, default=5e-4, help="Peak learning rate.")
     optimization.add_argument("--warmup_lr", type=float, default=1e-6, help="Learning rate of the first update.")
-    optimization.add_argument("--min_lr", type=float, default=1e-5, help="End of the cosine and cooldown learning rate.")
-    optimization.add_argument("--weight_decay", type=float, default=0.05, help="AdamW weight decay (not on 1-D parameters).")
+    optimization.add_argument(
+        "--min_lr", type=float, default=1e-5, help="End of the cosine and cooldown learning rate."
+    )
+    optimization.add_argument(
+        "--weight_decay", type=float, default=0.05, help="AdamW weight decay (not on 1-D parameters)."
+    )
     optimization.add_argument("--adam_beta1", type=float, default=0.9)
     optimization.add_argument("--adam_beta2", type=float, default=0.999)
     optimization.add_argument("--adam_epsilon", type=float, default=1e-8)
     optimization.add_argument("--num_train_epochs", type=int, default=300, help="Epochs of warmup + cosine.")
     optimization.add_argument("--warmup_epochs", type=float, default=10)
-    optimization.add_argument("--cooldown_epochs", type=int, default=10, help="Extra epochs at --min_lr after the cosine.")
+    optimization.add_argument(
+        "--cooldown_epochs", type=int, default=10, help="Extra epochs at --min_lr after the cosine."
+    )
     optimization.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    optimization.add_argument("--max_grad_norm", type=float, default=None, help="Gradient clipping (off by default, as in the recipes).")
+    optimization.add_argument(
+        "--max_grad_norm",
+        type=float,
+        default=None,
+        help="Gradient clipping (off by default, as in the recipes).",
+    )
     optimization.add_argument("--mixed_precision", type=str, default=None, choices=["no", "fp16", "bf16"])
-    optimization.add_argument("--use_ema", action="store_true", help="Keep an EMA of the weights; evaluate and save it.")
+    optimization.add_argument(
+        "--use_ema", action="store_true", help="Keep an EMA of the weights; evaluate and save it."
+    )
     optimization.add_argument("--ema_decay", type=float, default=0.9998)
 
     add_run_arguments(parser)
@@ -125,7 +161,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             f"{args.preset!r} and {args.model_name_or_path!r}."
         )
     if args.dataset_name is None and args.train_dir is None:
-        raise ValueError("--dataset_name / --train_dir: expected one of them (a Hub dataset or 'digits', or an image folder), got neither.")
+        raise ValueError(
+            "--dataset_name / --train_dir: expected one of them (a Hub dataset or 'digits', or an image folder), got neither."
+        )
     return args
 
 
@@ -175,7 +213,9 @@ def load_classification_splits(args: argparse.Namespace) -> tuple[Dataset, Datas
             f"{args.label_column_name!r} of type {label_feature}."
         )
     if args.max_train_samples is not None:
-        train_dataset = train_dataset.shuffle(seed=args.seed).select(range(min(args.max_train_samples, len(train_dataset))))
+        train_dataset = train_dataset.shuffle(seed=args.seed).select(
+            range(min(args.max_train_samples, len(train_dataset)))
+        )
     if args.max_eval_samples is not None:
         eval_dataset = eval_dataset.select(range(min(args.max_eval_samples, len(eval_dataset))))
     return train_dataset, eval_dataset, list(label_feature.names)
@@ -259,7 +299,10 @@ def make_collate_fn(image_processor: CCTImageProcessor, image_column: str, label
         images = [row[image_column] for row in rows]
         pixel_values = image_processor(images, do_normalize=normalize, return_tensors="pt")["pixel_values"]
         labels = torch.tensor([row[label_column] for row in rows], dtype=torch.long)
-        return {"pixel_values": pixel_values.clamp(0.0, 1.0) if not normalize else pixel_values, "labels": labels}
+        return {
+            "pixel_values": pixel_values.clamp(0.0, 1.0) if not normalize else pixel_values,
+            "labels": labels,
+        }
 
     return collate
 
@@ -369,7 +412,10 @@ def main(argv: list[str] | None = None) -> dict:
         f"({len(label_names)} classes) for {max_train_steps} updates, {accelerator.num_processes} process(es)."
     )
     progress_bar = tqdm(
-        total=max_train_steps, initial=run.completed_steps, disable=not accelerator.is_local_main_process, desc="train"
+        total=max_train_steps,
+        initial=run.completed_steps,
+        disable=not accelerator.is_local_main_process,
+        desc="train",
     )
     train_losses: list[float] = []
     accumulated_loss = 0.0

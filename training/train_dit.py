@@ -65,9 +65,13 @@ BUILTIN_DATASETS = ("digits", "moving_digits")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     model = parser.add_argument_group("model")
-    model.add_argument("--vae_name_or_path", required=True, help="Trained autoencoder (save_pretrained folder / Hub id).")
+    model.add_argument(
+        "--vae_name_or_path", required=True, help="Trained autoencoder (save_pretrained folder / Hub id)."
+    )
     model.add_argument("--preset", default="DiT-B", choices=sorted(DIT_PRESETS), help="DiT size.")
-    model.add_argument("--model_name_or_path", default=None, help="Start from a saved pipeline's / transformer's weights.")
+    model.add_argument(
+        "--model_name_or_path", default=None, help="Start from a saved pipeline's / transformer's weights."
+    )
     model.add_argument("--num_layers", type=int, default=None, help="Override the preset.")
     model.add_argument("--num_attention_heads", type=int, default=None, help="Override the preset.")
     model.add_argument("--attention_head_dim", type=int, default=None, help="Override the preset.")
@@ -78,7 +82,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     data = parser.add_argument_group("data")
     data.add_argument(
-        "--dataset_name", default=None,
+        "--dataset_name",
+        default=None,
         help=f"Hub dataset, a DatasetDict saved with save_to_disk, or one of {BUILTIN_DATASETS} (bundled).",
     )
     data.add_argument("--dataset_config_name", default=None)
@@ -87,11 +92,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--label_column", default="label")
     data.add_argument("--resolution", type=int, default=None, help="Centre-crop and resize images to this size first.")
     data.add_argument("--num_frames", type=int, default=4, help="Frames per clip of --dataset_name moving_digits.")
-    data.add_argument("--digit_size", type=int, default=20, help="Digit side in the clips of --dataset_name moving_digits.")
+    data.add_argument(
+        "--digit_size", type=int, default=20, help="Digit side in the clips of --dataset_name moving_digits."
+    )
     data.add_argument("--latent_cache_dir", default=None, help="Default: $HF_HOME/hf_compact/latents.")
     data.add_argument("--encode_batch_size", type=int, default=64)
     data.add_argument(
-        "--latent_scaling", choices=("config", "auto"), default="config",
+        "--latent_scaling",
+        choices=("config", "auto"),
+        default="config",
         help="'config': the autoencoder's scaling_factor; 'auto': 1 / std of the cached latents (saved in the "
         "pipeline's autoencoder config).",
     )
@@ -104,7 +113,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     diffusion.add_argument("--learn_sigma", action=argparse.BooleanOptionalAction, default=True)
     diffusion.add_argument("--ema_decay", type=float, default=0.9999)
     diffusion.add_argument(
-        "--snr_gamma", type=float, default=None, help="Min-SNR-gamma weighting of the MSE (Hang et al., 2023); e.g. 5."
+        "--snr_gamma",
+        type=float,
+        default=None,
+        help="Min-SNR-gamma weighting of the MSE (Hang et al., 2023); e.g. 5.",
     )
 
     optim = parser.add_argument_group("optimisation")
@@ -114,7 +126,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     optim.add_argument("--weight_decay", type=float, default=0.0)
     optim.add_argument("--max_grad_norm", type=float, default=1.0)
     optim.add_argument("--lr_scheduler", default="constant", help="transformers.get_scheduler name.")
-    optim.add_argument("--min_lr_ratio", type=float, default=0.3, help="cosine_with_min_lr floor / peak (3e-5 / 1e-4).")
+    optim.add_argument(
+        "--min_lr_ratio", type=float, default=0.3, help="cosine_with_min_lr floor / peak (3e-5 / 1e-4)."
+    )
     optim.add_argument("--lr_warmup_steps", type=int, default=0)
     optim.add_argument("--per_device_train_batch_size", type=int, default=32)
     optim.add_argument("--gradient_accumulation_steps", type=int, default=1)
@@ -122,7 +136,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     run = add_run_arguments(parser)
     run.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default=None, help="Default: bf16 on GPU.")
-    run.add_argument("--sample_steps", type=int, default=None, help="Save a sample grid every N steps (and at the end).")
+    run.add_argument(
+        "--sample_steps", type=int, default=None, help="Save a sample grid every N steps (and at the end)."
+    )
     run.add_argument("--samples_per_class", type=int, default=4)
     run.add_argument("--guidance_scale", type=float, default=4.0, help="For the sample grids.")
     run.add_argument("--num_inference_steps", type=int, default=250, help="For the sample grids (DDPM, as DiT).")
@@ -171,7 +187,9 @@ def load_training_data(args: argparse.Namespace) -> tuple[Dataset, str]:
     if pixel_column not in train.column_names:
         raise ValueError(f"--image_column: expected one of the columns {train.column_names}, got {pixel_column!r}.")
     if args.label_column not in train.column_names:
-        raise ValueError(f"--label_column: expected one of the columns {train.column_names}, got {args.label_column!r}.")
+        raise ValueError(
+            f"--label_column: expected one of the columns {train.column_names}, got {args.label_column!r}."
+        )
     if args.resolution is not None and args.dataset_name not in BUILTIN_DATASETS:
         size = (args.resolution, args.resolution)
         train = train.map(  # centre crop to a square, then resize (ViTok's evaluation preprocessing)
@@ -212,16 +230,25 @@ def build_transformer(args: argparse.Namespace, latent_shape: tuple[int, ...], n
     if video:
         _, frames, height, width = latent_shape
         return DiTTransformer3DModel(
-            in_channels=channels, out_channels=out_channels, sample_size=(height, width), sample_frames=frames,
+            in_channels=channels,
+            out_channels=out_channels,
+            sample_size=(height, width),
+            sample_frames=frames,
             patch_size=(args.temporal_patch_size, args.patch_size, args.patch_size),
-            num_embeds_ada_norm=num_classes, **size,
+            num_embeds_ada_norm=num_classes,
+            **size,
         )
     _, height, width = latent_shape
     if height != width:
         raise ValueError(f"DiTTransformer2DModel needs square latent grids, got {height}x{width}.")
     return DiTTransformer2DModel(
-        in_channels=channels, out_channels=out_channels, sample_size=height, patch_size=args.patch_size,
-        num_embeds_ada_norm=num_classes, norm_num_groups=1, **size,
+        in_channels=channels,
+        out_channels=out_channels,
+        sample_size=height,
+        patch_size=args.patch_size,
+        num_embeds_ada_norm=num_classes,
+        norm_num_groups=1,
+        **size,
     )
 
 
@@ -238,9 +265,7 @@ def build_pipeline(transformer, vae, noise_scheduler: DDPMScheduler, names: list
     ``DDIMScheduler.from_config(pipeline.scheduler.config)`` for fewer steps)."""
     pipeline_class = DiTVideoPipeline if isinstance(transformer, DiTTransformer3DModel) else DiTImagePipeline
     scheduler = DDPMScheduler.from_config(noise_scheduler.config)
-    return pipeline_class(
-        transformer=transformer, vae=vae, scheduler=scheduler, id2label=dict(enumerate(names))
-    )
+    return pipeline_class(transformer=transformer, vae=vae, scheduler=scheduler, id2label=dict(enumerate(names)))
 
 
 def generate_samples(pipeline, num_classes: int, args: argparse.Namespace) -> tuple[np.ndarray, int]:
@@ -253,15 +278,24 @@ def generate_samples(pipeline, num_classes: int, args: argparse.Namespace) -> tu
     rows = min(num_classes, 16)
     labels = [label for label in range(rows) for _ in range(args.samples_per_class)]
     output = pipeline(
-        labels, guidance_scale=args.guidance_scale, num_inference_steps=args.num_inference_steps,
-        generator=torch.Generator(device="cpu").manual_seed(args.seed), output_type="np",
+        labels,
+        guidance_scale=args.guidance_scale,
+        num_inference_steps=args.num_inference_steps,
+        generator=torch.Generator(device="cpu").manual_seed(args.seed),
+        output_type="np",
     )
     return (output.frames if isinstance(pipeline, DiTVideoPipeline) else output.images), rows
 
 
 def sample_grid(
-    model: torch.nn.Module, ema: ShardedEMAModel, vae: torch.nn.Module, noise_scheduler: DDPMScheduler,
-    names: list[str], args: argparse.Namespace, accelerator: Accelerator, path: Path,
+    model: torch.nn.Module,
+    ema: ShardedEMAModel,
+    vae: torch.nn.Module,
+    noise_scheduler: DDPMScheduler,
+    names: list[str],
+    args: argparse.Namespace,
+    accelerator: Accelerator,
+    path: Path,
 ) -> np.ndarray:
     """Sample with the EMA weights of ``model`` and save the grid (PNG; GIF for videos) at ``path``.
 
@@ -311,8 +345,14 @@ def main(argv: list[str] | None = None) -> dict:
         os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hf_compact", "latents"
     )
     cache = build_latent_cache(  # every process encodes its share of the rows
-        vae, dataset, latent_cache_dir, pixel_column, args.label_column, args.encode_batch_size,
-        show_progress=accelerator.is_local_main_process, distributed=accelerator.num_processes > 1,
+        vae,
+        dataset,
+        latent_cache_dir,
+        pixel_column,
+        args.label_column,
+        args.encode_batch_size,
+        show_progress=accelerator.is_local_main_process,
+        distributed=accelerator.num_processes > 1,
     )
     vae = vae.cpu()
     names = class_names(dataset, args.label_column, cache)
@@ -329,12 +369,17 @@ def main(argv: list[str] | None = None) -> dict:
     if args.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
     noise_scheduler = DDPMScheduler(
-        num_train_timesteps=args.num_train_timesteps, beta_schedule="linear",
-        variance_type="learned_range" if args.learn_sigma else "fixed_small", clip_sample=False,
+        num_train_timesteps=args.num_train_timesteps,
+        beta_schedule="linear",
+        variance_type="learned_range" if args.learn_sigma else "fixed_small",
+        clip_sample=False,
     )
 
     train_dataloader = torch.utils.data.DataLoader(
-        cache, batch_size=args.per_device_train_batch_size, shuffle=True, drop_last=True,
+        cache,
+        batch_size=args.per_device_train_batch_size,
+        shuffle=True,
+        drop_last=True,
         num_workers=args.dataloader_num_workers,
     )
     if len(train_dataloader) == 0:
@@ -343,18 +388,26 @@ def main(argv: list[str] | None = None) -> dict:
             f"got {args.per_device_train_batch_size}."
         )
     optimizer = torch.optim.AdamW(
-        transformer.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+        transformer.parameters(),
+        lr=args.learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
         weight_decay=args.weight_decay,
     )
     transformer, optimizer, train_dataloader = accelerator.prepare(transformer, optimizer, train_dataloader)
     max_train_steps = args.max_train_steps or args.num_train_epochs * updates_per_epoch(
         len(train_dataloader), args.gradient_accumulation_steps
     )
-    lr_scheduler = accelerator.prepare(get_scheduler(
-        args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
-        num_training_steps=max_train_steps * accelerator.num_processes,
-        scheduler_specific_kwargs={"min_lr_rate": args.min_lr_ratio} if args.lr_scheduler == "cosine_with_min_lr" else None,
-    ))
+    lr_scheduler = accelerator.prepare(
+        get_scheduler(
+            args.lr_scheduler,
+            optimizer,
+            num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
+            num_training_steps=max_train_steps * accelerator.num_processes,
+            scheduler_specific_kwargs={"min_lr_rate": args.min_lr_ratio}
+            if args.lr_scheduler == "cosine_with_min_lr"
+            else None,
+        )
+    )
     model = accelerator.unwrap_model(transformer)
     # Built from the prepared parameters: under FSDP each process averages its own shards.
     ema = ShardedEMAModel(model.parameters(), decay=args.ema_decay, model_cls=type(model), model_config=model.config)
@@ -369,7 +422,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
 
     progress = tqdm(
-        range(max_train_steps), initial=run.completed_steps, desc="train_dit",
+        range(max_train_steps),
+        initial=run.completed_steps,
+        desc="train_dit",
         disable=not accelerator.is_local_main_process,
     )
     loss_history: list[float] = []
@@ -393,7 +448,13 @@ def main(argv: list[str] | None = None) -> dict:
         with accelerator.accumulate(transformer):
             model_output = transformer(noisy_latents, timestep=timesteps, class_labels=labels).sample
             losses = diffusion_loss(
-                noise_scheduler, model_output, latents, noise, noisy_latents, timesteps, snr_gamma=args.snr_gamma
+                noise_scheduler,
+                model_output,
+                latents,
+                noise,
+                noisy_latents,
+                timesteps,
+                snr_gamma=args.snr_gamma,
             )
             accelerator.backward(losses["loss"])
             if accelerator.sync_gradients and args.max_grad_norm:
@@ -409,8 +470,10 @@ def main(argv: list[str] | None = None) -> dict:
         loss_history.append(last_losses["loss"])
         progress.set_postfix(loss=f"{last_losses['loss']:.4f}")
         run.update_done()
-        accelerator.log({f"train/{k}": v for k, v in last_losses.items()} | {"train/lr": lr_scheduler.get_last_lr()[0]},
-                        step=run.completed_steps)
+        accelerator.log(
+            {f"train/{k}": v for k, v in last_losses.items()} | {"train/lr": lr_scheduler.get_last_lr()[0]},
+            step=run.completed_steps,
+        )
         if args.sample_steps and run.completed_steps % args.sample_steps == 0 and not run.finished:
             grid_path = output_dir / "samples" / f"step-{run.completed_steps}"
             sample_grid(model, ema, vae, noise_scheduler, names, args, accelerator, grid_path)

@@ -55,19 +55,38 @@ EVAL_SPLIT_NAMES = ("validation", "valid", "test")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     model = parser.add_argument_group("model")
-    model.add_argument("--preset", type=str, default=None, help="Official builder to train from scratch, e.g. text_cct_2.")
-    model.add_argument("--model_name_or_path", type=str, default=None, help="Saved model (folder or Hub id) to fine-tune.")
     model.add_argument(
-        "--config_overrides", type=str, default=None,
+        "--preset", type=str, default=None, help="Official builder to train from scratch, e.g. text_cct_2."
+    )
+    model.add_argument(
+        "--model_name_or_path", type=str, default=None, help="Saved model (folder or Hub id) to fine-tune."
+    )
+    model.add_argument(
+        "--config_overrides",
+        type=str,
+        default=None,
         help='Config values replacing the preset\'s, e.g. "conv_kernel_size=1,position_embedding_type=learnable".',
     )
-    model.add_argument("--ignore_mismatched_sizes", action="store_true", help="Re-initialise a classifier of another size.")
+    model.add_argument(
+        "--ignore_mismatched_sizes", action="store_true", help="Re-initialise a classifier of another size."
+    )
 
     vocabulary = parser.add_argument_group("vocabulary")
-    vocabulary.add_argument("--tokenizer_name", type=str, default=None, help="Any transformers tokenizer (folder or Hub id).")
-    vocabulary.add_argument("--vocab_size", type=int, default=100000, help="Word-level vocabulary size (trained tokenizer).")
-    vocabulary.add_argument("--min_frequency", type=int, default=1, help="Rarer words become <unk> (trained tokenizer).")
-    vocabulary.add_argument("--word_vectors", type=str, default=None, help="Pretrained word vectors: GloVe .txt, .npy, .safetensors.")
+    vocabulary.add_argument(
+        "--tokenizer_name", type=str, default=None, help="Any transformers tokenizer (folder or Hub id)."
+    )
+    vocabulary.add_argument(
+        "--vocab_size", type=int, default=100000, help="Word-level vocabulary size (trained tokenizer)."
+    )
+    vocabulary.add_argument(
+        "--min_frequency", type=int, default=1, help="Rarer words become <unk> (trained tokenizer)."
+    )
+    vocabulary.add_argument(
+        "--word_vectors",
+        type=str,
+        default=None,
+        help="Pretrained word vectors: GloVe .txt, .npy, .safetensors.",
+    )
     vocabulary.add_argument("--freeze_word_vectors", action="store_true", help="Keep the --word_vectors fixed.")
 
     data = parser.add_argument_group("data")
@@ -75,7 +94,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--dataset_config_name", type=str, default=None)
     data.add_argument("--train_file", type=str, default=None, help="CSV or JSON (lines) file with the training data.")
     data.add_argument("--validation_file", type=str, default=None, help="CSV or JSON (lines) file for the evaluation.")
-    data.add_argument("--train_val_split", type=float, default=0.1, help="Held-out fraction when there is no eval split.")
+    data.add_argument(
+        "--train_val_split", type=float, default=0.1, help="Held-out fraction when there is no eval split."
+    )
     data.add_argument("--text_column_name", type=str, default="text")
     data.add_argument("--label_column_name", type=str, default="label")
     data.add_argument("--max_seq_length", type=int, default=64, help="Words per text (longer ones are truncated).")
@@ -86,7 +107,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     optimization.add_argument("--per_device_train_batch_size", type=int, default=64)
     optimization.add_argument("--per_device_eval_batch_size", type=int, default=256)
     optimization.add_argument("--learning_rate", type=float, default=1e-3)
-    optimization.add_argument("--weight_decay", type=float, default=0.05, help="AdamW weight decay (not on 1-D parameters).")
+    optimization.add_argument(
+        "--weight_decay", type=float, default=0.05, help="AdamW weight decay (not on 1-D parameters)."
+    )
     optimization.add_argument("--adam_beta1", type=float, default=0.9)
     optimization.add_argument("--adam_beta2", type=float, default=0.999)
     optimization.add_argument("--adam_epsilon", type=float, default=1e-8)
@@ -108,7 +131,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             f"{args.preset!r} and {args.model_name_or_path!r}."
         )
     if args.dataset_name is None and args.train_file is None:
-        raise ValueError("--dataset_name / --train_file: expected one of them (a Hub dataset or a CSV / JSON file), got neither.")
+        raise ValueError(
+            "--dataset_name / --train_file: expected one of them (a Hub dataset or a CSV / JSON file), got neither."
+        )
     return args
 
 
@@ -148,7 +173,9 @@ def load_text_classification_splits(args: argparse.Namespace) -> tuple[Dataset, 
         train_dataset = train_dataset.map(encode_labels, batched=True)
         eval_dataset = eval_dataset.map(encode_labels, batched=True)
     if args.max_train_samples is not None:
-        train_dataset = train_dataset.shuffle(seed=args.seed).select(range(min(args.max_train_samples, len(train_dataset))))
+        train_dataset = train_dataset.shuffle(seed=args.seed).select(
+            range(min(args.max_train_samples, len(train_dataset)))
+        )
     if args.max_eval_samples is not None:
         eval_dataset = eval_dataset.select(range(min(args.max_eval_samples, len(eval_dataset))))
     return train_dataset, eval_dataset, label_names
@@ -248,7 +275,10 @@ def main(argv: list[str] | None = None) -> dict:
         columns = ["input_ids", "attention_mask", "labels"]
         train_dataset = train_dataset.map(tokenize, batched=True, remove_columns=train_dataset.column_names)
         eval_dataset = eval_dataset.map(tokenize, batched=True, remove_columns=eval_dataset.column_names)
-        train_dataset, eval_dataset = train_dataset.select_columns(columns), eval_dataset.select_columns(columns)
+        train_dataset, eval_dataset = (
+            train_dataset.select_columns(columns),
+            eval_dataset.select_columns(columns),
+        )
     model = build_model(args, label_names, tokenizer)
 
     collate = DataCollatorWithPadding(tokenizer)
@@ -296,7 +326,10 @@ def main(argv: list[str] | None = None) -> dict:
         f"{max_train_steps} updates, {accelerator.num_processes} process(es)."
     )
     progress_bar = tqdm(
-        total=max_train_steps, initial=run.completed_steps, disable=not accelerator.is_local_main_process, desc="train"
+        total=max_train_steps,
+        initial=run.completed_steps,
+        disable=not accelerator.is_local_main_process,
+        desc="train",
     )
     train_losses: list[float] = []
     accumulated_loss = 0.0

@@ -71,13 +71,9 @@ DIGITS_DATASET = "digits"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     model = parser.add_argument_group("model")
-    model.add_argument(
-        "--preset", default="S-B/16", help="AutoencoderViTok preset for a fresh stage-1 model."
-    )
+    model.add_argument("--preset", default="S-B/16", help="AutoencoderViTok preset for a fresh stage-1 model.")
     model.add_argument(
         "--model_name_or_path", default=None, help="save_pretrained folder or Hub id (required for stage 2)."
     )
@@ -89,14 +85,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     model.add_argument("--stage", type=int, choices=(1, 2), default=1)
     model.add_argument("--gradient_checkpointing", action="store_true")
-    model.add_argument(
-        "--torch_compile", action="store_true", help="torch.compile the training forward pass."
-    )
+    model.add_argument("--torch_compile", action="store_true", help="torch.compile the training forward pass.")
 
     data = parser.add_argument_group("data")
-    data.add_argument(
-        "--dataset_name", default=None, help=f"Hub dataset, or {DIGITS_DATASET!r} (bundled, offline)."
-    )
+    data.add_argument("--dataset_name", default=None, help=f"Hub dataset, or {DIGITS_DATASET!r} (bundled, offline).")
     data.add_argument("--dataset_config_name", default=None)
     data.add_argument(
         "--train_dir", default=None, help="Image folder (imagefolder) or, with --num_frames > 1, videos."
@@ -116,9 +108,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     loss.add_argument("--ssim_weight", type=float, default=0.0)
     loss.add_argument("--kl_weight", type=float, default=1e-3, help="beta, on the mean-reduced KL.")
     loss.add_argument("--lpips_weight", type=float, default=1.0)
-    loss.add_argument(
-        "--lpips_model_name_or_path", default=None, help="Folder or Hub repo with vgg16.pth + vgg.pth."
-    )
+    loss.add_argument("--lpips_model_name_or_path", default=None, help="Folder or Hub repo with vgg16.pth + vgg.pth.")
     loss.add_argument("--lpips_backbone_filename", default="vgg16.pth")
     loss.add_argument("--lpips_linear_filename", default="vgg.pth")
     loss.add_argument(
@@ -130,30 +120,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     loss.add_argument("--gan_start_step", type=int, default=None, help="Default 5000 * 256 / total batch.")
     loss.add_argument("--gan_ramp_steps", type=int, default=None, help="Default 50000 * 256 / total batch.")
     loss.add_argument("--discriminator_learning_rate", type=float, default=2e-5)
-    loss.add_argument(
-        "--discriminator_warmup_steps", type=int, default=None, help="Default 2.5%% of the steps."
-    )
+    loss.add_argument("--discriminator_warmup_steps", type=int, default=None, help="Default 2.5%% of the steps.")
     loss.add_argument("--discriminator_base_channels", type=int, default=64)
     loss.add_argument("--discriminator_max_channels", type=int, default=512)
     loss.add_argument("--ema_decay", type=float, default=0.9999, help="Stage 2 EMA of the decoder.")
 
     optim = parser.add_argument_group("optimisation")
-    optim.add_argument(
-        "--learning_rate", type=float, default=1e-4, help="Peak LR (per 256 samples with --scale_lr)."
-    )
-    optim.add_argument(
-        "--scale_lr", action="store_true", help="Multiply both LRs by total batch / 256 (ViTok)."
-    )
+    optim.add_argument("--learning_rate", type=float, default=1e-4, help="Peak LR (per 256 samples with --scale_lr).")
+    optim.add_argument("--scale_lr", action="store_true", help="Multiply both LRs by total batch / 256 (ViTok).")
     optim.add_argument("--adam_beta1", type=float, default=0.9)
     optim.add_argument("--adam_beta2", type=float, default=0.95)
     optim.add_argument("--weight_decay", type=float, default=1e-4)
     optim.add_argument("--max_grad_norm", type=float, default=1.0)
-    optim.add_argument(
-        "--lr_scheduler", default="cosine_with_min_lr", help="transformers.get_scheduler name."
-    )
-    optim.add_argument(
-        "--min_lr_ratio", type=float, default=0.1, help="cosine_with_min_lr floor / peak (1e-5/1e-4)."
-    )
+    optim.add_argument("--lr_scheduler", default="cosine_with_min_lr", help="transformers.get_scheduler name.")
+    optim.add_argument("--min_lr_ratio", type=float, default=0.1, help="cosine_with_min_lr floor / peak (1e-5/1e-4).")
     optim.add_argument("--lr_warmup_ratio", type=float, default=0.03)
     optim.add_argument("--per_device_train_batch_size", type=int, default=8)
     optim.add_argument("--per_device_eval_batch_size", type=int, default=8)
@@ -162,18 +142,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     run = add_run_arguments(parser)
     run.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default=None)
-    run.add_argument(
-        "--eval_steps", type=int, default=None, help="Evaluate every N steps (and always at the end)."
-    )
+    run.add_argument("--eval_steps", type=int, default=None, help="Evaluate every N steps (and always at the end).")
     run.add_argument("--num_grid_samples", type=int, default=8)
-    run.add_argument(
-        "--fid_feature_extractor", default=None, help="TorchScript Inception: file, folder or Hub id."
-    )
+    run.add_argument("--fid_feature_extractor", default=None, help="TorchScript Inception: file, folder or Hub id.")
     run.add_argument("--fid_feature_extractor_filename", default="inception-2015-12-05.pt")
-    run.add_argument("--fid_feature_extractor_revision", default=None, help="Hub commit (40 hex digits) of the network.")
+    run.add_argument(
+        "--fid_feature_extractor_revision", default=None, help="Hub commit (40 hex digits) of the network."
+    )
     run.add_argument("--fvd_feature_extractor", default=None, help="TorchScript I3D: file, folder or Hub id.")
     run.add_argument("--fvd_feature_extractor_filename", default="i3d_torchscript.pt")
-    run.add_argument("--fvd_feature_extractor_revision", default=None, help="Hub commit (40 hex digits) of the network.")
+    run.add_argument(
+        "--fvd_feature_extractor_revision", default=None, help="Hub commit (40 hex digits) of the network."
+    )
     run.add_argument(
         "--trust_torchscript_code",
         action="store_true",
@@ -186,9 +166,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.dataset_name is None and args.train_dir is None:
         raise ValueError("--dataset_name / --train_dir: expected one of them, got neither.")
     if args.num_frames > 1 and args.train_dir is None:
-        raise ValueError(
-            f"--train_dir: expected a folder of videos since --num_frames = {args.num_frames}, got None."
-        )
+        raise ValueError(f"--train_dir: expected a folder of videos since --num_frames = {args.num_frames}, got None.")
     if args.stage == 2 and args.model_name_or_path is None:
         raise ValueError("--model_name_or_path: stage 2 fine-tunes the decoder of a stage-1 model; got None.")
     if args.lpips_weight > 0 and args.lpips_model_name_or_path is None and not args.lpips_random_init:
@@ -216,7 +194,10 @@ class AutoencoderTrainingForward(nn.Module):
         self.freeze_encoder = freeze_encoder
 
     def forward(
-        self, pixel_values: torch.Tensor, generator: torch.Generator | None = None, sample_posterior: bool = True
+        self,
+        pixel_values: torch.Tensor,
+        generator: torch.Generator | None = None,
+        sample_posterior: bool = True,
     ):
         """(B, 3, H, W) or (B, 3, T, H, W) pixels -> (reconstruction of the same shape, posterior).
 
@@ -233,9 +214,7 @@ def build_autoencoder(args: argparse.Namespace) -> AutoencoderViTok:
     if args.model_name_or_path is not None:
         autoencoder = AutoencoderViTok.from_pretrained(args.model_name_or_path, **args.model_overrides)
     else:
-        autoencoder = AutoencoderViTok.from_preset(
-            args.preset, sample_size=args.resolution, **args.model_overrides
-        )
+        autoencoder = AutoencoderViTok.from_preset(args.preset, sample_size=args.resolution, **args.model_overrides)
     if args.gradient_checkpointing:
         autoencoder.enable_gradient_checkpointing()
     return autoencoder
@@ -316,9 +295,7 @@ def build_frechet_metrics(args: argparse.Namespace, device: torch.device) -> dic
             revision=args.fid_feature_extractor_revision,
             call_kwargs={"return_features": True},
         ).to(device)
-        metrics["rfid"] = FrechetDistance(
-            lambda pixels: inception(fold_frames_into_batch(pixels)), name="rfid"
-        )
+        metrics["rfid"] = FrechetDistance(lambda pixels: inception(fold_frames_into_batch(pixels)), name="rfid")
     if args.fvd_feature_extractor is not None and args.num_frames > 1:
         i3d = TorchScriptFeatureExtractor.from_pretrained(
             args.fvd_feature_extractor,
@@ -439,9 +416,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
 
     # ---- optimizers (schedules come after `prepare`, which fixes the number of batches per process)
-    total_batch_size = (
-        args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
-    )
+    total_batch_size = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     lr_scale = total_batch_size / 256 if args.scale_lr else 1.0
     batch_scale = 256 / total_batch_size
     gan_start_step = args.gan_start_step if args.gan_start_step is not None else round(5000 * batch_scale)
@@ -471,9 +446,7 @@ def main(argv: list[str] | None = None) -> dict:
     max_train_steps = args.max_train_steps or args.num_train_epochs * updates_per_epoch(
         len(train_dataloader), args.gradient_accumulation_steps
     )
-    scheduler_kwargs = (
-        {"min_lr_rate": args.min_lr_ratio} if args.lr_scheduler == "cosine_with_min_lr" else None
-    )
+    scheduler_kwargs = {"min_lr_rate": args.min_lr_ratio} if args.lr_scheduler == "cosine_with_min_lr" else None
     lr_scheduler = accelerator.prepare(
         get_scheduler(
             args.lr_scheduler,
@@ -501,7 +474,12 @@ def main(argv: list[str] | None = None) -> dict:
     frechet_metrics = build_frechet_metrics(args, accelerator.device)
 
     run = TrainingRun(
-        accelerator, args, train_dataloader, max_train_steps, stateful={"ema": ema}, epoch_datasets=[train_dataset]
+        accelerator,
+        args,
+        train_dataloader,
+        max_train_steps,
+        stateful={"ema": ema},
+        epoch_datasets=[train_dataset],
     )
     run.init_trackers("train_vitok")
     run.resume()

@@ -25,7 +25,12 @@ _VIT = {"tokenizer_type": "patch", "patch_size": 4, "pooling_type": "cls"}
 _CVT = {"tokenizer_type": "patch", "patch_size": 4, "pooling_type": "seq_pool"}
 _CCT = {"tokenizer_type": "conv", "conv_kernel_size": 4, "pooling_type": "seq_pool"}
 # Defaults of every official text builder: 100k x 300 word embeddings, 64 words, 1000 classes, sine PE.
-_OFFICIAL = {"vocab_size": 100000, "word_embedding_dim": 300, "max_position_embeddings": 64, "num_labels": 1000}
+_OFFICIAL = {
+    "vocab_size": 100000,
+    "word_embedding_dim": 300,
+    "max_position_embeddings": 64,
+    "num_labels": 1000,
+}
 
 TEXT_CCT_PRESETS: dict[str, dict[str, Any]] = {
     "text_transformer_2": {**_OFFICIAL, **_TRANSFORMER, **_SIZE_2_300},
@@ -164,9 +169,7 @@ class TextCCTConfig(CompactTransformerConfigMixin, PreTrainedConfig):
                 f"word_embedding_dim={self.word_embedding_dim}."
             )
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
-            raise ValueError(
-                f"`pad_token_id` must be in [0, vocab_size={self.vocab_size}), got {self.pad_token_id}."
-            )
+            raise ValueError(f"`pad_token_id` must be in [0, vocab_size={self.vocab_size}), got {self.pad_token_id}.")
 
 
 __all__ = ["TEXT_CCT_PRESETS", "TextCCTConfig"]

@@ -61,18 +61,14 @@ def _unwrap(checkpoint: Mapping[str, object]) -> dict[str, torch.Tensor]:
     """The tensors of a raw state dict, a `{"model": ...}` / `{"state_dict": ...}` wrapper (timm / training
     checkpoints) and/or keys prefixed with `module.` (DataParallel / DDP)."""
     if not isinstance(checkpoint, Mapping):
-        raise ValueError(
-            f"`state_dict` must be a mapping of names to tensors, got {type(checkpoint).__name__}."
-        )
+        raise ValueError(f"`state_dict` must be a mapping of names to tensors, got {type(checkpoint).__name__}.")
     for wrapper_key in ("model", "state_dict"):
         if isinstance(checkpoint.get(wrapper_key), Mapping):
             checkpoint = checkpoint[wrapper_key]
     state_dict = {}
     for key, value in checkpoint.items():
         if not isinstance(value, torch.Tensor):
-            raise ValueError(
-                f"`state_dict` must map names to tensors, got {type(value).__name__} for {key!r}."
-            )
+            raise ValueError(f"`state_dict` must map names to tensors, got {type(value).__name__} for {key!r}.")
         state_dict[key.removeprefix("module.")] = value
     return state_dict
 
@@ -89,9 +85,7 @@ def _check_sine_table(table: torch.Tensor, config: CCTConfig) -> None:
     one is only checked to be the sine table (a checkpoint trained with learnable embeddings needs a learnable
     preset)."""
     expected = sinusoidal_position_table(table.shape[-2], config.hidden_size).unsqueeze(0)
-    if table.shape != expected.shape or not torch.allclose(
-        table.float(), expected, atol=_SINE_TABLE_TOLERANCE
-    ):
+    if table.shape != expected.shape or not torch.allclose(table.float(), expected, atol=_SINE_TABLE_TOLERANCE):
         raise ValueError(
             f"`state_dict[{_SINE_TABLE_KEY!r}]` (shape {tuple(table.shape)}) is not the sine table that "
             f"position_embedding_type='sine' uses (expected shape {tuple(expected.shape)}): the checkpoint was "
@@ -120,15 +114,11 @@ def convert_state_dict(
         ValueError: naming every unexpected, missing or mis-shaped key.
     """
     with torch.device("meta"):
-        expected_shapes = {
-            key: value.shape for key, value in CCTForImageClassification(config).state_dict().items()
-        }
+        expected_shapes = {key: value.shape for key, value in CCTForImageClassification(config).state_dict().items()}
     official = _unwrap(state_dict)
     if reset_classifier:
         official = {key: value for key, value in official.items() if not key.startswith(_HEAD_PREFIX)}
-        expected_shapes = {
-            key: shape for key, shape in expected_shapes.items() if not key.startswith("classifier.")
-        }
+        expected_shapes = {key: shape for key, shape in expected_shapes.items() if not key.startswith("classifier.")}
     if config.position_embedding_type == "sine" and _SINE_TABLE_KEY in official:
         _check_sine_table(official.pop(_SINE_TABLE_KEY), config)
 

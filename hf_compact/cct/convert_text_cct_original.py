@@ -90,9 +90,7 @@ def _check_shapes(converted: Mapping[str, torch.Tensor], config: TextCCTConfig) 
             )
 
 
-def config_from_state_dict(
-    state_dict: Mapping[str, torch.Tensor], preset: str, **overrides
-) -> TextCCTConfig:
+def config_from_state_dict(state_dict: Mapping[str, torch.Tensor], preset: str, **overrides) -> TextCCTConfig:
     """The `TextCCTConfig` of an official checkpoint: the encoder size comes from the official builder name `preset`
     (e.g. `"text_cct_2"`), vocabulary size, word-vector width, kernel / patch size and class count from the tensor
     shapes; the padding id is the official 1. `overrides` win (e.g. `position_embedding_type`, `id2label`)."""
@@ -135,7 +133,9 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--preset", required=True, choices=sorted(TEXT_CCT_PRESETS), help="Official builder name.")
     parser.add_argument("--output_dir", type=Path, required=True)
     parser.add_argument(
-        "--position_embedding_type", choices=("sine", "learnable", "none"), default=None,
+        "--position_embedding_type",
+        choices=("sine", "learnable", "none"),
+        default=None,
         help="PE of the checkpoint; default: 'none' without a stored table, 'sine' for the official sine table, "
         "else 'learnable'.",
     )

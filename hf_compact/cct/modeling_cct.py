@@ -100,11 +100,7 @@ class CCTConvEmbeddings(nn.Module):
         if self.is_patch_tokenizer:
             self.patch_size = config.patch_size
             self.convolutions = nn.ModuleList(
-                [
-                    nn.Conv2d(
-                        config.num_channels, config.hidden_size, config.patch_size, stride=config.patch_size
-                    )
-                ]
+                [nn.Conv2d(config.num_channels, config.hidden_size, config.patch_size, stride=config.patch_size)]
             )
             self.activation = nn.Identity()
             self.pooling = nn.Identity()
@@ -290,7 +286,12 @@ class CCTDropoutAttentionFunction(torch.autograd.Function):
         output = qkv.new_empty(batch_size, num_tokens, num_heads, head_dim)
         for head in range(num_heads):
             torch.baddbmm(
-                ignored, dropped[:, head], heads[:, :, 2, head], beta=0.0, alpha=1.0 / keep_prob, out=output[:, :, head]
+                ignored,
+                dropped[:, head],
+                heads[:, :, 2, head],
+                beta=0.0,
+                alpha=1.0 / keep_prob,
+                out=output[:, :, head],
             )
         ctx.save_for_backward(qkv, probs, dropped)
         ctx.num_heads, ctx.keep_prob, ctx.scaling = num_heads, keep_prob, scaling
@@ -311,21 +312,32 @@ class CCTDropoutAttentionFunction(torch.autograd.Function):
         for head in range(num_heads):
             grad_head, value = grad_heads[:, :, head], heads[:, :, 2, head]
             torch.baddbmm(
-                ignored, dropped[:, head].transpose(1, 2), grad_head, beta=0.0, alpha=1.0 / keep_prob,
+                ignored,
+                dropped[:, head].transpose(1, 2),
+                grad_head,
+                beta=0.0,
+                alpha=1.0 / keep_prob,
                 out=grad_qkv[:, :, 2, head],
             )
             torch.baddbmm(
-                ignored, grad_head, value.transpose(1, 2), beta=0.0, alpha=1.0 / keep_prob, out=grad_scores[:, head]
+                ignored,
+                grad_head,
+                value.transpose(1, 2),
+                beta=0.0,
+                alpha=1.0 / keep_prob,
+                out=grad_scores[:, head],
             )
         grad_scores.mul_(dropped)
         grad_scores.addcmul_(probs, grad_scores.sum(dim=-1, keepdim=True), value=-1.0)
         for head in range(num_heads):
             query, key = heads[:, :, 0, head], heads[:, :, 1, head]
+            torch.baddbmm(ignored, grad_scores[:, head], key, beta=0.0, alpha=scaling, out=grad_qkv[:, :, 0, head])
             torch.baddbmm(
-                ignored, grad_scores[:, head], key, beta=0.0, alpha=scaling, out=grad_qkv[:, :, 0, head]
-            )
-            torch.baddbmm(
-                ignored, grad_scores[:, head].transpose(1, 2), query, beta=0.0, alpha=scaling,
+                ignored,
+                grad_scores[:, head].transpose(1, 2),
+                query,
+                beta=0.0,
+                alpha=scaling,
                 out=grad_qkv[:, :, 1, head],
             )
         return grad_qkv.view(batch_size, num_tokens, three_hidden), None, None, None
@@ -507,9 +519,7 @@ class CCTSequencePooling(nn.Module):
         super().__init__()
         self.attention_pool = nn.Linear(config.hidden_size, 1)
 
-    def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         scores = self.attention_pool(hidden_states).squeeze(-1)
         if attention_mask is not None:
             scores = scores.masked_fill(~attention_mask.bool(), torch.finfo(scores.dtype).min)
@@ -666,9 +676,7 @@ class CCTModel(CCTPreTrainedModel):
                 f"{pixel_values.shape[1]} (shape {tuple(pixel_values.shape)})."
             )
         if not pixel_values.is_floating_point():
-            raise ValueError(
-                f"`pixel_values` must be a floating-point tensor, got dtype {pixel_values.dtype}."
-            )
+            raise ValueError(f"`pixel_values` must be a floating-point tensor, got dtype {pixel_values.dtype}.")
         return pixel_values.to(self.embeddings.tokenizer.convolutions[0].weight.dtype)
 
 
@@ -683,9 +691,7 @@ class CCTForImageClassification(CCTPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.cct = CCTModel(config)
-        self.classifier = (
-            nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
-        )
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
         self.post_init()
 
     @can_return_tuple

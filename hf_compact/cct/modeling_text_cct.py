@@ -77,7 +77,12 @@ class TextCCTConvEmbeddings(nn.Module):
         else:
             kernel_size, stride, padding = config.conv_kernel_size, config.conv_stride, config.conv_padding
         self.convolution = nn.Conv1d(
-            config.word_embedding_dim, config.hidden_size, kernel_size, stride=stride, padding=padding, bias=False
+            config.word_embedding_dim,
+            config.hidden_size,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            bias=False,
         )
         if config.tokenizer_type == "conv":
             self.activation = nn.ReLU()
@@ -88,7 +93,9 @@ class TextCCTConvEmbeddings(nn.Module):
 
     def _convolution_lengths(self, word_lengths: LengthT) -> LengthT:
         kernel_size, stride, padding = (
-            self.convolution.kernel_size[0], self.convolution.stride[0], self.convolution.padding[0]
+            self.convolution.kernel_size[0],
+            self.convolution.stride[0],
+            self.convolution.padding[0],
         )
         return conv_output_size(word_lengths, kernel_size, stride, padding)
 
@@ -99,9 +106,7 @@ class TextCCTConvEmbeddings(nn.Module):
             lengths = conv_output_size(lengths, self.pooling.kernel_size, self.pooling.stride, self.pooling.padding)
         return lengths
 
-    def forward(
-        self, word_embeddings: torch.Tensor, word_lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, word_embeddings: torch.Tensor, word_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.activation(self.convolution(word_embeddings.transpose(1, 2)))  # (batch, hidden, positions)
         if self.pooling is not None:
             # Max-pooling pads with -inf: positions past a sequence's end must look like that padding, not like words.
@@ -122,7 +127,9 @@ class TextCCTEmbeddings(CCTPositionalEmbeddings):
 
     def __init__(self, config: TextCCTConfig):
         tokenizer = TextCCTConvEmbeddings(config) if config.tokenizer_type != "none" else None
-        num_tokens = tokenizer.num_tokens(config.max_position_embeddings) if tokenizer else config.max_position_embeddings
+        num_tokens = (
+            tokenizer.num_tokens(config.max_position_embeddings) if tokenizer else config.max_position_embeddings
+        )
         if num_tokens < 1:
             raise ValueError(
                 f"`max_position_embeddings`={config.max_position_embeddings} words are too few for the tokenizer "
@@ -301,7 +308,9 @@ class TextCCTModel(TextCCTPreTrainedModel):
             batch_size, num_words = inputs_embeds.shape[:2]
         device = self.embeddings.word_embeddings.weight.device
         if num_words == 0:
-            raise ValueError("The input sequences are empty (`num_words` = 0); every sequence needs at least one word.")
+            raise ValueError(
+                "The input sequences are empty (`num_words` = 0); every sequence needs at least one word."
+            )
         if self.config.position_embedding_type != "none" and num_words > self.config.max_position_embeddings:
             raise ValueError(
                 f"The input has {num_words} words per sequence, more than config.max_position_embeddings="

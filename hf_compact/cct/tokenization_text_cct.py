@@ -58,7 +58,9 @@ def train_word_level_tokenizer(
         `attention_mask`.
     """
     if vocab_size <= len(SPECIAL_TOKENS):
-        raise ValueError(f"`vocab_size` must be larger than the {len(SPECIAL_TOKENS)} special tokens, got {vocab_size}.")
+        raise ValueError(
+            f"`vocab_size` must be larger than the {len(SPECIAL_TOKENS)} special tokens, got {vocab_size}."
+        )
     steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
     tokenizer = Tokenizer(WordLevel(unk_token=UNK_TOKEN))
     tokenizer.normalizer = normalizers.Sequence(steps)
@@ -134,7 +136,9 @@ def load_word_vectors(
             raise ValueError(f"`vocab` (word -> id) is required to read the text vector file {path.name}.")
         vectors = _read_text_vectors(path, vocab)
     if vectors.ndim != 2:
-        raise ValueError(f"Word vectors in {path.name} must be a (vocab_size, dim) matrix, got shape {tuple(vectors.shape)}.")
+        raise ValueError(
+            f"Word vectors in {path.name} must be a (vocab_size, dim) matrix, got shape {tuple(vectors.shape)}."
+        )
     return vectors.to(torch.float32)
 
 

@@ -85,7 +85,9 @@ class LatentCacheDataset(torch.utils.data.Dataset):
         self.path = Path(path)
         metadata_path = self.path / METADATA_FILE
         if not metadata_path.is_file():
-            raise FileNotFoundError(f"path: expected a completed latent cache with {METADATA_FILE}, got {str(self.path)!r}.")
+            raise FileNotFoundError(
+                f"path: expected a completed latent cache with {METADATA_FILE}, got {str(self.path)!r}."
+            )
         self.metadata = json.loads(metadata_path.read_text())
         self.shard_ends = np.cumsum(self.metadata["shard_sizes"]).tolist()
         self._handles: list | None = None
@@ -121,7 +123,10 @@ class LatentCacheDataset(torch.utils.data.Dataset):
         index %= len(self)
         shard = bisect.bisect_right(self.shard_ends, index)
         start = self.shard_ends[shard - 1] if shard else 0
-        return {"moments": self._shard(shard).get_slice("moments")[index - start], "label": self.labels[index]}
+        return {
+            "moments": self._shard(shard).get_slice("moments")[index - start],
+            "label": self.labels[index],
+        }
 
     def shard_moments(self) -> Iterator[torch.Tensor]:
         """The moments shard by shard, ``(n, 2c, ...)`` each (for statistics over the whole cache)."""
@@ -133,7 +138,11 @@ class LatentCacheDataset(torch.utils.data.Dataset):
         count, total, total_squares = 0, 0.0, 0.0
         for moments in self.shard_moments():
             means = self.latent_distribution(moments).mean.double()
-            count, total, total_squares = count + means.numel(), total + means.sum(), total_squares + means.square().sum()
+            count, total, total_squares = (
+                count + means.numel(),
+                total + means.sum(),
+                total_squares + means.square().sum(),
+            )
         return float(((total_squares - total**2 / count) / (count - 1)).sqrt())
 
     def latent_distribution(self, moments: torch.Tensor) -> DiagonalGaussianDistribution:
@@ -151,8 +160,15 @@ def _batches(dataset: Dataset, pixel_column: str, label_column: str, batch_size:
 
 @torch.no_grad()
 def _encode_shards(
-    vae: torch.nn.Module, dataset: Dataset, staging: Path, prefix: str, pixel_column: str, label_column: str,
-    batch_size: int, shard_size: int, show_progress: bool,
+    vae: torch.nn.Module,
+    dataset: Dataset,
+    staging: Path,
+    prefix: str,
+    pixel_column: str,
+    label_column: str,
+    batch_size: int,
+    shard_size: int,
+    show_progress: bool,
 ) -> dict:
     """Encode ``dataset`` into ``staging/{prefix}-NNNNN.safetensors``; returns the part of the metadata it wrote."""
     device, dtype = vae.device, vae.dtype

@@ -57,7 +57,11 @@ class MixupCutmix(nn.Module):
             raise ValueError(
                 f"mixup_alpha, cutmix_alpha: expected non-negative values, got {mixup_alpha} and {cutmix_alpha}."
             )
-        for name, value in (("prob", prob), ("switch_prob", switch_prob), ("label_smoothing", label_smoothing)):
+        for name, value in (
+            ("prob", prob),
+            ("switch_prob", switch_prob),
+            ("label_smoothing", label_smoothing),
+        ):
             if not 0 <= value <= 1:
                 raise ValueError(f"{name}: expected a value in [0, 1], got {value}.")
         self.num_classes = num_classes

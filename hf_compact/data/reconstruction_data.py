@@ -159,9 +159,7 @@ class ImageReconstructionDataset(SeededAugmentationDataset):
         seed: base seed of the augmentations.
     """
 
-    def __init__(
-        self, dataset, transform: ImageReconstructionTransform, image_column: str = "image", seed: int = 0
-    ):
+    def __init__(self, dataset, transform: ImageReconstructionTransform, image_column: str = "image", seed: int = 0):
         super().__init__(seed)
         column_names = getattr(dataset, "column_names", None)
         if column_names is not None and image_column not in column_names:
@@ -204,9 +202,7 @@ class VideoClipDataset(SeededAugmentationDataset):
         super().__init__(seed)
         root = Path(root)
         if not root.is_dir():
-            raise FileNotFoundError(
-                f"root: expected a folder of videos, got {str(root)!r}, which is not a folder."
-            )
+            raise FileNotFoundError(f"root: expected a folder of videos, got {str(root)!r}, which is not a folder.")
         if num_frames < 1 or frame_stride < 1:
             raise ValueError(
                 f"num_frames, frame_stride: expected positive integers, got {num_frames} and {frame_stride}."
@@ -214,8 +210,7 @@ class VideoClipDataset(SeededAugmentationDataset):
         self.videos = sorted(
             path
             for path in root.iterdir()
-            if (path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS)
-            or (path.is_dir() and _frame_files(path))
+            if (path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS) or (path.is_dir() and _frame_files(path))
         )
         if not self.videos:
             raise ValueError(

@@ -23,9 +23,7 @@ def _register_pipelines_with_diffusers() -> None:
     for pipeline_class in (DiTImagePipeline, DiTVideoPipeline):
         existing = getattr(diffusers, pipeline_class.__name__, None)
         if existing is not None and existing is not pipeline_class:
-            raise RuntimeError(
-                f"diffusers already defines {pipeline_class.__name__}; hf_compact would shadow it."
-            )
+            raise RuntimeError(f"diffusers already defines {pipeline_class.__name__}; hf_compact would shadow it.")
         setattr(diffusers, pipeline_class.__name__, pipeline_class)
 
 

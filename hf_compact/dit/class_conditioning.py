@@ -24,7 +24,11 @@ OUTPUT_TYPES = ("pil", "np", "pt")
 
 def check_sampling_arguments(guidance_scale: float, num_inference_steps: int) -> None:
     """Raise for a non-finite ``guidance_scale`` or a ``num_inference_steps`` that is not a positive int."""
-    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, numbers.Real) or not math.isfinite(guidance_scale):
+    if (
+        isinstance(guidance_scale, bool)
+        or not isinstance(guidance_scale, numbers.Real)
+        or not math.isfinite(guidance_scale)
+    ):
         raise ValueError(f"guidance_scale: expected a finite number, got {guidance_scale!r}.")
     if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, numbers.Integral):
         raise TypeError(f"num_inference_steps: expected an int, got {num_inference_steps!r}.")
@@ -107,7 +111,9 @@ class ClassConditionalPipelineMixin:
             null_labels = torch.full_like(class_labels, self.null_class_id)
             class_labels = torch.cat([class_labels, null_labels])
         scheduler_uses_variance = scheduler_uses_learned_variance(self.scheduler)
-        step_kwargs = {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
+        step_kwargs = (
+            {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
+        )
 
         self.scheduler.set_timesteps(num_inference_steps, device=self._execution_device)
         for timestep in self.progress_bar(self.scheduler.timesteps):

@@ -28,8 +28,13 @@ def _gather(values: torch.Tensor, timesteps: torch.Tensor, ndim: int) -> torch.T
 
 def _normal_kl(mean_1, log_var_1, mean_2, log_var_2) -> torch.Tensor:
     """KL(N(mean_1, exp(log_var_1)) || N(mean_2, exp(log_var_2))), elementwise."""
-    return 0.5 * (-1.0 + log_var_2 - log_var_1 + torch.exp(log_var_1 - log_var_2)
-                  + (mean_1 - mean_2) ** 2 * torch.exp(-log_var_2))
+    return 0.5 * (
+        -1.0
+        + log_var_2
+        - log_var_1
+        + torch.exp(log_var_1 - log_var_2)
+        + (mean_1 - mean_2) ** 2 * torch.exp(-log_var_2)
+    )
 
 
 def _approx_standard_normal_cdf(x: torch.Tensor) -> torch.Tensor:
@@ -45,9 +50,7 @@ def _discretized_gaussian_log_likelihood(x, mean, log_scale) -> torch.Tensor:
     log_cdf_plus = torch.log(cdf_plus.clamp(min=1e-12))
     log_one_minus_cdf_min = torch.log((1.0 - cdf_min).clamp(min=1e-12))
     log_cdf_delta = torch.log((cdf_plus - cdf_min).clamp(min=1e-12))
-    return torch.where(
-        x < -0.999, log_cdf_plus, torch.where(x > 0.999, log_one_minus_cdf_min, log_cdf_delta)
-    )
+    return torch.where(x < -0.999, log_cdf_plus, torch.where(x > 0.999, log_one_minus_cdf_min, log_cdf_delta))
 
 
 def learned_range_log_variance(

@@ -82,4 +82,3 @@ class DiTImagePipeline(ClassConditionalPipelineMixin, DiTPipeline):
         if not return_dict:
             return (images,)
         return ImagePipelineOutput(images=images)
-

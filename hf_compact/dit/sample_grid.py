@@ -9,7 +9,9 @@ import numpy as np
 from PIL import Image
 
 
-def save_sample_grid(samples: np.ndarray, num_rows: int, path: str | os.PathLike, frame_duration_ms: int = 250) -> Path:
+def save_sample_grid(
+    samples: np.ndarray, num_rows: int, path: str | os.PathLike, frame_duration_ms: int = 250
+) -> Path:
     """Tile samples row-major into ``num_rows`` rows (one row per class when sampled class by class).
 
     Args:

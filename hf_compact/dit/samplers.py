@@ -44,6 +44,12 @@ def fast_scheduler(config: FrozenDict | dict) -> DPMSolverMultistepScheduler:
         A deterministic epsilon-prediction solver for 20-50 steps, with ``variance_type=None``.
     """
     return DPMSolverMultistepScheduler.from_config(
-        config, algorithm_type="dpmsolver++", solver_order=2, prediction_type="epsilon", variance_type=None,
-        timestep_spacing="linspace", final_sigmas_type="zero", lower_order_final=True,
+        config,
+        algorithm_type="dpmsolver++",
+        solver_order=2,
+        prediction_type="epsilon",
+        variance_type=None,
+        timestep_spacing="linspace",
+        final_sigmas_type="zero",
+        lower_order_final=True,
     )

@@ -161,7 +161,9 @@ class DiTTransformer3DModel(ModelMixin, ConfigMixin):
             return (output,)
         return Transformer2DModelOutput(sample=output)
 
-    def _position_embedding(self, grid: tuple[int, int, int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    def _position_embedding(
+        self, grid: tuple[int, int, int], device: torch.device, dtype: torch.dtype
+    ) -> torch.Tensor:
         """Fixed sin-cos embedding ``(1, T*H*W, D)`` for a token grid ``(T, H, W)`` in raster order."""
         frames, height, width = grid
         embedding = get_3d_sincos_pos_embed(self.inner_dim, (width, height), frames, device=device)

@@ -96,7 +96,11 @@ def _describe_cct(model, training_config: Mapping[str, Any]) -> Architecture:
     else:
         tokenizer = f"{config.patch_size}x{config.patch_size} patches"
     rows = [("resolution", f"{size} x {size}"), *_encoder_rows(config, tokenizer)]
-    cost = ComputeCost("model", f"one {_shape(config.num_channels, size, size)} image", count_macs(lambda: model(pixel_values)))
+    cost = ComputeCost(
+        "model",
+        f"one {_shape(config.num_channels, size, size)} image",
+        count_macs(lambda: model(pixel_values)),
+    )
     return Architecture(_cct_name(config), rows, {"model": count_parameters(model)}, [cost])
 
 
@@ -130,8 +134,14 @@ def _vitok_rows(config) -> list[tuple[str, str]]:
     return [
         ("patch / tubelet size", f"{config.patch_size} / {config.tubelet_size}"),
         ("latent channels", str(config.latent_channels)),
-        ("encoder width / depth / heads", f"{config.encoder_width} / {config.encoder_depth} / {config.encoder_heads}"),
-        ("decoder width / depth / heads", f"{config.decoder_width} / {config.decoder_depth} / {config.decoder_heads}"),
+        (
+            "encoder width / depth / heads",
+            f"{config.encoder_width} / {config.encoder_depth} / {config.encoder_heads}",
+        ),
+        (
+            "decoder width / depth / heads",
+            f"{config.decoder_width} / {config.decoder_depth} / {config.decoder_heads}",
+        ),
         ("block / MLP / norm", f"{config.block_type} / {config.mlp_type} / {config.norm_type}"),
         ("rotary position embedding", config.rope_type),
         ("latent", config.latent_type),
@@ -150,7 +160,9 @@ def _vitok_name(config) -> str:
         return f"ViTok-v2 f{config.patch_size}x{config.latent_channels}"  # the published names: stride x channels
     if encoder and decoder:
         return f"ViTok {encoder}-{decoder}/{grid}"
-    return f"ViTok (patch {config.patch_size}" + (f", tubelet {config.tubelet_size})" if config.tubelet_size > 1 else ")")
+    return f"ViTok (patch {config.patch_size}" + (
+        f", tubelet {config.tubelet_size})" if config.tubelet_size > 1 else ")"
+    )
 
 
 def _describe_vitok(vae, training_config: Mapping[str, Any]) -> Architecture:
@@ -183,8 +195,11 @@ def _dit_latent_shape(transformer) -> tuple[int, ...]:
 
 def _dit_name(config, patch: int | str) -> str:
     """`DiT-S/1` style name when the size is one of the DiT paper's, else the size itself."""
-    size = {"num_layers": config.num_layers, "num_attention_heads": config.num_attention_heads,
-            "attention_head_dim": config.attention_head_dim}
+    size = {
+        "num_layers": config.num_layers,
+        "num_attention_heads": config.num_attention_heads,
+        "attention_head_dim": config.attention_head_dim,
+    }
     preset = next((name for name, preset_size in DIT_PRESETS.items() if preset_size == size), None)
     if preset is not None:
         return f"{preset}/{patch}"
@@ -204,8 +219,11 @@ def _describe_dit(model_or_pipeline, training_config: Mapping[str, Any]) -> Arch
     patch = config.patch_size if isinstance(config.patch_size, int) else "x".join(map(str, config.patch_size))
     rows = [
         ("transformer", type(transformer).__name__),
-        ("layers / heads / width", f"{config.num_layers} / {config.num_attention_heads} / "
-                                   f"{config.num_attention_heads * config.attention_head_dim}"),
+        (
+            "layers / heads / width",
+            f"{config.num_layers} / {config.num_attention_heads} / "
+            f"{config.num_attention_heads * config.attention_head_dim}",
+        ),
         ("latent grid", _shape(*latent_shape[1:])),
         ("patch size on the latent grid", str(patch)),
         ("classes (+ 1 null class for guidance)", str(config.num_embeds_ada_norm)),
@@ -213,7 +231,10 @@ def _describe_dit(model_or_pipeline, training_config: Mapping[str, Any]) -> Arch
     parameters = {"transformer": count_parameters(transformer)}
     costs = [ComputeCost("transformer", f"one denoising step, one {_shape(*latent_shape[1:])} latent", step)]
     if vae is not None:
-        rows += [("autoencoder", type(vae).__name__), ("scheduler", type(model_or_pipeline.scheduler).__name__)]
+        rows += [
+            ("autoencoder", type(vae).__name__),
+            ("scheduler", type(model_or_pipeline.scheduler).__name__),
+        ]
         parameters["autoencoder"] = count_parameters(vae)
         vae_latents = latents.to(next(vae.parameters())) / vae.config.scaling_factor
         decode = count_macs(lambda: vae.decode(vae_latents))
@@ -241,7 +262,9 @@ def describe_architecture(
     if isinstance(model_or_pipeline, nn.Module):
         modules = [model_or_pipeline]
     else:
-        modules = [component for component in model_or_pipeline.components.values() if isinstance(component, nn.Module)]
+        modules = [
+            component for component in model_or_pipeline.components.values() if isinstance(component, nn.Module)
+        ]
     was_training = [module.training for module in modules]
     for module in modules:
         module.eval()

@@ -95,10 +95,17 @@ CCT_BACKBONE = replace(CCT, pipeline_tag="image-feature-extraction", task_type="
 TEXT_CCT_BACKBONE = replace(TEXT_CCT, pipeline_tag="feature-extraction", task_type="feature-extraction")
 # The Hub has no pipeline tags for video autoencoders or class-conditional video generation.
 VITOK_VIDEO = replace(
-    VITOK, name="vitok_video", pipeline_tag=None, task_type="video-reconstruction", tags=(*VITOK.tags, "video")
+    VITOK,
+    name="vitok_video",
+    pipeline_tag=None,
+    task_type="video-reconstruction",
+    tags=(*VITOK.tags, "video"),
 )
 DIT_VIDEO = replace(
-    DIT, name="dit_video", pipeline_tag=None, task_type="class-conditional-video-generation",
+    DIT,
+    name="dit_video",
+    pipeline_tag=None,
+    task_type="class-conditional-video-generation",
     tags=(*DIT.tags, "video"),
 )
 FAMILIES = (CCT, TEXT_CCT, VITOK, VITOK_VIDEO, DIT, DIT_VIDEO)
@@ -121,7 +128,9 @@ def card_family(model_or_pipeline: object) -> CardFamily:
     if isinstance(model_or_pipeline, AutoencoderViTok):
         return VITOK_VIDEO if model_or_pipeline.config.tubelet_size > 1 else VITOK
     transformer = getattr(model_or_pipeline, "transformer", model_or_pipeline)
-    if isinstance(model_or_pipeline, (*_DIT_TRANSFORMERS, DiffusionPipeline)) and isinstance(transformer, _DIT_TRANSFORMERS):
+    if isinstance(model_or_pipeline, (*_DIT_TRANSFORMERS, DiffusionPipeline)) and isinstance(
+        transformer, _DIT_TRANSFORMERS
+    ):
         return DIT_VIDEO if isinstance(transformer, DiTTransformer3DModel) else DIT
     raise TypeError(
         "model_or_pipeline: expected a CCT / Text CCT model, an AutoencoderViTok, a DiT transformer or a DiT "

@@ -26,8 +26,17 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "model_cards"
 # Run arguments that say where and how a run was executed, not how the model was trained.
 _RUN_ONLY_ARGUMENTS = frozenset(
     {
-        "push_to_hub", "hub_model_id", "hub_strategy", "report_to", "with_tracking", "resume_from_checkpoint",
-        "checkpointing_steps", "checkpoints_total_limit", "dataloader_num_workers", "config", "logging_steps",
+        "push_to_hub",
+        "hub_model_id",
+        "hub_strategy",
+        "report_to",
+        "with_tracking",
+        "resume_from_checkpoint",
+        "checkpointing_steps",
+        "checkpoints_total_limit",
+        "dataloader_num_workers",
+        "config",
+        "logging_steps",
     }
 )
 

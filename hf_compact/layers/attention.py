@@ -70,7 +70,5 @@ class Attention(nn.Module):
             cos, sin = rotary
             query = apply_rotary_embedding(query, cos, sin)
             key = apply_rotary_embedding(key, cos, sin)
-        attended = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=attention_mask, is_causal=False
-        )
+        attended = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, is_causal=False)
         return self.proj(attended.transpose(1, 2).reshape(batch_size, num_tokens, dim))

@@ -94,9 +94,7 @@ class TransformerBlock(nn.Module):
             ``(B, N, dim)``.
         """
         if self.gradient_checkpointing and torch.is_grad_enabled():
-            return self._gradient_checkpointing_func(
-                self._residual_forward, hidden_states, rotary, attention_mask
-            )
+            return self._gradient_checkpointing_func(self._residual_forward, hidden_states, rotary, attention_mask)
         return self._residual_forward(hidden_states, rotary, attention_mask)
 
     def _residual_forward(
@@ -109,7 +107,5 @@ class TransformerBlock(nn.Module):
             normed = self.norm1(hidden_states)
             branches = self.attn(normed, rotary, attention_mask) + self.mlp(normed)
             return hidden_states + self.layer_scale(branches)
-        hidden_states = hidden_states + self.layer_scale1(
-            self.attn(self.norm1(hidden_states), rotary, attention_mask)
-        )
+        hidden_states = hidden_states + self.layer_scale1(self.attn(self.norm1(hidden_states), rotary, attention_mask))
         return hidden_states + self.layer_scale2(self.mlp(self.norm2(hidden_states)))

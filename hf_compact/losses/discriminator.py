@@ -57,9 +57,7 @@ class StyleGANDiscriminator(nn.Module):
         def channels_at(size: int) -> int:
             return max(1, min(max_channels, base_channels * 256 // size))
 
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, channels_at(resolution), kernel_size=3, padding=1), nn.LeakyReLU(0.2)
-        )
+        self.stem = nn.Sequential(nn.Conv2d(3, channels_at(resolution), kernel_size=3, padding=1), nn.LeakyReLU(0.2))
         sizes = [resolution // 2**level for level in range(int(math.log2(resolution // 4)) + 1)]
         self.blocks = nn.ModuleList(
             DiscriminatorResidualBlock(channels_at(size), channels_at(size // 2)) for size in sizes[:-1]

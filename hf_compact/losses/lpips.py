@@ -117,18 +117,13 @@ class LPIPS(nn.Module):
         Returns:
             (B,) distances for images, (B*T,) per-frame distances for videos.
         """
-        if (
-            not (self.has_pretrained_backbone and self.has_pretrained_linear_layers)
-            and not self.allow_random_weights
-        ):
+        if not (self.has_pretrained_backbone and self.has_pretrained_linear_layers) and not self.allow_random_weights:
             raise RuntimeError(
                 "LPIPS has no pretrained weights: load them with LPIPS.from_pretrained(folder_or_repo_id), or build "
                 "LPIPS(allow_random_weights=True) to run with a randomly initialised network on purpose."
             )
         if input.shape != target.shape:
-            raise ValueError(
-                f"target: expected the shape of input {tuple(input.shape)}, got {tuple(target.shape)}."
-            )
+            raise ValueError(f"target: expected the shape of input {tuple(input.shape)}, got {tuple(target.shape)}.")
         input, target = fold_frames_into_batch(input), fold_frames_into_batch(target)
         if input.shape[1] != 3:
             raise ValueError(f"input: expected 3 (RGB) channels, got {input.shape[1]}.")

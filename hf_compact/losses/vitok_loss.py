@@ -40,9 +40,7 @@ class ViTokLoss(nn.Module):
     def __init__(self, weights: ViTokLossWeights, lpips: LPIPS | None = None):
         super().__init__()
         if weights.lpips > 0 and lpips is None:
-            raise ValueError(
-                f"lpips: expected an LPIPS network since weights.lpips = {weights.lpips}, got None."
-            )
+            raise ValueError(f"lpips: expected an LPIPS network since weights.lpips = {weights.lpips}, got None.")
         self.weights = weights
         self.lpips = lpips
 

@@ -28,9 +28,7 @@ Examples:
     {'accuracy': 0.5, 'top_2_accuracy': 1.0}
 """
 
-_LABEL_FEATURES = datasets.Features(
-    {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
-)
+_LABEL_FEATURES = datasets.Features({"predictions": datasets.Value("int64"), "references": datasets.Value("int64")})
 _SCORE_FEATURES = datasets.Features(
     {"predictions": datasets.Sequence(datasets.Value("float32")), "references": datasets.Value("int64")}
 )

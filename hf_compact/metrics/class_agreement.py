@@ -51,7 +51,10 @@ class ClassAgreement:
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str | os.PathLike, class_names: Sequence[str] | None = None, device: str | None = None,
+        cls,
+        name_or_path: str | os.PathLike,
+        class_names: Sequence[str] | None = None,
+        device: str | None = None,
         name: str = "class_agreement",
     ) -> ClassAgreement:
         """Use a saved image-classification model (``AutoModelForImageClassification`` + ``AutoImageProcessor``)."""
@@ -88,7 +91,9 @@ class ClassAgreement:
                 f"predictions: expected images (B, 3, H, W) or videos (B, T, 3, H, W), got shape {tuple(pixels.shape)}."
             )
         if pixels.shape[0] != labels.shape[0]:
-            raise ValueError(f"references: expected {pixels.shape[0]} class ids (one per sample), got {labels.shape[0]}.")
+            raise ValueError(
+                f"references: expected {pixels.shape[0]} class ids (one per sample), got {labels.shape[0]}."
+            )
         if pixels.ndim == 5:  # every frame carries its clip's class
             labels = labels.repeat_interleave(pixels.shape[1])
             pixels = pixels.flatten(0, 1)

@@ -46,9 +46,7 @@ class FeatureStatistics:
                 features.shape[1], features.shape[1], dtype=torch.float64, device=features.device
             )
         elif features.shape[1] != self.feature_sum.shape[0]:
-            raise ValueError(
-                f"features: expected dimension {self.feature_sum.shape[0]}, got {features.shape[1]}."
-            )
+            raise ValueError(f"features: expected dimension {self.feature_sum.shape[0]}, got {features.shape[1]}.")
         self.feature_sum += features.sum(dim=0)
         self.outer_product_sum += features.T @ features
         self.num_samples += features.shape[0]
@@ -87,9 +85,7 @@ class FeatureStatistics:
         tensors = load_file(str(path))
         expected = {"feature_sum", "outer_product_sum", "num_samples"}
         if set(tensors) != expected:
-            raise ValueError(
-                f"path: expected a statistics file with keys {sorted(expected)}, got {sorted(tensors)}."
-            )
+            raise ValueError(f"path: expected a statistics file with keys {sorted(expected)}, got {sorted(tensors)}.")
         statistics = cls()
         statistics.feature_sum = tensors["feature_sum"]
         statistics.outer_product_sum = tensors["outer_product_sum"]
@@ -120,9 +116,7 @@ def frechet_distance(
     sqrt_covariance_1 = _symmetric_matrix_sqrt(covariance_1)
     cross = sqrt_covariance_1 @ covariance_2 @ sqrt_covariance_1
     trace_sqrt_product = torch.linalg.eigvalsh((cross + cross.T) / 2).clamp_min(0).sqrt().sum()
-    distance = (
-        (mean_1 - mean_2).pow(2).sum() + covariance_1.trace() + covariance_2.trace() - 2 * trace_sqrt_product
-    )
+    distance = (mean_1 - mean_2).pow(2).sum() + covariance_1.trace() + covariance_2.trace() - 2 * trace_sqrt_product
     return float(distance)
 
 
@@ -194,7 +188,9 @@ class TorchScriptFeatureExtractor(nn.Module):
                     f"(40 hex digits), got {revision!r}."
                 )
             if filename is None:
-                raise ValueError(f"filename: expected the name of a file inside the Hub repo {str(name_or_path)!r}, got None.")
+                raise ValueError(
+                    f"filename: expected the name of a file inside the Hub repo {str(name_or_path)!r}, got None."
+                )
             path = Path(hf_hub_download(str(name_or_path), filename, revision=revision, cache_dir=cache_dir))
         try:
             module = torch.jit.load(str(path), map_location="cpu")
@@ -251,9 +247,7 @@ class FrechetDistance:
         self.prediction_statistics.update(self.feature_extractor(predictions))
         if references is not None:
             if self.fixed_reference_statistics is not None:
-                raise ValueError(
-                    "references: expected None since reference_statistics were given, got a tensor."
-                )
+                raise ValueError("references: expected None since reference_statistics were given, got a tensor.")
             self.reference_statistics.update(self.feature_extractor(references))
 
     def compute(

@@ -45,7 +45,12 @@ class InceptionScore:
         {'gis': 9.1, 'gis_std': 0.2}
     """
 
-    def __init__(self, classifier: Callable[[torch.Tensor], torch.Tensor], splits: int = 10, name: str = "inception_score"):
+    def __init__(
+        self,
+        classifier: Callable[[torch.Tensor], torch.Tensor],
+        splits: int = 10,
+        name: str = "inception_score",
+    ):
         self.classifier = classifier
         self.splits = splits
         self.name = name

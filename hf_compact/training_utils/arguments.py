@@ -9,9 +9,7 @@ from pathlib import Path
 import yaml
 
 
-def parse_args_with_config(
-    parser: argparse.ArgumentParser, argv: Sequence[str] | None = None
-) -> argparse.Namespace:
+def parse_args_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse ``argv`` with ``parser``, after applying defaults from ``--config FILE.yaml``.
 
     The YAML file is a flat mapping whose keys are the parser's flag names (``learning_rate`` or
@@ -39,7 +37,9 @@ def load_flag_file(path: Path, parser: argparse.ArgumentParser) -> dict:
     with open(path, encoding="utf-8") as handle:
         values = yaml.safe_load(handle) or {}
     if not isinstance(values, dict):
-        raise ValueError(f"--config: expected a mapping of flag names to values in {path}, got {type(values).__name__}.")
+        raise ValueError(
+            f"--config: expected a mapping of flag names to values in {path}, got {type(values).__name__}."
+        )
     destinations = {action.dest for action in parser._actions}
     flags = {str(key).replace("-", "_"): value for key, value in values.items()}
     unknown = sorted(set(flags) - destinations)

@@ -134,7 +134,11 @@ def _disk_full_error(error: BaseException, path: Path) -> OSError | None:
         disk_full = shutil.disk_usage(path.parent if path.parent.exists() else "/").free < 64 * 2**20
     if not disk_full:
         return None
-    return OSError(errno.ENOSPC, f"No space left on device (ENOSPC) while writing the checkpoint {path}; {error}", str(path))
+    return OSError(
+        errno.ENOSPC,
+        f"No space left on device (ENOSPC) while writing the checkpoint {path}; {error}",
+        str(path),
+    )
 
 
 def fsync_tree(folder: Path) -> None:
@@ -183,7 +187,9 @@ def save_state_dict(state: dict[str, Any], folder: Path, name: str) -> None:
         elif value is None or isinstance(value, (bool, int, float, str)):
             layout[key] = {"value": value}
         else:
-            raise TypeError(f"{name}.state_dict()[{key!r}]: expected tensors, lists of tensors or JSON values, got {type(value).__name__}.")
+            raise TypeError(
+                f"{name}.state_dict()[{key!r}]: expected tensors, lists of tensors or JSON values, got {type(value).__name__}."
+            )
     save_file(tensors, folder / f"{name}.safetensors")
     (folder / f"{name}.json").write_text(json.dumps(layout, indent=2))
 
@@ -317,7 +323,9 @@ def load_checkpoint(
     restore_random_states(checkpoint, accelerator.process_index)
     for name, obj in (stateful or {}).items():
         if not (checkpoint / f"{name}.safetensors").is_file():
-            raise FileNotFoundError(f"--resume_from_checkpoint: {checkpoint} has no {name}.safetensors for the {name}.")
+            raise FileNotFoundError(
+                f"--resume_from_checkpoint: {checkpoint} has no {name}.safetensors for the {name}."
+            )
         obj.load_state_dict(load_state_dict(checkpoint, name))
     return json.loads((checkpoint / STATE_FILE).read_text())
 

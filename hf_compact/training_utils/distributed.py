@@ -68,11 +68,7 @@ def shard_per_block(model: nn.Module, mesh=None, **fully_shard_kwargs) -> nn.Mod
     from torch.distributed.fsdp import fully_shard
 
     names = set(block_class_names(model))
-    kept = {
-        name
-        for module in model.modules()
-        for name in READ_AFTER_FORWARD.get(type(module).__name__, ())
-    }
+    kept = {name for module in model.modules() for name in READ_AFTER_FORWARD.get(type(module).__name__, ())}
     for name, block in model.named_modules():
         if type(block).__name__ in names:
             keep_gathered = any(name == kept_name or name.endswith("." + kept_name) for kept_name in kept)
@@ -162,7 +158,12 @@ class ShardedEMAModel(EMAModel):
         shards = self.shadow_params
         super().load_state_dict(state_dict)
         self.shadow_params = [
-            distribute_tensor(full.to(shard.device_mesh.device_type), shard.device_mesh, shard.placements, src_data_rank=None)
+            distribute_tensor(
+                full.to(shard.device_mesh.device_type),
+                shard.device_mesh,
+                shard.placements,
+                src_data_rank=None,
+            )
             if isinstance(shard, DTensor)
             else full
             for shard, full in zip(shards, self.shadow_params)

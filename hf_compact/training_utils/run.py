@@ -66,31 +66,58 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGrou
     """Add the flags every training script shares (same names, defaults and help everywhere)."""
     run = parser.add_argument_group("run")
     run.add_argument("--output_dir", type=str, default=None, help="Run folder (required; may come from --config).")
-    run.add_argument("--overwrite_output_dir", action="store_true",
-                     help="Delete the checkpoints and results of an earlier run in --output_dir and start afresh.")
+    run.add_argument(
+        "--overwrite_output_dir",
+        action="store_true",
+        help="Delete the checkpoints and results of an earlier run in --output_dir and start afresh.",
+    )
     run.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    run.add_argument("--max_train_steps", type=int, default=None, help="Total optimizer updates; overrides the epochs.")
-    run.add_argument("--max_train_seconds", type=float, default=None,
-                     help="Stop after this wall-clock budget (the model is still saved and evaluated).")
-    run.add_argument("--checkpointing_steps", type=int, default=None,
-                     help="Save the training state every N updates (and always at the end).")
-    run.add_argument("--checkpoints_total_limit", type=int, default=None,
-                     help="Keep at most N >= 1 checkpoints (the newest); default: keep all.")
-    run.add_argument("--resume_from_checkpoint", type=str, default=None,
-                     help="A checkpoint folder or 'latest' (a fresh start when there is none yet).")
+    run.add_argument(
+        "--max_train_steps", type=int, default=None, help="Total optimizer updates; overrides the epochs."
+    )
+    run.add_argument(
+        "--max_train_seconds",
+        type=float,
+        default=None,
+        help="Stop after this wall-clock budget (the model is still saved and evaluated).",
+    )
+    run.add_argument(
+        "--checkpointing_steps",
+        type=int,
+        default=None,
+        help="Save the training state every N updates (and always at the end).",
+    )
+    run.add_argument(
+        "--checkpoints_total_limit",
+        type=int,
+        default=None,
+        help="Keep at most N >= 1 checkpoints (the newest); default: keep all.",
+    )
+    run.add_argument(
+        "--resume_from_checkpoint",
+        type=str,
+        default=None,
+        help="A checkpoint folder or 'latest' (a fresh start when there is none yet).",
+    )
     run.add_argument("--with_tracking", action="store_true")
     run.add_argument("--report_to", type=str, default="all")
     run.add_argument("--push_to_hub", action="store_true")
     run.add_argument("--hub_model_id", type=str, default=None, help="Default: the name of --output_dir.")
-    run.add_argument("--hub_token", type=str, default=None,
-                     help="Hub token (default: the logged-in one). Never written to any file, card, log or tracker.")
+    run.add_argument(
+        "--hub_token",
+        type=str,
+        default=None,
+        help="Hub token (default: the logged-in one). Never written to any file, card, log or tracker.",
+    )
     return run
 
 
 def check_run_arguments(args: argparse.Namespace) -> None:
     """Raise a ``ValueError`` naming the flag for bad run flags."""
     if args.output_dir is None:
-        raise ValueError("--output_dir: expected a run folder (on the command line or in the --config file), got None.")
+        raise ValueError(
+            "--output_dir: expected a run folder (on the command line or in the --config file), got None."
+        )
     for name in ("max_train_steps", "checkpointing_steps", "checkpoints_total_limit"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -135,7 +162,9 @@ def prepare_output_dir(args: argparse.Namespace, accelerator: Accelerator) -> Pa
             probe.unlink()
         except OSError as error:
             raise OSError(
-                error.errno, f"--output_dir: cannot write to {str(output_dir)!r} ({error.strerror or error})", str(output_dir)
+                error.errno,
+                f"--output_dir: cannot write to {str(output_dir)!r} ({error.strerror or error})",
+                str(output_dir),
             ) from error
         if existing and args.overwrite_output_dir:
             for path in _completed_checkpoints(output_dir):
@@ -143,7 +172,11 @@ def prepare_output_dir(args: argparse.Namespace, accelerator: Accelerator) -> Pa
             shutil.rmtree(output_dir / ABANDONED_DIR, ignore_errors=True)
             for name in RUN_MARKERS:
                 (output_dir / name).unlink(missing_ok=True)
-            logger.warning("--overwrite_output_dir: removed the earlier run's %s from %s", ", ".join(existing), output_dir)
+            logger.warning(
+                "--overwrite_output_dir: removed the earlier run's %s from %s",
+                ", ".join(existing),
+                output_dir,
+            )
     accelerator.wait_for_everyone()
     return output_dir
 

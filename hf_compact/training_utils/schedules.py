@@ -76,7 +76,13 @@ def get_cosine_schedule_with_warmup_and_cooldown(
     def multiplier(peak_lr: float):
         def lr_lambda(step: int) -> float:
             learning_rate = cosine_learning_rate(
-                step, peak_lr, num_warmup_steps, num_training_steps, num_cooldown_steps, warmup_start_lr, min_lr
+                step,
+                peak_lr,
+                num_warmup_steps,
+                num_training_steps,
+                num_cooldown_steps,
+                warmup_start_lr,
+                min_lr,
             )
             return learning_rate / peak_lr
 

@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 # A key is secret when one of its words (split on ``_``, ``-``, ``.`` and case changes) is one of these.
-SECRET_WORDS = frozenset({"token", "secret", "secrets", "password", "passwd", "key", "apikey", "credential", "credentials"})
+SECRET_WORDS = frozenset(
+    {"token", "secret", "secrets", "password", "passwd", "key", "apikey", "credential", "credentials"}
+)
 # Values that are credentials whatever their key: Hugging Face user / organisation access tokens.
 SECRET_VALUE_PATTERN = re.compile(r"\bhf_[A-Za-z0-9]{20,}\b")
 REDACTED = "<redacted>"

@@ -11,9 +11,7 @@ import torch
 _MAX_LISTED_KEYS = 8
 
 
-def rename_keys(
-    state_dict: Mapping[str, torch.Tensor], rules: Iterable[tuple[str, str]]
-) -> dict[str, torch.Tensor]:
+def rename_keys(state_dict: Mapping[str, torch.Tensor], rules: Iterable[tuple[str, str]]) -> dict[str, torch.Tensor]:
     """Applies regex ``(pattern, replacement)`` rules, in order, to every key; values are kept as they are."""
     rules = [(re.compile(pattern), replacement) for pattern, replacement in rules]
     renamed = {}
@@ -24,9 +22,7 @@ def rename_keys(
     return renamed
 
 
-def strip_prefixes(
-    state_dict: Mapping[str, torch.Tensor], prefixes: Iterable[str]
-) -> dict[str, torch.Tensor]:
+def strip_prefixes(state_dict: Mapping[str, torch.Tensor], prefixes: Iterable[str]) -> dict[str, torch.Tensor]:
     """Removes wrapper prefixes such as ``module.`` (DDP) or ``_orig_mod.`` (torch.compile) from every key."""
     prefixes = tuple(prefixes)
     stripped = {}

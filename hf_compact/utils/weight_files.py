@@ -44,4 +44,3 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not isinstance(state_dict, dict):
         raise ValueError(f"path: expected {path} to hold a state dict, got a {type(state_dict).__name__}.")
     return state_dict
-

@@ -155,9 +155,7 @@ class AutoencoderViTok(ModelMixin, AutoencoderMixin, ConfigMixin):
         if not isinstance(sample, torch.Tensor):
             raise TypeError(f"sample must be a torch.Tensor, got {type(sample).__name__}")
         if not sample.is_floating_point():
-            raise TypeError(
-                f"sample must be a floating-point tensor with values in [-1, 1], got {sample.dtype}"
-            )
+            raise TypeError(f"sample must be a floating-point tensor with values in [-1, 1], got {sample.dtype}")
         if sample.ndim not in (4, 5):
             raise ValueError(
                 f"sample must be (B, C, H, W) images or (B, C, T, H, W) videos, got shape {tuple(sample.shape)}"
@@ -175,9 +173,7 @@ class AutoencoderViTok(ModelMixin, AutoencoderMixin, ConfigMixin):
             )
         height, width = sample.shape[-2:]
         if height % p or width % p:
-            raise ValueError(
-                f"sample height and width must be divisible by patch_size={p}, got {height}x{width}"
-            )
+            raise ValueError(f"sample height and width must be divisible by patch_size={p}, got {height}x{width}")
         video = sample if sample.ndim == 5 else sample.unsqueeze(2)
         if video.shape[2] % q:
             raise ValueError(f"sample frames must be divisible by tubelet_size={q}, got T={video.shape[2]}")
@@ -269,9 +265,7 @@ class AutoencoderViTok(ModelMixin, AutoencoderMixin, ConfigMixin):
             moments = self._encode_moments(video)
         if x.ndim == 4:
             moments = moments.squeeze(2)
-        posterior = DiagonalGaussianDistribution(
-            moments, deterministic=self.config.latent_type == "deterministic"
-        )
+        posterior = DiagonalGaussianDistribution(moments, deterministic=self.config.latent_type == "deterministic")
         if not return_dict:
             return (posterior,)
         return AutoencoderKLOutput(latent_dist=posterior)

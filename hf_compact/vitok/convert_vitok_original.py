@@ -55,9 +55,7 @@ def extract_model_state_dict(checkpoint: Mapping, use_ema: bool = False) -> dict
         raise ValueError(f"checkpoint has no 'ema' weights; found keys {sorted(checkpoint)[:10]}")
     else:
         state_dict = checkpoint
-    if not isinstance(state_dict, Mapping) or not all(
-        isinstance(v, torch.Tensor) for v in state_dict.values()
-    ):
+    if not isinstance(state_dict, Mapping) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise ValueError(
             f"checkpoint[{key!r}] must be a state dict of tensors; expected a torch.save dict with 'model'/'ema' "
             "state dicts or a bare state dict"
@@ -86,17 +84,13 @@ def convert_vitok_original(
     """Builds an :class:`AutoencoderViTok` (released-code options) from a loaded v1 checkpoint dict."""
     original_state_dict = extract_model_state_dict(checkpoint, use_ema)
     model = AutoencoderViTok.from_preset(preset, **{**RELEASED_CODE_OPTIONS, **config_overrides})
-    state_dict = convert_original_state_dict(
-        original_state_dict, model, source=f"checkpoint for preset {preset!r}"
-    )
+    state_dict = convert_original_state_dict(original_state_dict, model, source=f"checkpoint for preset {preset!r}")
     model.load_state_dict(state_dict, strict=True)
     return model.eval()
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="torch.save file written by the released v1 code")
     parser.add_argument("--preset", required=True, help="AutoencoderViTok preset, e.g. S-B/16")
     parser.add_argument("--output", required=True, help="folder for save_pretrained")

@@ -119,9 +119,7 @@ def convert_v2_state_dict(
 ) -> dict[str, torch.Tensor]:
     """Renames one official file's keys (``encoder`` or ``decoder`` half) and checks them against ``model``."""
     converted = rename_keys(strip_prefixes(state_dict, ("_orig_mod.",)), V2_TO_DIFFUSERS)
-    expected = {
-        key: value.shape for key, value in model.state_dict().items() if key.startswith(f"{component}.")
-    }
+    expected = {key: value.shape for key, value in model.state_dict().items() if key.startswith(f"{component}.")}
     check_state_dict(converted, expected, source)
     return converted
 
@@ -176,14 +174,10 @@ def load_vitok_v2(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", required=True, help="Hub repo id or local folder with the official files")
     parser.add_argument("--output", required=True, help="folder for save_pretrained")
-    parser.add_argument(
-        "--variant", default=None, help="preset name or variant string (default: from --source)"
-    )
+    parser.add_argument("--variant", default=None, help="preset name or variant string (default: from --source)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     args = parser.parse_args(argv)
     model = load_vitok_v2(args.source, variant=args.variant, torch_dtype=getattr(torch, args.dtype))

@@ -38,9 +38,7 @@ def compute_latent_std(
     """
     count, total, total_sq = 0, 0.0, 0.0
     parameter = next(vae.parameters())
-    for index, batch in enumerate(
-        tqdm(batches, desc="latent std", total=max_batches, disable=not show_progress)
-    ):
+    for index, batch in enumerate(tqdm(batches, desc="latent std", total=max_batches, disable=not show_progress)):
         if max_batches is not None and index >= max_batches:
             break
         if isinstance(batch, Mapping) and input_key not in batch:
@@ -49,9 +47,7 @@ def compute_latent_std(
             )
         pixels = batch[input_key] if isinstance(batch, Mapping) else batch
         if not isinstance(pixels, torch.Tensor):
-            raise TypeError(
-                f"batches must yield tensors or dicts with {input_key!r}, got {type(pixels).__name__}"
-            )
+            raise TypeError(f"batches must yield tensors or dicts with {input_key!r}, got {type(pixels).__name__}")
         posterior = vae.encode(pixels.to(device=parameter.device, dtype=parameter.dtype)).latent_dist
         latents = (posterior.sample(generator=generator) if sample_posterior else posterior.mode()).double()
         count += latents.numel()

@@ -112,9 +112,7 @@ def v2_config_from_variant(variant: str) -> dict[str, Any]:
     except ValueError:
         numbers = []
     if len(numbers) not in (2, 3):
-        raise ValueError(
-            f"variant {variant!r}: expected '<t>x<p>x<c>' or '<p>x<c>' after '/', got {strides!r}"
-        )
+        raise ValueError(f"variant {variant!r}: expected '<t>x<p>x<c>' or '<p>x<c>' after '/', got {strides!r}")
     patch_size, latent_channels = numbers[-2:]
     if encoder[3] != decoder[3]:
         raise ValueError(f"variant {variant!r}: encoder and decoder MLP factors must match")

@@ -43,10 +43,7 @@ def tiled_apply(
     """
     height, width = inputs.shape[-2:]
     rows = [
-        [
-            fn(inputs[..., top : top + tile_size, left : left + tile_size])
-            for left in range(0, width, tile_stride)
-        ]
+        [fn(inputs[..., top : top + tile_size, left : left + tile_size]) for left in range(0, width, tile_stride)]
         for top in range(0, height, tile_stride)
     ]
     stitched_rows = []

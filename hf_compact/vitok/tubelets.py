@@ -41,9 +41,7 @@ class TubeletEmbed(nn.Module):
     Both compute the same function family; they differ in parameter layout only.
     """
 
-    def __init__(
-        self, in_channels: int, width: int, tubelet_size: int, patch_size: int, embed_type: str = "conv"
-    ):
+    def __init__(self, in_channels: int, width: int, tubelet_size: int, patch_size: int, embed_type: str = "conv"):
         super().__init__()
         if embed_type not in PATCH_EMBED_TYPES:
             raise ValueError(f"patch_embed_type must be one of {PATCH_EMBED_TYPES}, got {embed_type!r}")
@@ -68,9 +66,7 @@ class TubeletHead(nn.Module):
     No activation or clamp.
     """
 
-    def __init__(
-        self, width: int, out_channels: int, tubelet_size: int, patch_size: int, embed_type: str = "conv"
-    ):
+    def __init__(self, width: int, out_channels: int, tubelet_size: int, patch_size: int, embed_type: str = "conv"):
         super().__init__()
         if embed_type not in PATCH_EMBED_TYPES:
             raise ValueError(f"patch_embed_type must be one of {PATCH_EMBED_TYPES}, got {embed_type!r}")

@@ -75,9 +75,7 @@ class ViTokEncoder(nn.Module):
         self.patch_embed = TubeletEmbed(
             config.in_channels, width, config.tubelet_size, config.patch_size, config.patch_embed_type
         )
-        self.transformer = ViTStack(
-            width, config.encoder_depth, config.encoder_heads, config.final_norm, config
-        )
+        self.transformer = ViTStack(width, config.encoder_depth, config.encoder_heads, config.final_norm, config)
         deterministic = config.latent_type == "deterministic"
         self.to_latent = nn.Linear(width, config.latent_channels * (1 if deterministic else 2))
         self.latent_norm = (
@@ -98,9 +96,7 @@ class ViTokDecoder(nn.Module):
         super().__init__()
         width = config.decoder_width
         self.latent_proj = nn.Linear(config.latent_channels, width)
-        self.transformer = ViTStack(
-            width, config.decoder_depth, config.decoder_heads, config.final_norm, config
-        )
+        self.transformer = ViTStack(width, config.decoder_depth, config.decoder_heads, config.final_norm, config)
         self.to_pixels = TubeletHead(
             width, config.in_channels, config.tubelet_size, config.patch_size, config.patch_embed_type
         )

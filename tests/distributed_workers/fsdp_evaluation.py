@@ -127,7 +127,9 @@ def after_inference(model: nn.Module, weights: dict[str, torch.Tensor]) -> dict:
 def main() -> None:
     output = Path(sys.argv[1])
     # A short timeout: a rank left waiting in a collective fails the run instead of hanging it.
-    accelerator = Accelerator(cpu=True, kwargs_handlers=[InitProcessGroupKwargs(timeout=datetime.timedelta(seconds=60))])
+    accelerator = Accelerator(
+        cpu=True, kwargs_handlers=[InitProcessGroupKwargs(timeout=datetime.timedelta(seconds=60))]
+    )
     rank, world = accelerator.process_index, accelerator.num_processes
     mesh = init_device_mesh("cpu", (world,))
     saves: list[str] = []
@@ -164,13 +166,25 @@ def main() -> None:
         model.train()
         latents = torch.randn(2, 4, 2, 4, 4) if name == "dit_3d" else torch.randn(2, 4, 4, 4)
         training_step_without_update(
-            model, {"hidden_states": latents, "timestep": torch.tensor([10, 500]), "class_labels": torch.tensor([0, 2])}
+            model,
+            {
+                "hidden_states": latents,
+                "timestep": torch.tensor([10, 500]),
+                "class_labels": torch.tensor([0, 2]),
+            },
         )
         ema = ShardedEMAModel(model.parameters(), decay=0.9)
         load_averages(ema, averages)
         saves.clear()
         samples = train_dit.sample_grid(
-            model, ema, dit_vae(name), noise_scheduler(), CLASS_NAMES, SAMPLING, accelerator, output / f"{name}-grid"
+            model,
+            ema,
+            dit_vae(name),
+            noise_scheduler(),
+            CLASS_NAMES,
+            SAMPLING,
+            accelerator,
+            output / f"{name}-grid",
         )
         every_rank = [None] * world
         dist.all_gather_object(every_rank, {"samples": samples, "saves": list(saves)})

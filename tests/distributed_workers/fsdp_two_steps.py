@@ -76,11 +76,27 @@ def build_models() -> dict:
     )  # fmt: skip
     dit_2d_all_gathered = copy.deepcopy(dit_2d)
     # The ViTok-v2 architecture at tiny size, for the decoder fine-tune (encoder frozen)
-    v2_architecture = {key: value for key, value in VITOK_PRESETS["v2-350M-f16x16"].items() if "width" not in key
-                       and "depth" not in key and "heads" not in key
-                       and key not in ("patch_size", "latent_channels", "layer_scale_init")}
-    vitok_v2 = AutoencoderViTok(**v2_architecture, layer_scale_init=0.1, latent_channels=4, patch_size=4, encoder_width=32, encoder_depth=1,
-                                encoder_heads=2, decoder_width=32, decoder_depth=2, decoder_heads=2, sample_size=16)
+    v2_architecture = {
+        key: value
+        for key, value in VITOK_PRESETS["v2-350M-f16x16"].items()
+        if "width" not in key
+        and "depth" not in key
+        and "heads" not in key
+        and key not in ("patch_size", "latent_channels", "layer_scale_init")
+    }
+    vitok_v2 = AutoencoderViTok(
+        **v2_architecture,
+        layer_scale_init=0.1,
+        latent_channels=4,
+        patch_size=4,
+        encoder_width=32,
+        encoder_depth=1,
+        encoder_heads=2,
+        decoder_width=32,
+        decoder_depth=2,
+        decoder_heads=2,
+        sample_size=16,
+    )
     # fmt: skip
     generator = torch.Generator().manual_seed(1)
     timesteps, labels = torch.randint(0, 1000, (BATCH,), generator=generator), torch.tensor([0, 1, 2, 0])
@@ -131,7 +147,10 @@ def resumes_from_a_sharded_checkpoint(name, model, optimizer, batch, mesh, folde
     dcp.save(state, checkpoint_id=folder)
     restored = shard_per_block(build_models()[name][0].eval(), mesh=mesh)
     restored_optimizer = adamw(restored)
-    template = {"model": get_model_state_dict(restored), "optim": get_optimizer_state_dict(restored, restored_optimizer)}
+    template = {
+        "model": get_model_state_dict(restored),
+        "optim": get_optimizer_state_dict(restored, restored_optimizer),
+    }
     dcp.load(template, checkpoint_id=folder)
     set_model_state_dict(restored, template["model"])
     set_optimizer_state_dict(restored, restored_optimizer, template["optim"])
@@ -204,7 +223,8 @@ def main() -> None:
                 for mine, theirs in zip(ema_state["shadow_params"], reference_ema.shadow_params)
             )
             entry["ema_differs_from_weights"] = any(
-                not torch.equal(mine, theirs) for mine, theirs in zip(ema_state["shadow_params"], reference.parameters())
+                not torch.equal(mine, theirs)
+                for mine, theirs in zip(ema_state["shadow_params"], reference.parameters())
             )
             if rank == 0:
                 unsharded_copy(model, gathered).save_pretrained(f"{sys.argv[1]}/dit_3d")

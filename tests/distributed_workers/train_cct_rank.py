@@ -33,4 +33,7 @@ state = {name: value.detach().contiguous() for name, value in accelerator.unwrap
 save_file(state, f"{sys.argv[1]}/rank{rank}.safetensors")
 with open(f"{sys.argv[1]}/rank{rank}.json", "w") as handle:
     record = {"world": int(os.environ["WORLD_SIZE"]), "node_rank": int(os.environ["GROUP_RANK"])}
-    json.dump({**record, "results": {k: v for k, v in results.items() if isinstance(v, (int, float, str, list))}}, handle)
+    json.dump(
+        {**record, "results": {k: v for k, v in results.items() if isinstance(v, (int, float, str, list))}},
+        handle,
+    )

@@ -13,7 +13,7 @@ from transformers import AutoTokenizer, pipeline
 
 from hf_compact import TEXT_CCT_PRESETS, TextCCTConfig, TextCCTForSequenceClassification
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 import finetune_text_cct_trainer  # noqa: E402
 import train_text_cct  # noqa: E402
@@ -49,9 +49,25 @@ def topic_files(tmp_path_factory) -> tuple[Path, Path]:
 def script_arguments(topic_files, output_dir, *extra: str) -> list[str]:
     train_file, test_file = topic_files
     return [
-        "--preset", "text_cct_2", "--config_overrides", TINY_MODEL,
-        "--train_file", str(train_file), "--validation_file", str(test_file), "--output_dir", str(output_dir),
-        "--per_device_train_batch_size", "32", "--learning_rate", "1e-2", "--label_smoothing", "0", "--seed", "0", *extra,
+        "--preset",
+        "text_cct_2",
+        "--config_overrides",
+        TINY_MODEL,
+        "--train_file",
+        str(train_file),
+        "--validation_file",
+        str(test_file),
+        "--output_dir",
+        str(output_dir),
+        "--per_device_train_batch_size",
+        "32",
+        "--learning_rate",
+        "1e-2",
+        "--label_smoothing",
+        "0",
+        "--seed",
+        "0",
+        *extra,
     ]
 
 
@@ -67,10 +83,22 @@ def test_accelerate_script_learns_and_saves_a_pipeline_ready_folder(topic_files,
 
     # Fine-tuning the saved folder reuses its tokenizer and weights.
     train_file, test_file = topic_files
-    finetuned = train_text_cct.main([
-        "--model_name_or_path", str(tmp_path), "--train_file", str(train_file), "--validation_file", str(test_file),
-        "--output_dir", str(tmp_path / "finetuned"), "--max_train_steps", "2", "--learning_rate", "1e-9",
-    ])
+    finetuned = train_text_cct.main(
+        [
+            "--model_name_or_path",
+            str(tmp_path),
+            "--train_file",
+            str(train_file),
+            "--validation_file",
+            str(test_file),
+            "--output_dir",
+            str(tmp_path / "finetuned"),
+            "--max_train_steps",
+            "2",
+            "--learning_rate",
+            "1e-9",
+        ]
+    )
     assert finetuned["eval_accuracy"] == pytest.approx(results["eval_accuracy"])
     assert AutoTokenizer.from_pretrained(tmp_path / "finetuned").get_vocab() == classifier.tokenizer.get_vocab()
 
@@ -111,7 +139,9 @@ def test_two_processes_keep_identical_parameters(topic_files, tmp_path):
     parameters identical."""
     rank_script = tmp_path / "rank_script.py"
     rank_script.write_text(RANK_SCRIPT)
-    arguments = script_arguments(topic_files, tmp_path / "run", "--max_train_steps", "6", "--per_device_train_batch_size", "16")
+    arguments = script_arguments(
+        topic_files, tmp_path / "run", "--max_train_steps", "6", "--per_device_train_batch_size", "16"
+    )
     completed = run_two_processes(rank_script, str(tmp_path), *arguments, timeout=300)
     assert "2 process(es)" in completed.stdout
     results = [json.loads((tmp_path / f"results{rank}.json").read_text()) for rank in (0, 1)]
@@ -129,16 +159,45 @@ def test_trainer_example_with_frozen_glove_vectors(topic_files, tmp_path):
     words = sorted({word for topic in TOPICS.values() for word in topic} | set(FILLER))
     generator = torch.Generator().manual_seed(0)
     glove = tmp_path / "vectors.txt"
-    glove.write_text("".join(f"{word} " + " ".join(f"{v:.4f}" for v in torch.randn(16, generator=generator).tolist())
-                             + "\n" for word in words))
+    glove.write_text(
+        "".join(
+            f"{word} " + " ".join(f"{v:.4f}" for v in torch.randn(16, generator=generator).tolist()) + "\n"
+            for word in words
+        )
+    )
     train_file, test_file = topic_files
-    metrics = finetune_text_cct_trainer.main([
-        "--preset", "text_cct_2", "--config_overrides", "hidden_size=16,intermediate_size=32",
-        "--word_vectors", str(glove), "--freeze_word_vectors",
-        "--train_file", str(train_file), "--validation_file", str(test_file), "--output_dir", str(tmp_path / "out"),
-        "--per_device_train_batch_size", "32", "--learning_rate", "3e-3", "--max_steps", "30",
-        "--logging_steps", "1", "--report_to", "none", "--save_strategy", "no", "--use_cpu", "--disable_tqdm", "true",
-    ])
+    metrics = finetune_text_cct_trainer.main(
+        [
+            "--preset",
+            "text_cct_2",
+            "--config_overrides",
+            "hidden_size=16,intermediate_size=32",
+            "--word_vectors",
+            str(glove),
+            "--freeze_word_vectors",
+            "--train_file",
+            str(train_file),
+            "--validation_file",
+            str(test_file),
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--per_device_train_batch_size",
+            "32",
+            "--learning_rate",
+            "3e-3",
+            "--max_steps",
+            "30",
+            "--logging_steps",
+            "1",
+            "--report_to",
+            "none",
+            "--save_strategy",
+            "no",
+            "--use_cpu",
+            "--disable_tqdm",
+            "true",
+        ]
+    )
     assert metrics["eval_accuracy"] >= 0.6
     model = TextCCTForSequenceClassification.from_pretrained(tmp_path / "out")
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "out")
@@ -150,7 +209,9 @@ def test_trainer_example_with_frozen_glove_vectors(topic_files, tmp_path):
         torch.testing.assert_close(weight[tokenizer.convert_tokens_to_ids(word)], expected)
 
 
-@pytest.mark.parametrize("recipe", sorted((ROOT / "training" / "configs").glob("text_cct_*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "recipe", sorted((ROOT / "training" / "configs").glob("text_cct_*.yaml")), ids=lambda p: p.name
+)
 def test_recipes_parse_into_the_flags_of_their_script(recipe):
     if "trainer" in recipe.name:
         model_args, data_args, training_args = finetune_text_cct_trainer.parse_args(["--config", str(recipe)])
@@ -190,6 +251,7 @@ def test_hub_token_reaches_no_file_upload_tracker_or_log(topic_files, tmp_path, 
 def test_exact_resume_inside_a_later_epoch_with_uneven_accumulation(topic_files, tmp_path, monkeypatch):
     """4 batches per epoch, accumulation 3: 2 updates per epoch (3 batches, then 1). Killed after checkpoint-3
     (epoch 1, one update into it), the resumed run ends with the straight run's weights."""
+
     def arguments(output_dir):
         return script_arguments(
             topic_files, output_dir, "--per_device_train_batch_size", "40", "--gradient_accumulation_steps", "3",
@@ -200,6 +262,9 @@ def test_exact_resume_inside_a_later_epoch_with_uneven_accumulation(topic_files,
     run_killed_after_checkpoint(train_text_cct.main, arguments(tmp_path / "resumed"), 3, monkeypatch)
     resumed = train_text_cct.main([*arguments(tmp_path / "resumed"), "--resume_from_checkpoint", "latest"])
     assert resumed["train_losses"] == pytest.approx(straight["train_losses"][3:], abs=1e-6)
-    expected, actual = load_file(tmp_path / "straight" / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors")
+    expected, actual = (
+        load_file(tmp_path / "straight" / "model.safetensors"),
+        load_file(tmp_path / "resumed" / "model.safetensors"),
+    )
     for name in expected:
         torch.testing.assert_close(actual[name], expected[name], rtol=1e-5, atol=1e-6, msg=name)

@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from hf_compact.data import ImageReconstructionTransform, VideoClipDataset, load_digits_dataset
 from hf_compact.vitok import AutoencoderViTok
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 import train_vitok  # noqa: E402
 from launch import run_two_processes  # noqa: E402
 
@@ -91,9 +91,7 @@ def test_image_transform_eval_is_a_centre_crop_and_train_is_seeded():
     centre = ImageReconstructionTransform(20, train=False)(image)
     expected = torch.from_numpy(pixels[:, 10:30]).permute(2, 0, 1).float() / 255 * 2 - 1
     torch.testing.assert_close(centre, expected)
-    square = Image.fromarray(
-        pixels[:, :20]
-    )  # a 2:1 image admits no 80-100% crop in [3/4, 4/3]: centred fallback
+    square = Image.fromarray(pixels[:, :20])  # a 2:1 image admits no 80-100% crop in [3/4, 4/3]: centred fallback
     train = ImageReconstructionTransform(16, train=True)
     first = train(square, torch.Generator().manual_seed(3))
     assert first.shape == (3, 16, 16) and first.min() >= -1 and first.max() <= 1
@@ -106,9 +104,7 @@ def test_video_clips_from_frame_folders_and_pyav_files(tmp_path, video_folder):
     (tmp_path / "frames" / "clip").mkdir(parents=True)
     for index, frame in enumerate(frames):
         Image.fromarray(frame).save(tmp_path / "frames" / "clip" / f"{index:03d}.png")
-    evaluation = VideoClipDataset(
-        tmp_path / "frames", num_frames=3, resolution=16, frame_stride=2, train=False
-    )
+    evaluation = VideoClipDataset(tmp_path / "frames", num_frames=3, resolution=16, frame_stride=2, train=False)
     clip = evaluation[0]["pixel_values"]
     # 9 frames, span 5 -> centred start 2 -> frames 2, 4, 6 (PNG is lossless: exact values)
     expected = torch.from_numpy(frames[[2, 4, 6]]).permute(3, 0, 1, 2).float() / 255 * 2 - 1
@@ -141,9 +137,13 @@ def test_paper_recipes_parse_and_bad_flags_are_refused():
         if args.stage == 2:
             assert (args.gan_weight, args.discriminator_learning_rate, args.ema_decay) == (0.05, 2e-5, 0.9999)
     with pytest.raises(ValueError, match="--model_name_or_path: stage 2"):
-        train_vitok.parse_args(["--dataset_name", "digits", "--stage", "2", "--lpips_weight", "0", "--output_dir", "x"])
+        train_vitok.parse_args(
+            ["--dataset_name", "digits", "--stage", "2", "--lpips_weight", "0", "--output_dir", "x"]
+        )
     with pytest.raises(ValueError, match="--train_dir: expected a folder of videos"):
-        train_vitok.parse_args(["--dataset_name", "digits", "--num_frames", "4", "--lpips_weight", "0", "--output_dir", "x"])
+        train_vitok.parse_args(
+            ["--dataset_name", "digits", "--num_frames", "4", "--lpips_weight", "0", "--output_dir", "x"]
+        )
 
 
 # ---------------------------------------------------------------------------------------------------- training
@@ -251,9 +251,7 @@ def test_stage2_freezes_the_encoder_and_resumes_exactly_after_a_crash(stage1_run
     assert (crashed_dir / "checkpoint-2" / "training_state.json").is_file()
     assert not (crashed_dir / "checkpoint-4").exists()
 
-    resumed = train_vitok.main(
-        [*stage2_arguments(stage1_dir, crashed_dir), "--resume_from_checkpoint", "latest"]
-    )
+    resumed = train_vitok.main([*stage2_arguments(stage1_dir, crashed_dir), "--resume_from_checkpoint", "latest"])
     assert resumed["step"] == 6
     straight_weights = load_file(straight_dir / "diffusion_pytorch_model.safetensors")
     resumed_weights = load_file(crashed_dir / "diffusion_pytorch_model.safetensors")
@@ -266,7 +264,9 @@ def test_push_to_hub_uploads_the_final_model_with_its_card(tmp_path, monkeypatch
     from huggingface_hub import HfApi, RepoUrl
 
     uploads = []
-    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kwargs: RepoUrl(f"https://huggingface.co/{repo_id}"))
+    monkeypatch.setattr(
+        HfApi, "create_repo", lambda self, repo_id, **kwargs: RepoUrl(f"https://huggingface.co/{repo_id}")
+    )
     monkeypatch.setattr(
         HfApi,
         "upload_folder",
@@ -299,8 +299,17 @@ def test_two_processes_with_torchrun_keep_equal_weights(tmp_path):
     driver = tmp_path / "driver.py"
     driver.write_text(DISTRIBUTED_DRIVER.format(training=str(ROOT / "training"), out=str(tmp_path)))
     run_two_processes(
-        driver, *TINY_IMAGE_RUN, "--max_train_steps", "4", "--gradient_accumulation_steps", "2",
-        "--max_eval_samples", "8", "--output_dir", str(tmp_path / "run"), timeout=300,
+        driver,
+        *TINY_IMAGE_RUN,
+        "--max_train_steps",
+        "4",
+        "--gradient_accumulation_steps",
+        "2",
+        "--max_eval_samples",
+        "8",
+        "--output_dir",
+        str(tmp_path / "run"),
+        timeout=300,
     )
     rank0, rank1 = (torch.load(tmp_path / f"rank{rank}.pt") for rank in (0, 1))
     assert rank0["num_processes"] == rank1["num_processes"] == 2
@@ -365,7 +374,11 @@ def test_stage2_exact_resume_inside_a_later_epoch_with_uneven_accumulation(
     resumed = [*arguments, "--output_dir", str(tmp_path / "resumed")]
     run_killed_after_checkpoint(train_vitok.main, resumed, 4, monkeypatch)
     train_vitok.main([*resumed, "--resume_from_checkpoint", "latest"])
-    for name in ("diffusion_pytorch_model.safetensors", "checkpoint-7/ema.safetensors", "checkpoint-7/model_1.safetensors"):
+    for name in (
+        "diffusion_pytorch_model.safetensors",
+        "checkpoint-7/ema.safetensors",
+        "checkpoint-7/model_1.safetensors",
+    ):
         expected, actual = load_file(tmp_path / "straight" / name), load_file(tmp_path / "resumed" / name)
         assert expected.keys() == actual.keys()
         for key in expected:
@@ -375,7 +388,9 @@ def test_stage2_exact_resume_inside_a_later_epoch_with_uneven_accumulation(
 def test_torchscript_networks_need_explicit_consent(tmp_path):
     feature_network = tmp_path / "features.pt"
     torch.jit.script(ChannelStatistics()).save(str(feature_network))
-    args = train_vitok.parse_args([*TINY_IMAGE_RUN, "--output_dir", str(tmp_path), "--fid_feature_extractor", str(feature_network)])
+    args = train_vitok.parse_args(
+        [*TINY_IMAGE_RUN, "--output_dir", str(tmp_path), "--fid_feature_extractor", str(feature_network)]
+    )
     with pytest.raises(ValueError, match="trust_torchscript_code: loading the TorchScript network .* runs the code"):
         train_vitok.build_frechet_metrics(args, torch.device("cpu"))
     args.trust_torchscript_code = True

@@ -51,9 +51,7 @@ def test_lpips_matches_torchmetrics_reference(lpips_weights_folder, monkeypatch)
     lpips = LPIPS.from_pretrained(lpips_weights_folder)
     # torchmetrics' LPIPS takes its VGG16 trunk from torchvision (unavailable here): hand it ours, so the
     # comparison checks everything else (scaling layer, taps, channel normalisation, linear layers, averaging).
-    monkeypatch.setattr(
-        torchmetrics_lpips, "_get_tv_model_features", lambda net, pretrained: lpips.backbone.features
-    )
+    monkeypatch.setattr(torchmetrics_lpips, "_get_tv_model_features", lambda net, pretrained: lpips.backbone.features)
     reference = torchmetrics_lpips._LPIPS(
         pretrained=True, net="vgg", pnet_rand=True, model_path=str(LPIPS_LINEAR_WEIGHTS)
     )

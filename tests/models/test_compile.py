@@ -32,8 +32,14 @@ def compiled(module: torch.nn.Module):
 def tiny_cct() -> CCTForImageClassification:
     torch.manual_seed(0)
     config = CCTConfig(
-        image_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        num_conv_layers=2, conv_intermediate_channels=8, num_labels=3,
+        image_size=16,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_conv_layers=2,
+        conv_intermediate_channels=8,
+        num_labels=3,
     )
     return CCTForImageClassification(config).eval()
 
@@ -41,8 +47,15 @@ def tiny_cct() -> CCTForImageClassification:
 def tiny_text_cct() -> TextCCTForSequenceClassification:
     torch.manual_seed(0)
     config = TextCCTConfig(
-        vocab_size=50, word_embedding_dim=12, max_position_embeddings=16, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, conv_kernel_size=2, num_labels=3,
+        vocab_size=50,
+        word_embedding_dim=12,
+        max_position_embeddings=16,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_kernel_size=2,
+        num_labels=3,
     )
     return TextCCTForSequenceClassification(config).eval()
 
@@ -92,8 +105,15 @@ def test_text_cct_with_padding_mask_compiles_whole():
 def test_vitok_encode_and_decode_compile_whole():
     torch.manual_seed(0)
     vae = AutoencoderViTok(
-        latent_channels=4, patch_size=4, encoder_width=32, encoder_depth=1, encoder_heads=2, decoder_width=32,
-        decoder_depth=1, decoder_heads=2, sample_size=16,
+        latent_channels=4,
+        patch_size=4,
+        encoder_width=32,
+        encoder_depth=1,
+        encoder_heads=2,
+        decoder_width=32,
+        decoder_depth=1,
+        decoder_heads=2,
+        sample_size=16,
     ).eval()
     pixels = torch.rand(2, 3, 16, 16) * 2 - 1
     encode = compiled(lambda sample: vae.encode(sample).latent_dist.mean)
@@ -106,8 +126,14 @@ def test_vitok_encode_and_decode_compile_whole():
 def test_dit_3d_transformer_compiles_whole():
     torch.manual_seed(1)
     transformer = DiTTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=8, in_channels=4, num_layers=1, sample_size=2, sample_frames=2,
-        patch_size=1, num_embeds_ada_norm=3,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=4,
+        num_layers=1,
+        sample_size=2,
+        sample_frames=2,
+        patch_size=1,
+        num_embeds_ada_norm=3,
     ).eval()
     for parameter in transformer.parameters():  # leave the adaLN-Zero init, whose output is exactly zero
         torch.nn.init.normal_(parameter, std=0.05)

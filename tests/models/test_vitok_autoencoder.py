@@ -202,9 +202,7 @@ def test_dit_pipeline_generates_and_reloads_identically(tmp_path):
     pipe = tiny_dit_pipeline(tiny_vitok())
     images = pipe([1, 2], num_inference_steps=2, guidance_scale=1.5, output_type="np").images
     assert images.shape == (2, 16, 16, 3) and images.min() >= 0 and images.max() <= 1
-    images = pipe(
-        [1, 2], num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="np"
-    ).images
+    images = pipe([1, 2], num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="np").images
     pipe.save_pretrained(tmp_path)
     model_index = json.loads((tmp_path / "model_index.json").read_text())
     assert model_index["vae"] == ["hf_compact.vitok.autoencoder_vitok", "AutoencoderViTok"]

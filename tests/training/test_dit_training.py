@@ -30,8 +30,15 @@ NUM_CLASSES = 3
 def tiny_vitok(**overrides) -> AutoencoderViTok:
     torch.manual_seed(0)
     config = dict(
-        latent_channels=4, patch_size=4, encoder_width=16, encoder_depth=1, encoder_heads=2, decoder_width=16,
-        decoder_depth=1, decoder_heads=2, sample_size=16,
+        latent_channels=4,
+        patch_size=4,
+        encoder_width=16,
+        encoder_depth=1,
+        encoder_heads=2,
+        decoder_width=16,
+        decoder_depth=1,
+        decoder_heads=2,
+        sample_size=16,
     )
     return AutoencoderViTok(**{**config, **overrides})
 
@@ -70,12 +77,31 @@ def image_dir(tmp_path_factory) -> Path:
 
 
 def run_training(vae_dir: Path, image_dir: Path, output_dir: Path, *extra: str) -> dict:
-    return train_dit.main([
-        "--vae_name_or_path", str(vae_dir), "--train_dir", str(image_dir), "--output_dir", str(output_dir),
-        "--latent_cache_dir", str(output_dir.parent / "latent_cache"), "--num_layers", "1",
-        "--num_attention_heads", "2", "--attention_head_dim", "8", "--per_device_train_batch_size", "8",
-        "--learning_rate", "3e-3", "--seed", "0", *extra,
-    ])
+    return train_dit.main(
+        [
+            "--vae_name_or_path",
+            str(vae_dir),
+            "--train_dir",
+            str(image_dir),
+            "--output_dir",
+            str(output_dir),
+            "--latent_cache_dir",
+            str(output_dir.parent / "latent_cache"),
+            "--num_layers",
+            "1",
+            "--num_attention_heads",
+            "2",
+            "--attention_head_dim",
+            "8",
+            "--per_device_train_batch_size",
+            "8",
+            "--learning_rate",
+            "3e-3",
+            "--seed",
+            "0",
+            *extra,
+        ]
+    )
 
 
 # ------------------------------------------------------------------------------------------------ latent cache
@@ -86,7 +112,9 @@ def test_latent_cache_is_reused_and_invalidated_by_the_autoencoder(tmp_path, mon
     encode_calls = []
     original_encode = AutoencoderViTok.encode
     monkeypatch.setattr(
-        AutoencoderViTok, "encode", lambda self, x, **kw: encode_calls.append(len(x)) or original_encode(self, x, **kw)
+        AutoencoderViTok,
+        "encode",
+        lambda self, x, **kw: encode_calls.append(len(x)) or original_encode(self, x, **kw),
     )
     cache = build_latent_cache(vae, dataset, tmp_path, batch_size=4, shard_size=4, show_progress=False)
     assert sum(encode_calls) == 6 and len(cache) == 6 and cache.latent_shape == (4, 4, 4)
@@ -146,9 +174,13 @@ def test_diffusion_loss_terms():
     noise, timesteps = torch.randn_like(latents), torch.tensor([3, 50, 400, 900])
     noisy = scheduler.add_noise(latents, noise, timesteps)
     # Exact noise and the posterior variance (v = -1): MSE and every KL term vanish.
-    perfect = diffusion_loss(scheduler, torch.cat([noise, -torch.ones_like(noise)], 1), latents, noise, noisy, timesteps)
+    perfect = diffusion_loss(
+        scheduler, torch.cat([noise, -torch.ones_like(noise)], 1), latents, noise, noisy, timesteps
+    )
     assert perfect["mse"] == 0 and perfect["vlb"].abs() < 1e-5
-    wrong_variance = diffusion_loss(scheduler, torch.cat([noise, torch.ones_like(noise)], 1), latents, noise, noisy, timesteps)
+    wrong_variance = diffusion_loss(
+        scheduler, torch.cat([noise, torch.ones_like(noise)], 1), latents, noise, noisy, timesteps
+    )
     assert wrong_variance["vlb"] > 1e-3 and wrong_variance["loss"] == wrong_variance["vlb"]
     fixed = diffusion_loss(scheduler, noise + 1, latents, noise, noisy, timesteps)  # c channels: MSE only
     assert math.isclose(fixed["loss"].item(), 1.0, rel_tol=1e-6) and fixed["vlb"] == 0
@@ -179,8 +211,19 @@ def test_min_snr_weighting_caps_the_weight_of_nearly_clean_steps():
 
 
 def test_train_dit_learns_and_saves_a_loadable_pipeline(vae_dir, image_dir, tmp_path):
-    results = run_training(vae_dir, image_dir, tmp_path / "run", "--max_train_steps", "40", "--sample_steps", "40",
-                           "--samples_per_class", "2", "--num_inference_steps", "2")
+    results = run_training(
+        vae_dir,
+        image_dir,
+        tmp_path / "run",
+        "--max_train_steps",
+        "40",
+        "--sample_steps",
+        "40",
+        "--samples_per_class",
+        "2",
+        "--num_inference_steps",
+        "2",
+    )
     assert results["step"] == 40 and results["final_loss"] < 0.7 * results["initial_loss"]
     assert (tmp_path / "run" / "samples" / "final.png").is_file()
 
@@ -209,14 +252,37 @@ def test_train_dit_resume_matches_a_straight_run(vae_dir, image_dir, tmp_path):
 @pytest.mark.slow
 def test_train_dit_on_two_processes_keeps_replicas_equal(vae_dir, image_dir, tmp_path):
     """``torchrun --nproc_per_node 2``: gloo on CPU, gradients all-reduced, replicas identical at the end."""
-    repository = Path(__file__).resolve().parents[1]
+    repository = Path(__file__).resolve().parents[2]
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repository), "HF_HUB_OFFLINE": "1"}
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-        str(repository / "training" / "train_dit.py"), "--vae_name_or_path", str(vae_dir), "--train_dir", str(image_dir),
-        "--output_dir", str(tmp_path / "run"), "--latent_cache_dir", str(tmp_path / "cache"), "--num_layers", "1",
-        "--num_attention_heads", "2", "--attention_head_dim", "8", "--per_device_train_batch_size", "4",
-        "--max_train_steps", "3", "--learning_rate", "3e-3",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        str(repository / "training" / "train_dit.py"),
+        "--vae_name_or_path",
+        str(vae_dir),
+        "--train_dir",
+        str(image_dir),
+        "--output_dir",
+        str(tmp_path / "run"),
+        "--latent_cache_dir",
+        str(tmp_path / "cache"),
+        "--num_layers",
+        "1",
+        "--num_attention_heads",
+        "2",
+        "--attention_head_dim",
+        "8",
+        "--per_device_train_batch_size",
+        "4",
+        "--max_train_steps",
+        "3",
+        "--learning_rate",
+        "3e-3",
     ]
     completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=240)
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -231,12 +297,28 @@ def test_train_dit_on_video_latents(tmp_path):
     (tmp_path / "vae").mkdir()
     tiny_vitok(tubelet_size=2).save_pretrained(tmp_path / "vae")
     DatasetDict(train=clips).save_to_disk(tmp_path / "clip_splits")
-    results = train_dit.main([
-        "--vae_name_or_path", str(tmp_path / "vae"), "--dataset_name", str(tmp_path / "clip_splits"),
-        "--output_dir", str(tmp_path / "run"), "--latent_cache_dir", str(tmp_path / "cache"), "--num_layers", "1",
-        "--num_attention_heads", "2", "--attention_head_dim", "8", "--per_device_train_batch_size", "4",
-        "--max_train_steps", "3",
-    ])
+    results = train_dit.main(
+        [
+            "--vae_name_or_path",
+            str(tmp_path / "vae"),
+            "--dataset_name",
+            str(tmp_path / "clip_splits"),
+            "--output_dir",
+            str(tmp_path / "run"),
+            "--latent_cache_dir",
+            str(tmp_path / "cache"),
+            "--num_layers",
+            "1",
+            "--num_attention_heads",
+            "2",
+            "--attention_head_dim",
+            "8",
+            "--per_device_train_batch_size",
+            "4",
+            "--max_train_steps",
+            "3",
+        ]
+    )
     assert results["step"] == 3
     pipeline = DiffusionPipeline.from_pretrained(tmp_path / "run")
     assert type(pipeline) is DiTVideoPipeline
@@ -262,7 +344,9 @@ from run_engine_checks import (  # noqa: E402
 )
 
 
-def test_train_dit_hub_token_reaches_no_file_upload_tracker_or_log(vae_dir, image_dir, tmp_path, monkeypatch, caplog, capfd):
+def test_train_dit_hub_token_reaches_no_file_upload_tracker_or_log(
+    vae_dir, image_dir, tmp_path, monkeypatch, caplog, capfd
+):
     import logging
 
     caplog.set_level(logging.DEBUG)
@@ -274,16 +358,16 @@ def test_train_dit_hub_token_reaches_no_file_upload_tracker_or_log(vae_dir, imag
     assert "transformer/diffusion_pytorch_model.safetensors" in captured["files"]
 
 
-def test_train_dit_exact_resume_inside_a_later_epoch_with_uneven_accumulation(vae_dir, image_dir, tmp_path, monkeypatch):
+def test_train_dit_exact_resume_inside_a_later_epoch_with_uneven_accumulation(
+    vae_dir, image_dir, tmp_path, monkeypatch
+):
     """3 batches per epoch, accumulation 2: 2 updates per epoch (2 batches, then 1). Killed after checkpoint-3
     (epoch 1, one update into it), the resumed run ends with the straight run's EMA weights and EMA state."""
     extra = ["--gradient_accumulation_steps", "2", "--max_train_steps", "5", "--checkpointing_steps", "3",
              "--ema_decay", "0.5"]  # fmt: skip
     run_training(vae_dir, image_dir, tmp_path / "straight", *extra)
     resumed = tmp_path / "resumed"
-    run_killed_after_checkpoint(
-        lambda argv: run_training(vae_dir, image_dir, resumed, *argv), extra, 3, monkeypatch
-    )
+    run_killed_after_checkpoint(lambda argv: run_training(vae_dir, image_dir, resumed, *argv), extra, 3, monkeypatch)
     run_training(vae_dir, image_dir, resumed, *extra, "--resume_from_checkpoint", "latest")
     for name in ("transformer/diffusion_pytorch_model.safetensors", "checkpoint-5/ema.safetensors",
                  "checkpoint-5/model.safetensors"):  # fmt: skip

@@ -24,8 +24,11 @@ def test_registry_holds_the_saved_classes_of_the_package():
 
 def test_library_fallback_and_unknown_names():
     assert resolve_class("AutoencoderKL", "name", diffusers) is diffusers.AutoencoderKL
-    with pytest.raises(ValueError, match=r"^--vae: expected one of \['AutoencoderViTok', .*'TextCCTModel'\] or a "
-                       r"class of diffusers, got 'AutoencoderXYZ'\.$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^--vae: expected one of \['AutoencoderViTok', .*'TextCCTModel'\] or a "
+        r"class of diffusers, got 'AutoencoderXYZ'\.$",
+    ):
         resolve_class("AutoencoderXYZ", "--vae", diffusers)
     with pytest.raises(ValueError, match=r"expected one of \[.*\], got 'AutoencoderKL'\.$"):
         resolve_class("AutoencoderKL", "name")  # not this package's, and no fallback

@@ -81,7 +81,9 @@ class RecordingHub(HfApi):
         if self.fail_at == "upload_folder":
             raise ConnectionError("connection reset during upload")
         folder = Path(kwargs["folder_path"])
-        self.uploaded = {path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+        self.uploaded = {
+            path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.rglob("*") if path.is_file()
+        }
         url = f"https://huggingface.co/{kwargs['repo_id']}/commit/{'0' * 40}"
         return CommitInfo(commit_url=url, commit_message=kwargs["commit_message"], commit_description="", oid="0" * 40)
 
@@ -95,17 +97,30 @@ class RecordingHub(HfApi):
 def tiny_cct() -> CCTForImageClassification:
     torch.manual_seed(0)
     config = CCTConfig.from_preset(
-        "cct_2_3x2_32", hidden_size=32, intermediate_size=32, num_hidden_layers=1, image_size=16, id2label=LABELS
+        "cct_2_3x2_32",
+        hidden_size=32,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        image_size=16,
+        id2label=LABELS,
     )
     return CCTForImageClassification(config).eval()
 
 
 def tiny_text_cct():
-    tokenizer = train_word_level_tokenizer(["a good film", "a bad film", "great acting, dull plot"], vocab_size=24, model_max_length=16)
+    tokenizer = train_word_level_tokenizer(
+        ["a good film", "a bad film", "great acting, dull plot"], vocab_size=24, model_max_length=16
+    )
     torch.manual_seed(0)
     config = TextCCTConfig.from_preset(
-        "text_cct_2", vocab_size=len(tokenizer), word_embedding_dim=16, hidden_size=32, intermediate_size=32,
-        num_hidden_layers=1, max_position_embeddings=16, id2label={0: "negative", 1: "positive"},
+        "text_cct_2",
+        vocab_size=len(tokenizer),
+        word_embedding_dim=16,
+        hidden_size=32,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        max_position_embeddings=16,
+        id2label={0: "negative", 1: "positive"},
     )
     return TextCCTForSequenceClassification(config).eval(), tokenizer
 
@@ -113,8 +128,15 @@ def tiny_text_cct():
 def tiny_vitok(**overrides) -> AutoencoderViTok:
     torch.manual_seed(0)
     config = dict(
-        latent_channels=4, patch_size=4, encoder_width=16, encoder_depth=1, encoder_heads=2, decoder_width=16,
-        decoder_depth=1, decoder_heads=2, sample_size=16,
+        latent_channels=4,
+        patch_size=4,
+        encoder_width=16,
+        encoder_depth=1,
+        encoder_heads=2,
+        decoder_width=16,
+        decoder_depth=1,
+        decoder_heads=2,
+        sample_size=16,
     )
     return AutoencoderViTok(**{**config, **overrides}).eval()
 
@@ -124,8 +146,15 @@ def tiny_image_pipeline() -> DiTImagePipeline:
 
     torch.manual_seed(0)
     transformer = DiTTransformer2DModel(
-        num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8, num_layers=1, sample_size=4,
-        patch_size=1, norm_num_groups=1, num_embeds_ada_norm=3,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=4,
+        out_channels=8,
+        num_layers=1,
+        sample_size=4,
+        patch_size=1,
+        norm_num_groups=1,
+        num_embeds_ada_norm=3,
     ).eval()
     return DiTImagePipeline(transformer, tiny_vitok(), DDIMScheduler(), id2label=LABELS)
 
@@ -133,7 +162,12 @@ def tiny_image_pipeline() -> DiTImagePipeline:
 def tiny_video_transformer() -> DiTTransformer3DModel:
     torch.manual_seed(0)
     return DiTTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=8, in_channels=4, num_layers=1, sample_size=2, sample_frames=2,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=4,
+        num_layers=1,
+        sample_size=2,
+        sample_frames=2,
         num_embeds_ada_norm=3,
     ).eval()
 
@@ -166,15 +200,26 @@ def test_cct_card_metadata_and_sections():
     card = ModelCard(str(card))  # what the Hub would parse
 
     data = card.data
-    assert (data.library_name, data.pipeline_tag, data.license) == ("transformers", "image-classification", "apache-2.0")
+    assert (data.library_name, data.pipeline_tag, data.license) == (
+        "transformers",
+        "image-classification",
+        "apache-2.0",
+    )
     assert data.datasets == ["digits"] and data.metrics == ["accuracy"]
     assert {"hf_compact", "cct", "custom_code"} <= set(data.tags)
     results = {(result.metric_name, result.metric_value, result.dataset_type) for result in data.eval_results}
     assert results == {("Top-1 accuracy", 0.9167, "digits"), ("Top-5 accuracy", 0.9931, "digits")}
 
     text = card.text
-    for section in ("## How to use", "## Intended use", "## Architecture", "## Training recipe",
-                    "## Evaluation results", "## Limitations", "## Citation"):
+    for section in (
+        "## How to use",
+        "## Intended use",
+        "## Architecture",
+        "## Training recipe",
+        "## Evaluation results",
+        "## Limitations",
+        "## Citation",
+    ):
         assert section in text
     assert f"| model | {model.num_parameters():,} |" in text
     gmacs = count_macs(lambda: model(torch.zeros(1, 3, 16, 16))).total / 1e9
@@ -203,10 +248,20 @@ def test_render_rejects_objects_of_other_libraries_and_missing_templates(tmp_pat
     ("build", "library_name", "pipeline_tag", "citations", "names"),
     [
         (tiny_vitok, "hf_compact", "image-to-image", ["arXiv:2501.09755"], ["encoder", "decoder"]),
-        (tiny_image_pipeline, "hf_compact", "unconditional-image-generation", ["arXiv:2501.09755", "arXiv:2212.09748"],
-         ["transformer", "autoencoder"]),
-        (lambda: tiny_vitok(tubelet_size=2, sample_size=8), "hf_compact", None, ["arXiv:2501.09755"],
-         ["encoder", "decoder"]),
+        (
+            tiny_image_pipeline,
+            "hf_compact",
+            "unconditional-image-generation",
+            ["arXiv:2501.09755", "arXiv:2212.09748"],
+            ["transformer", "autoencoder"],
+        ),
+        (
+            lambda: tiny_vitok(tubelet_size=2, sample_size=8),
+            "hf_compact",
+            None,
+            ["arXiv:2501.09755"],
+            ["encoder", "decoder"],
+        ),
         (tiny_video_pipeline, "hf_compact", None, ["arXiv:2212.09748"], ["transformer", "autoencoder"]),
         (tiny_video_transformer, "hf_compact", None, ["arXiv:2212.09748"], ["transformer"]),
     ],
@@ -218,7 +273,12 @@ def test_diffusers_family_cards(build, library_name, pipeline_tag, citations, na
     card = ModelCard(str(render_model_card(model, "someone/model", metrics=metrics, dataset="digits")))
     assert (card.data.library_name, card.data.pipeline_tag) == (library_name, pipeline_tag)
     assert all(citation in card.text for citation in citations)
-    components = {"encoder": "encoder", "decoder": "decoder", "transformer": "transformer", "autoencoder": "vae"}
+    components = {
+        "encoder": "encoder",
+        "decoder": "decoder",
+        "transformer": "transformer",
+        "autoencoder": "vae",
+    }
     for name in names:
         component = getattr(model, components[name], model)  # a bare transformer is its own component
         assert f"| {name} | {sum(parameter.numel() for parameter in component.parameters()):,} |" in card.text
@@ -253,14 +313,24 @@ def test_dit_card_snippet_generates_from_the_saved_pipeline(tmp_path, build):
 
 
 CCT_FILES = {
-    "README.md", "config.json", "model.safetensors", "configuration_cct.py", "modeling_cct.py",
-    "image_processing_cct.py", "preprocessor_config.json",
+    "README.md",
+    "config.json",
+    "model.safetensors",
+    "configuration_cct.py",
+    "modeling_cct.py",
+    "image_processing_cct.py",
+    "preprocessor_config.json",
 }
 
 
 PIPELINE_FILES = {
-    "README.md", "model_index.json", "scheduler/scheduler_config.json", "transformer/config.json",
-    "transformer/diffusion_pytorch_model.safetensors", "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
+    "README.md",
+    "model_index.json",
+    "scheduler/scheduler_config.json",
+    "transformer/config.json",
+    "transformer/diffusion_pytorch_model.safetensors",
+    "vae/config.json",
+    "vae/diffusion_pytorch_model.safetensors",
 }
 
 
@@ -268,12 +338,21 @@ def test_push_cct_uploads_weights_code_processor_and_card():
     hub = RecordingHub()
     model = tiny_cct()
     commit = push_to_hub(
-        model, "someone/cct-digits", processor=CCTImageProcessor(size={"height": 16, "width": 16}),
-        training_config=TRAINING_CONFIG, metrics=METRICS, commit_message="Add CCT", private=True, api=hub,
+        model,
+        "someone/cct-digits",
+        processor=CCTImageProcessor(size={"height": 16, "width": 16}),
+        training_config=TRAINING_CONFIG,
+        metrics=METRICS,
+        commit_message="Add CCT",
+        private=True,
+        api=hub,
     )
     assert commit.commit_message == "Add CCT"
     create_repo, upload = hub.calls
-    assert create_repo == ("create_repo", {"repo_id": "someone/cct-digits", "private": True, "exist_ok": True})
+    assert create_repo == (
+        "create_repo",
+        {"repo_id": "someone/cct-digits", "private": True, "exist_ok": True},
+    )
     assert upload[1]["repo_id"] == "someone/cct-digits" and upload[1]["commit_message"] == "Add CCT"
     assert set(hub.uploaded) == CCT_FILES | {"training_config.json"}
     config = json.loads(hub.uploaded["config.json"])
@@ -299,7 +378,10 @@ def test_push_a_backbone_as_a_feature_extractor(tmp_path, monkeypatch, modality)
         inputs = {"pixel_values": torch.randn(2, 3, 16, 16)}
     else:
         backbone, pipeline_tag = TextCCTModel(tiny_text_cct()[0].config).eval(), "feature-extraction"
-        inputs = {"input_ids": torch.tensor([[2, 3, 4], [5, 6, 1]]), "attention_mask": torch.tensor([[1, 1, 1], [1, 1, 0]])}
+        inputs = {
+            "input_ids": torch.tensor([[2, 3, 4], [5, 6, 1]]),
+            "attention_mask": torch.tensor([[1, 1, 1], [1, 1, 0]]),
+        }
     push_to_hub(backbone, "someone/backbone", local_dir=tmp_path / "staged", api=hub)
     auto_map = json.loads(hub.uploaded["config.json"])["auto_map"]
     assert auto_map["AutoModel"] == f"{type(backbone).__module__.rpartition('.')[2]}.{type(backbone).__name__}"
@@ -326,8 +408,15 @@ def test_push_text_cct_uploads_the_code_it_imports_and_the_tokenizer():
     model, tokenizer = tiny_text_cct()
     push_to_hub(model, "someone/text-cct", processor=tokenizer, api=hub)
     assert set(hub.uploaded) == {
-        "README.md", "config.json", "model.safetensors", "configuration_text_cct.py", "modeling_text_cct.py",
-        "configuration_cct.py", "modeling_cct.py", "tokenizer.json", "tokenizer_config.json",
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "configuration_text_cct.py",
+        "modeling_text_cct.py",
+        "configuration_cct.py",
+        "modeling_cct.py",
+        "tokenizer.json",
+        "tokenizer_config.json",
     }
     assert json.loads(hub.uploaded["config.json"])["auto_map"]["AutoModelForSequenceClassification"] == (
         "modeling_text_cct.TextCCTForSequenceClassification"
@@ -390,7 +479,7 @@ def test_push_a_training_output_folder_uses_its_results_and_config(tmp_path):
 
 def test_push_the_output_folder_of_a_real_training_run(tmp_path, monkeypatch):
     """`training/train_cct.py` (2 updates of a tiny CCT on the digits) -> push its --output_dir."""
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "training"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "training"))
     import train_cct
 
     output_dir = tmp_path / "cct-digits"
@@ -421,7 +510,13 @@ def test_push_a_saved_pipeline_folder(tmp_path):
 def test_failed_push_keeps_every_file_and_says_what_failed(tmp_path, step):
     staging = tmp_path / "staging"
     with pytest.raises(PushToHubError) as error:
-        push_to_hub(tiny_cct(), "someone/cct", processor=CCTImageProcessor(), local_dir=staging, api=RecordingHub(step))
+        push_to_hub(
+            tiny_cct(),
+            "someone/cct",
+            processor=CCTImageProcessor(),
+            local_dir=staging,
+            api=RecordingHub(step),
+        )
     message = str(error.value)
     assert ("creating the repository" if step == "create_repo" else "uploading 7 files") in message
     assert "ConnectionError" in message and str(staging) in message
@@ -437,7 +532,9 @@ def test_failed_push_keeps_the_temporary_folder():
     with pytest.raises(PushToHubError) as error:
         push_to_hub(tiny_vitok(), "someone/vitok", api=RecordingHub("upload_folder"))
     assert sorted(path.name for path in error.value.folder.iterdir()) == [
-        "README.md", "config.json", "diffusion_pytorch_model.safetensors",
+        "README.md",
+        "config.json",
+        "diffusion_pytorch_model.safetensors",
     ]
 
 
@@ -521,7 +618,9 @@ def test_pushed_transformers_models_load_with_trust_remote_code_without_hf_compa
     save_for_hub(image_model, tmp_path / "cct", "cct", processor=processor)
     text_model, tokenizer = tiny_text_cct()
     save_for_hub(text_model, tmp_path / "text_cct", "text_cct", processor=tokenizer)
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(tmp_path / "image.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(
+        tmp_path / "image.png"
+    )
     pixel_values = torch.randn(1, 3, 16, 16)
     with torch.no_grad():
         expected = {
@@ -533,7 +632,12 @@ def test_pushed_transformers_models_load_with_trust_remote_code_without_hf_compa
 
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
-        [sys.executable, "-I", "-c", REMOTE_USER], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-I", "-c", REMOTE_USER],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     outputs = json.loads(result.stdout.strip().splitlines()[-1])

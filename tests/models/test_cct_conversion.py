@@ -12,7 +12,7 @@ from hf_compact import CCTConfig, CCTForImageClassification, CCTImageProcessor
 from hf_compact.cct.convert_cct_original import convert_state_dict, main
 from hf_compact.cct.image_processing_cct import CIFAR10_MEAN, CIFAR10_STD
 
-DATA = Path(__file__).parent / "data" / "cct"
+DATA = Path(__file__).parents[1] / "data" / "cct"
 CASES = json.loads((DATA / "cases.json").read_text())
 _CUSTOM = CASES["cct_2_3x1_32_custom"]["kwargs"]
 
@@ -116,18 +116,12 @@ def test_cli_writes_folder_that_auto_classes_and_pipeline_load(tmp_path, monkeyp
     model = AutoModelForImageClassification.from_pretrained(output).eval()
     reference = load_file(DATA / "cct_2_3x2_32.io.safetensors")
     with torch.no_grad():
-        torch.testing.assert_close(
-            model(reference["pixel_values"]).logits, reference["logits"], rtol=1e-5, atol=1e-5
-        )
+        torch.testing.assert_close(model(reference["pixel_values"]).logits, reference["logits"], rtol=1e-5, atol=1e-5)
     processor = CCTImageProcessor.from_pretrained(output)
-    assert processor.image_mean == pytest.approx(CIFAR10_MEAN) and processor.image_std == pytest.approx(
-        CIFAR10_STD
-    )
+    assert processor.image_mean == pytest.approx(CIFAR10_MEAN) and processor.image_std == pytest.approx(CIFAR10_STD)
 
     classifier = pipeline("image-classification", model=str(output))
-    predictions = classifier(
-        reference["pixel_values"][0].permute(1, 2, 0).clamp(0, 1).mul(255).byte().numpy()
-    )
+    predictions = classifier(reference["pixel_values"][0].permute(1, 2, 0).clamp(0, 1).mul(255).byte().numpy())
     assert {prediction["label"] for prediction in predictions} <= set(model.config.id2label.values())
 
 
@@ -156,9 +150,7 @@ def test_cli_with_other_class_count_keeps_encoder_and_resets_head(tmp_path):
     reference.load_state_dict(convert_state_dict(official, config))
     pixel_values = load_file(DATA / "cct_2_3x2_32.io.safetensors")["pixel_values"]
     with torch.no_grad():
-        torch.testing.assert_close(
-            model.cct(pixel_values).pooler_output, reference.cct(pixel_values).pooler_output
-        )
+        torch.testing.assert_close(model.cct(pixel_values).pooler_output, reference.cct(pixel_values).pooler_output)
     assert model.classifier.weight.shape == (5, 128)
     assert not torch.equal(model.classifier.weight[:5], official["classifier.fc.weight"][:5])
 

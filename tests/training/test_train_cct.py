@@ -15,7 +15,7 @@ from hf_compact.training_utils.schedules import (
     get_cosine_schedule_with_warmup_and_cooldown,
 )
 
-TRAINING_DIR = Path(__file__).resolve().parents[1] / "training"
+TRAINING_DIR = Path(__file__).resolve().parents[2] / "training"
 
 import finetune_cct_trainer  # noqa: E402
 import train_cct  # noqa: E402
@@ -58,7 +58,12 @@ def test_scheduler_scales_every_param_group():
     weights = [torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))]
     optimizer = torch.optim.SGD([{"params": weights[:1], "lr": 1e-3}, {"params": weights[1:], "lr": 2e-3}])
     scheduler = get_cosine_schedule_with_warmup_and_cooldown(
-        optimizer, num_warmup_steps=2, num_training_steps=6, num_cooldown_steps=2, warmup_start_lr=0.0, min_lr=1e-4
+        optimizer,
+        num_warmup_steps=2,
+        num_training_steps=6,
+        num_cooldown_steps=2,
+        warmup_start_lr=0.0,
+        min_lr=1e-4,
     )
     seen = []
     for _ in range(6):
@@ -94,15 +99,47 @@ RECIPES = [
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=[recipe[0] for recipe in RECIPES])
 def test_recipe_files_hold_the_official_numbers(recipe):
-    name, preset, lr, min_lr, warmup_lr, weight_decay, epochs, warmup, batch, crop_pct, scale, erasing, mix_off = recipe
+    (
+        name,
+        preset,
+        lr,
+        min_lr,
+        warmup_lr,
+        weight_decay,
+        epochs,
+        warmup,
+        batch,
+        crop_pct,
+        scale,
+        erasing,
+        mix_off,
+    ) = recipe
     args = train_cct.parse_args(["--config", str(TRAINING_DIR / "configs" / f"{name}.yaml")])
     assert args.preset == preset
-    assert (args.learning_rate, args.min_lr, args.warmup_lr, args.weight_decay) == (lr, min_lr, warmup_lr, weight_decay)
+    assert (args.learning_rate, args.min_lr, args.warmup_lr, args.weight_decay) == (
+        lr,
+        min_lr,
+        warmup_lr,
+        weight_decay,
+    )
     assert (args.num_train_epochs, args.warmup_epochs, args.cooldown_epochs) == (epochs, warmup, 10)
-    assert (args.per_device_train_batch_size, args.crop_pct, list(args.crop_scale)) == (batch, crop_pct, scale)
+    assert (args.per_device_train_batch_size, args.crop_pct, list(args.crop_scale)) == (
+        batch,
+        crop_pct,
+        scale,
+    )
     assert (args.random_erasing_prob, args.mixup_off_epoch) == (erasing, mix_off)
-    assert (args.mixup_alpha, args.cutmix_alpha, args.mixup_switch_prob, args.label_smoothing) == (0.8, 1.0, 0.5, 0.1)
-    assert (args.randaugment_num_ops, args.randaugment_magnitude, args.randaugment_magnitude_std) == (2, 9, 0.5)
+    assert (args.mixup_alpha, args.cutmix_alpha, args.mixup_switch_prob, args.label_smoothing) == (
+        0.8,
+        1.0,
+        0.5,
+        0.1,
+    )
+    assert (args.randaugment_num_ops, args.randaugment_magnitude, args.randaugment_magnitude_std) == (
+        2,
+        9,
+        0.5,
+    )
     if preset is None:
         assert args.image_size == 384 and args.model_name_or_path
 
@@ -193,7 +230,15 @@ def test_kill_and_resume_reaches_the_same_weights(tmp_path, monkeypatch):
     monkeypatch.setattr(run_module, "save_checkpoint", save_checkpoint)
     assert sorted(path.name for path in resumed_dir.glob("checkpoint-*")) == ["checkpoint-2"]
     resumed = train_cct.main(
-        [*run, "--output_dir", str(resumed_dir), "--checkpointing_steps", "2", "--resume_from_checkpoint", "latest"]
+        [
+            *run,
+            "--output_dir",
+            str(resumed_dir),
+            "--checkpointing_steps",
+            "2",
+            "--resume_from_checkpoint",
+            "latest",
+        ]
     )
 
     assert resumed["train_losses"] == pytest.approx(straight["train_losses"][2:], abs=1e-6)
@@ -352,7 +397,15 @@ def test_planted_pickle_in_a_checkpoint_is_refused_and_never_runs(tmp_path):
 
 def test_a_finished_run_is_never_overwritten_silently(tmp_path):
     output_dir = tmp_path / "run"
-    run = [*QUICK_RUN, "--max_train_steps", "4", "--checkpointing_steps", "2", "--output_dir", str(output_dir)]
+    run = [
+        *QUICK_RUN,
+        "--max_train_steps",
+        "4",
+        "--checkpointing_steps",
+        "2",
+        "--output_dir",
+        str(output_dir),
+    ]
     train_cct.main(run)
     before = (output_dir / "model.safetensors").read_bytes()
     with pytest.raises(ValueError, match="--output_dir: .* already holds a run .*--overwrite_output_dir"):

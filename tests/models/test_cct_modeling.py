@@ -224,9 +224,7 @@ def test_trainer_reduces_loss(tmp_path):
     model = CCTForImageClassification(deterministic_config(num_labels=2))
     generator = np.random.default_rng(0)
     labels = np.arange(32) % 2
-    pixel_values = (
-        generator.normal(size=(32, 3, 16, 16)).astype(np.float32) + 2 * labels[:, None, None, None] - 1
-    )
+    pixel_values = generator.normal(size=(32, 3, 16, 16)).astype(np.float32) + 2 * labels[:, None, None, None] - 1
     dataset = Dataset.from_dict({"pixel_values": pixel_values, "label": labels}).with_format("torch")
     arguments = TrainingArguments(
         output_dir=str(tmp_path),
@@ -487,9 +485,7 @@ def test_wrong_rank_raises():
 
 
 def test_integer_pixel_values_raise():
-    with pytest.raises(
-        ValueError, match="`pixel_values` must be a floating-point tensor, got dtype torch.uint8"
-    ):
+    with pytest.raises(ValueError, match="`pixel_values` must be a floating-point tensor, got dtype torch.uint8"):
         tiny_model()(torch.zeros(2, 3, 16, 16, dtype=torch.uint8))
 
 
@@ -524,12 +520,16 @@ def test_numpy_pixel_values_raise_type_error():
 
 
 def test_labels_of_another_batch_size_raise():
-    with pytest.raises(ValueError, match=r"`labels` must have one entry per sample \(batch size 2\), got shape \(3,\)"):
+    with pytest.raises(
+        ValueError, match=r"`labels` must have one entry per sample \(batch size 2\), got shape \(3,\)"
+    ):
         tiny_model()(images(), labels=torch.tensor([0, 1, 2]))
 
 
 def test_float_class_labels_raise():
-    with pytest.raises(ValueError, match=r"`labels` must be int64 class indices of shape \(2,\).*got dtype torch.float32"):
+    with pytest.raises(
+        ValueError, match=r"`labels` must be int64 class indices of shape \(2,\).*got dtype torch.float32"
+    ):
         tiny_model()(images(), labels=torch.tensor([0.0, 1.0]))
     # float multi-hot targets of the right shape are multi-label classification, as in transformers
     loss = tiny_model()(images(), labels=torch.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]])).loss
@@ -602,9 +602,7 @@ def test_image_processor_converts_grayscale_and_normalises():
 
 
 def test_image_processor_statistics_are_configurable(tmp_path):
-    processor = CCTImageProcessor(
-        size={"height": 24, "width": 24}, image_mean=[0.5] * 3, image_std=[0.25] * 3
-    )
+    processor = CCTImageProcessor(size={"height": 24, "width": 24}, image_mean=[0.5] * 3, image_std=[0.25] * 3)
     processor.save_pretrained(tmp_path)
     reloaded = CCTImageProcessor.from_pretrained(tmp_path)
 

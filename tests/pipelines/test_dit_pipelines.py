@@ -23,16 +23,28 @@ NUM_CLASSES = 5
 def tiny_image_vae(latent_channels: int = 4) -> AutoencoderKL:
     torch.manual_seed(0)
     return AutoencoderKL(
-        block_out_channels=(8, 8), down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-        latent_channels=latent_channels, norm_num_groups=8, layers_per_block=1, sample_size=8,
+        block_out_channels=(8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        latent_channels=latent_channels,
+        norm_num_groups=8,
+        layers_per_block=1,
+        sample_size=8,
     )
 
 
 def tiny_transformer_2d(num_classes: int = NUM_CLASSES) -> DiTTransformer2DModel:
     torch.manual_seed(1)
     transformer = DiTTransformer2DModel(
-        num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8, num_layers=1, sample_size=4,
-        patch_size=1, norm_num_groups=1, num_embeds_ada_norm=num_classes,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=4,
+        out_channels=8,
+        num_layers=1,
+        sample_size=4,
+        patch_size=1,
+        norm_num_groups=1,
+        num_embeds_ada_norm=num_classes,
     )
     randomize(transformer)
     return transformer.eval()  # train() mode would drop labels at random (diffusers' LabelEmbedding)
@@ -49,16 +61,30 @@ def randomize(model: torch.nn.Module) -> None:
 def tiny_video_vae() -> AutoencoderViTok:
     torch.manual_seed(0)
     return AutoencoderViTok(
-        latent_channels=4, patch_size=4, tubelet_size=2, encoder_width=16, encoder_depth=1, encoder_heads=2,
-        decoder_width=16, decoder_depth=1, decoder_heads=2, sample_size=8,
+        latent_channels=4,
+        patch_size=4,
+        tubelet_size=2,
+        encoder_width=16,
+        encoder_depth=1,
+        encoder_heads=2,
+        decoder_width=16,
+        decoder_depth=1,
+        decoder_heads=2,
+        sample_size=8,
     )
 
 
 def tiny_transformer_3d(num_classes: int = NUM_CLASSES, **overrides) -> DiTTransformer3DModel:
     torch.manual_seed(1)
     config = dict(
-        num_attention_heads=2, attention_head_dim=8, in_channels=4, num_layers=1, sample_size=2, sample_frames=2,
-        patch_size=1, num_embeds_ada_norm=num_classes,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=4,
+        num_layers=1,
+        sample_size=2,
+        sample_frames=2,
+        patch_size=1,
+        num_embeds_ada_norm=num_classes,
     )
     transformer = DiTTransformer3DModel(**{**config, **overrides})
     randomize(transformer)
@@ -68,7 +94,10 @@ def tiny_transformer_3d(num_classes: int = NUM_CLASSES, **overrides) -> DiTTrans
 @pytest.fixture(scope="module")
 def image_pipeline() -> DiTImagePipeline:
     pipeline = DiTImagePipeline(
-        tiny_transformer_2d(), tiny_image_vae(), DDIMScheduler(), id2label={i: f"class {i}" for i in range(NUM_CLASSES)}
+        tiny_transformer_2d(),
+        tiny_image_vae(),
+        DDIMScheduler(),
+        id2label={i: f"class {i}" for i in range(NUM_CLASSES)},
     )
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
@@ -82,7 +111,13 @@ def video_pipeline() -> DiTVideoPipeline:
 
 
 def generate(pipeline, seed: int = 0, **kwargs):
-    kwargs = {"class_labels": [0, 4], "guidance_scale": 3.0, "num_inference_steps": 2, "output_type": "np", **kwargs}
+    kwargs = {
+        "class_labels": [0, 4],
+        "guidance_scale": 3.0,
+        "num_inference_steps": 2,
+        "output_type": "np",
+        **kwargs,
+    }
     return pipeline(generator=torch.Generator().manual_seed(seed), **kwargs)
 
 
@@ -147,14 +182,22 @@ def test_learned_variance_reaches_a_scheduler_that_uses_it(scheduler, channels_t
     pipeline = DiTImagePipeline(transformer, tiny_image_vae(), scheduler)
     pipeline.set_progress_bar_config(disable=True)
     predictions, model_outputs = [], []
-    transformer.register_forward_hook(lambda module, args, kwargs, output: predictions.append(output.sample), with_kwargs=True)
+    transformer.register_forward_hook(
+        lambda module, args, kwargs, output: predictions.append(output.sample), with_kwargs=True
+    )
     step = scheduler.step
     monkeypatch.setattr(
-        scheduler, "step", lambda model_output, *args, **kwargs: model_outputs.append(model_output) or step(model_output, *args, **kwargs)
+        scheduler,
+        "step",
+        lambda model_output, *args, **kwargs: (
+            model_outputs.append(model_output) or step(model_output, *args, **kwargs)
+        ),
     )
     generate(pipeline, seed=5, class_labels=[0, 4], guidance_scale=3.0, num_inference_steps=2)
 
-    assert len(model_outputs) == 2 and all(output.shape == (2, channels_to_scheduler, 4, 4) for output in model_outputs)
+    assert len(model_outputs) == 2 and all(
+        output.shape == (2, channels_to_scheduler, 4, 4) for output in model_outputs
+    )
     conditional_variance = predictions[0][:2, 4:]  # the transformer sees [conditional; unconditional] batches
     if channels_to_scheduler == 8:
         torch.testing.assert_close(model_outputs[0][:, 4:], conditional_variance)
@@ -209,7 +252,9 @@ def test_transformer_3d_output_shape_learned_sigma_and_patch_layout():
 
 def test_transformer_3d_zero_init_and_gradient_checkpointing():
     fresh = DiTTransformer3DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4, num_layers=2)
-    assert fresh(torch.randn(1, 4, 2, 2, 2), torch.tensor([3]), torch.tensor([1])).sample.abs().max() == 0  # adaLN-Zero
+    assert (
+        fresh(torch.randn(1, 4, 2, 2, 2), torch.tensor([3]), torch.tensor([1])).sample.abs().max() == 0
+    )  # adaLN-Zero
 
     transformer = tiny_transformer_3d(num_layers=2)
     block_calls = [0]

@@ -93,7 +93,9 @@ def test_commit_is_fsynced_then_renamed_and_resaving_never_hides_the_only_copy(t
     accelerator, _, _ = tiny_training_state(tmp_path)
     events = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(os, "fsync", lambda fd: events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))) or real_fsync(fd))
+    monkeypatch.setattr(
+        os, "fsync", lambda fd: events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))) or real_fsync(fd)
+    )
     monkeypatch.setattr(os, "replace", lambda a, b: events.append(("replace", str(a), str(b))) or real_replace(a, b))
     path = save_checkpoint(accelerator, tmp_path, step=5)
     staging = str(tmp_path / ".checkpoint-5.partial")

@@ -31,11 +31,16 @@ from hf_compact.cct import sinusoidal_position_table
 from hf_compact.cct.convert_text_cct_original import config_from_state_dict, convert_state_dict
 from hf_compact.cct.convert_text_cct_original import main as convert_main
 
-DATA = Path(__file__).parent / "data" / "text_cct"
+DATA = Path(__file__).parents[1] / "data" / "text_cct"
 
 # Tiny versions of the four families (word vectors 12 wide, i.e. not the official 300).
 FAMILIES = {
-    "transformer": {"tokenizer_type": "none", "pooling_type": "cls", "hidden_size": 12, "intermediate_size": 24},
+    "transformer": {
+        "tokenizer_type": "none",
+        "pooling_type": "cls",
+        "hidden_size": 12,
+        "intermediate_size": 24,
+    },
     "vit": {"tokenizer_type": "patch", "patch_size": 4, "pooling_type": "cls"},
     "cvt": {"tokenizer_type": "patch", "patch_size": 4, "pooling_type": "seq_pool"},
     "cct_k1": {"tokenizer_type": "conv", "conv_kernel_size": 1},
@@ -140,7 +145,12 @@ def test_presets_cover_every_official_builder_with_its_defaults():
     families = ("transformer", "vit", "cvt", "cct")
     assert set(TEXT_CCT_PRESETS) == {f"text_{family}_{size}" for family in families for size in (2, 4, 6)}
     config = TextCCTConfig.from_preset("text_cct_2", conv_kernel_size=1, num_labels=4)
-    assert (config.conv_kernel_size, config.conv_stride, config.conv_padding, config.num_labels) == (1, 1, 1, 4)
+    assert (config.conv_kernel_size, config.conv_stride, config.conv_padding, config.num_labels) == (
+        1,
+        1,
+        1,
+        4,
+    )
     assert (config.vocab_size, config.word_embedding_dim, config.max_position_embeddings) == (100000, 300, 64)
     assert config.position_embedding_type == "sine" and config.pad_token_id == 1
     assert TextCCTConfig.from_preset("text_cvt_6", id2label={0: "a", 1: "b"}).num_labels == 2
@@ -205,7 +215,10 @@ def test_left_padding_and_masked_words_give_the_outputs_of_right_padding(attn_im
     left_ids, left_mask = torch.full_like(right_ids, 1), torch.zeros_like(right_mask)  # pad_token_id 1
     for row, length in enumerate([24, 10, 5]):
         left_ids[row, 24 - length :], left_mask[row, 24 - length :] = right_ids[row, :length], 1
-    holes_ids, holes_mask = right_ids.clone(), right_mask.clone()  # the 5 words of row 2 at positions 0, 4, ..., 16
+    holes_ids, holes_mask = (
+        right_ids.clone(),
+        right_mask.clone(),
+    )  # the 5 words of row 2 at positions 0, 4, ..., 16
     holes_ids[2], holes_mask[2] = 1, 0
     holes_ids[2, 0:20:4], holes_mask[2, 0:20:4] = right_ids[2, :5], 1
     embed = model.get_input_embeddings()
@@ -243,7 +256,10 @@ def load_reference_case():
 def test_converted_official_model_gives_the_official_logits():
     state_dict, io, case = load_reference_case()
     config = config_from_state_dict(state_dict, "text_cct_2")
-    assert (config.conv_kernel_size, config.num_labels) == (case["kwargs"]["kernel_size"], case["kwargs"]["num_classes"])
+    assert (config.conv_kernel_size, config.num_labels) == (
+        case["kwargs"]["kernel_size"],
+        case["kwargs"]["num_classes"],
+    )
     assert (config.vocab_size, config.position_embedding_type, config.pad_token_id) == (1000, "none", 1)
     model = TextCCTForSequenceClassification(config).eval()
     model.load_state_dict(convert_state_dict(state_dict, config))
@@ -260,8 +276,19 @@ def test_converter_command_line_writes_a_loadable_folder(tmp_path):
     checkpoint = tmp_path / "text_cct2-2_agnews.pth"
     torch.save(state_dict, checkpoint)
     output_dir = convert_main(
-        ["--checkpoint", str(checkpoint), "--preset", "text_cct_2", "--output_dir", str(tmp_path / "hf"),
-         "--labels", "world", "sports", "business", "science"]
+        [
+            "--checkpoint",
+            str(checkpoint),
+            "--preset",
+            "text_cct_2",
+            "--output_dir",
+            str(tmp_path / "hf"),
+            "--labels",
+            "world",
+            "sports",
+            "business",
+            "science",
+        ]
     )
     model = AutoModelForSequenceClassification.from_pretrained(output_dir).eval()
     assert model.config.id2label[1] == "sports"
@@ -290,7 +317,10 @@ def test_converter_reads_official_position_tables():
     learnable_config = config_from_state_dict(
         {**state_dict, "classifier.positional_emb": official_learnable}, "text_cct_2"
     )
-    assert (sine_config.position_embedding_type, learnable_config.position_embedding_type) == ("sine", "learnable")
+    assert (sine_config.position_embedding_type, learnable_config.position_embedding_type) == (
+        "sine",
+        "learnable",
+    )
     converted = convert_state_dict({"classifier.positional_emb": official_learnable}, learnable_config)
     torch.testing.assert_close(converted["text_cct.embeddings.position_embeddings"], official_learnable[:, 1:])
     assert convert_state_dict({"classifier.positional_emb": official_sine}, sine_config) == {}
@@ -331,7 +361,12 @@ def test_register_for_auto_class_copies_self_contained_model_files(tmp_path, mon
     }
     copied = {path.name: path for path in tmp_path.glob("*.py")}
     allowed = {"torch", "transformers", "typing", "collections", "math"}
-    assert set(copied) == {"configuration_text_cct.py", "modeling_text_cct.py", "configuration_cct.py", "modeling_cct.py"}
+    assert set(copied) == {
+        "configuration_text_cct.py",
+        "modeling_text_cct.py",
+        "configuration_cct.py",
+        "modeling_cct.py",
+    }
     for path in copied.values():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
@@ -345,7 +380,9 @@ def test_register_for_auto_class_copies_self_contained_model_files(tmp_path, mon
 def test_pipeline_with_a_trained_word_level_tokenizer(tmp_path):
     tokenizer = train_word_level_tokenizer(TEXTS, model_max_length=24)
     config = tiny_config(
-        "cct_k2", vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+        "cct_k2",
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
         id2label={0: "sports", 1: "business", 2: "science"},
     )
     model = TextCCTForSequenceClassification(config).eval()
@@ -453,20 +490,45 @@ def test_bad_input_raises_clear_errors():
     model = TextCCTForSequenceClassification(tiny_config("vit")).eval()
     ids = torch.randint(2, 50, (2, 8))
     cases = [
-        ({"input_ids": torch.tensor([[3, 50, 4, 5]])}, ValueError, r"`input_ids` must be in \[0, 50\).*got \[50\]"),
+        (
+            {"input_ids": torch.tensor([[3, 50, 4, 5]])},
+            ValueError,
+            r"`input_ids` must be in \[0, 50\).*got \[50\]",
+        ),
         ({"input_ids": torch.tensor([[3, -2, 4, 5]])}, ValueError, r"got \[-2\]"),
-        ({"input_ids": ids.float()}, TypeError, "`input_ids` must be an integer tensor, got dtype torch.float32"),
+        (
+            {"input_ids": ids.float()},
+            TypeError,
+            "`input_ids` must be an integer tensor, got dtype torch.float32",
+        ),
         ({"input_ids": ids[0]}, ValueError, r"shape \(batch_size, num_words\), got shape \(8,\)"),
         ({"input_ids": ids[:, :0]}, ValueError, "empty"),
-        ({"input_ids": ids, "attention_mask": torch.ones(2, 7)}, ValueError,
-         r"`attention_mask` must have shape \(batch_size, num_words\) = \(2, 8\), got shape \(2, 7\)"),
-        ({"input_ids": ids, "attention_mask": torch.tensor([[1] * 8, [0] * 8])}, ValueError, r"Sequences \[1\] are empty"),
-        ({"input_ids": ids, "attention_mask": torch.tensor([[1] * 8, [1] * 3 + [0] * 5])}, ValueError,
-         r"Sequences \[1\] have \[3\] words, fewer than the 4 that the 'patch' tokenizer"),
-        ({"input_ids": torch.randint(2, 50, (1, 25))}, ValueError, "25 words per sequence, more than "
-         "config.max_position_embeddings=24"),
-        ({"inputs_embeds": torch.randn(2, 8, 11)}, ValueError, r"`inputs_embeds` must have shape \(batch_size, "
-         r"num_words, 12\), got shape \(2, 8, 11\)"),
+        (
+            {"input_ids": ids, "attention_mask": torch.ones(2, 7)},
+            ValueError,
+            r"`attention_mask` must have shape \(batch_size, num_words\) = \(2, 8\), got shape \(2, 7\)",
+        ),
+        (
+            {"input_ids": ids, "attention_mask": torch.tensor([[1] * 8, [0] * 8])},
+            ValueError,
+            r"Sequences \[1\] are empty",
+        ),
+        (
+            {"input_ids": ids, "attention_mask": torch.tensor([[1] * 8, [1] * 3 + [0] * 5])},
+            ValueError,
+            r"Sequences \[1\] have \[3\] words, fewer than the 4 that the 'patch' tokenizer",
+        ),
+        (
+            {"input_ids": torch.randint(2, 50, (1, 25))},
+            ValueError,
+            "25 words per sequence, more than config.max_position_embeddings=24",
+        ),
+        (
+            {"inputs_embeds": torch.randn(2, 8, 11)},
+            ValueError,
+            r"`inputs_embeds` must have shape \(batch_size, "
+            r"num_words, 12\), got shape \(2, 8, 11\)",
+        ),
         ({"input_ids": ids, "inputs_embeds": torch.randn(2, 8, 12)}, ValueError, "exactly one of"),
         ({"input_ids": ids, "labels": torch.tensor([0, 3])}, ValueError, r"class indices in \[0, 3\)"),
     ]

@@ -19,12 +19,26 @@ NUM_CLASSES = 3
 def image_pipeline(scheduler) -> DiTImagePipeline:
     torch.manual_seed(0)
     transformer = DiTTransformer2DModel(
-        num_attention_heads=2, attention_head_dim=8, in_channels=LATENT_CHANNELS, out_channels=2 * LATENT_CHANNELS,
-        num_layers=1, sample_size=4, patch_size=1, norm_num_groups=1, num_embeds_ada_norm=NUM_CLASSES,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=LATENT_CHANNELS,
+        out_channels=2 * LATENT_CHANNELS,
+        num_layers=1,
+        sample_size=4,
+        patch_size=1,
+        norm_num_groups=1,
+        num_embeds_ada_norm=NUM_CLASSES,
     ).eval()
     vae = AutoencoderViTok(
-        latent_channels=LATENT_CHANNELS, patch_size=4, encoder_width=16, encoder_depth=1, encoder_heads=2,
-        decoder_width=16, decoder_depth=1, decoder_heads=2, sample_size=16,
+        latent_channels=LATENT_CHANNELS,
+        patch_size=4,
+        encoder_width=16,
+        encoder_depth=1,
+        encoder_heads=2,
+        decoder_width=16,
+        decoder_depth=1,
+        decoder_heads=2,
+        sample_size=16,
     )
     pipeline = DiTImagePipeline(transformer, vae, scheduler)
     pipeline.set_progress_bar_config(disable=True)
@@ -34,12 +48,25 @@ def image_pipeline(scheduler) -> DiTImagePipeline:
 def video_pipeline(scheduler) -> DiTVideoPipeline:
     torch.manual_seed(0)
     transformer = DiTTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=8, in_channels=LATENT_CHANNELS, num_layers=1, sample_size=2,
-        sample_frames=2, num_embeds_ada_norm=NUM_CLASSES,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=LATENT_CHANNELS,
+        num_layers=1,
+        sample_size=2,
+        sample_frames=2,
+        num_embeds_ada_norm=NUM_CLASSES,
     ).eval()
     vae = AutoencoderViTok(
-        latent_channels=LATENT_CHANNELS, patch_size=4, tubelet_size=2, encoder_width=16, encoder_depth=1,
-        encoder_heads=2, decoder_width=16, decoder_depth=1, decoder_heads=2, sample_size=8,
+        latent_channels=LATENT_CHANNELS,
+        patch_size=4,
+        tubelet_size=2,
+        encoder_width=16,
+        encoder_depth=1,
+        encoder_heads=2,
+        decoder_width=16,
+        decoder_depth=1,
+        decoder_heads=2,
+        sample_size=8,
     )
     pipeline = DiTVideoPipeline(transformer, vae, scheduler)
     pipeline.set_progress_bar_config(disable=True)
@@ -52,7 +79,9 @@ def install_oracle(pipeline, clean_latents: torch.Tensor, scheduler: DDPMSchedul
 
     def oracle(hidden_states, timestep, class_labels, return_dict=True):
         abar = alphas_cumprod[timestep.long()].reshape(-1, *([1] * (hidden_states.ndim - 1))).to(hidden_states)
-        clean = clean_latents.repeat(hidden_states.shape[0] // clean_latents.shape[0], *([1] * (clean_latents.ndim - 1)))
+        clean = clean_latents.repeat(
+            hidden_states.shape[0] // clean_latents.shape[0], *([1] * (clean_latents.ndim - 1))
+        )
         noise = (hidden_states - abar.sqrt() * clean) / (1 - abar).sqrt()  # guidance doubles the batch
         return Transformer2DModelOutput(sample=torch.cat([noise, torch.full_like(noise, 0.3)], dim=1))
 
@@ -74,7 +103,11 @@ def record_step_inputs(scheduler) -> list[int]:
 @pytest.mark.parametrize("make_pipeline, grid", [(image_pipeline, (4, 4)), (video_pipeline, (2, 2, 2))])
 @pytest.mark.parametrize(
     "sampler, num_steps, expected_channels",
-    [("dpm-solver++", 25, LATENT_CHANNELS), ("ddim", 25, LATENT_CHANNELS), ("ddpm", 250, 2 * LATENT_CHANNELS)],
+    [
+        ("dpm-solver++", 25, LATENT_CHANNELS),
+        ("ddim", 25, LATENT_CHANNELS),
+        ("ddpm", 250, 2 * LATENT_CHANNELS),
+    ],
 )
 @pytest.mark.parametrize("guidance_scale", [1.0, 4.0])
 def test_samplers_recover_x0_from_an_exact_noise_prediction(
@@ -82,7 +115,11 @@ def test_samplers_recover_x0_from_an_exact_noise_prediction(
 ):
     """With the exact epsilon of a known x_0 every sampler must land on x_0; only DDPM gets the variance half."""
     ddpm = DDPMScheduler(variance_type="learned_range", clip_sample=False)  # as train_dit.py saves it
-    scheduler = {"ddpm": ddpm, "ddim": DDIMScheduler.from_config(ddpm.config), "dpm-solver++": fast_scheduler(ddpm.config)}[sampler]
+    scheduler = {
+        "ddpm": ddpm,
+        "ddim": DDIMScheduler.from_config(ddpm.config),
+        "dpm-solver++": fast_scheduler(ddpm.config),
+    }[sampler]
     pipeline = make_pipeline(scheduler)
     generator = torch.Generator().manual_seed(0)
     clean_latents = torch.randn(2, LATENT_CHANNELS, *grid, generator=generator)

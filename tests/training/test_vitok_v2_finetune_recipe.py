@@ -15,7 +15,7 @@ from hf_compact import AutoencoderViTok
 from hf_compact.data import load_digits_dataset
 from hf_compact.vitok.presets import VITOK_PRESETS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "training"))
 import train_vitok  # noqa: E402
 

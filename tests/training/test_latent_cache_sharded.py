@@ -10,7 +10,7 @@ from launch import run_two_processes
 
 from hf_compact.data.latent_cache import LatentCacheDataset, build_latent_cache
 
-WORKER = Path(__file__).parent / "distributed_workers" / "latent_cache_shards.py"
+WORKER = Path(__file__).parents[1] / "distributed_workers" / "latent_cache_shards.py"
 
 
 @pytest.mark.slow

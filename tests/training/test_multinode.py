@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-TESTS_DIR = Path(__file__).parent
+TESTS_DIR = Path(__file__).parents[1]
 WORKER = TESTS_DIR / "distributed_workers" / "train_cct_rank.py"
 REPO_ROOT = TESTS_DIR.parent
 
@@ -45,10 +45,30 @@ def test_two_nodes_end_with_the_same_parameters(tmp_path):
     }  # fmt: skip
     agents = [
         subprocess.Popen(
-            [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(node_rank),
-             "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", str(port), str(WORKER),
-             str(tmp_path), *TRAIN_CCT_FLAGS, "--output_dir", str(tmp_path / "run")],
-            env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes",
+                "2",
+                "--node_rank",
+                str(node_rank),
+                "--nproc_per_node",
+                "1",
+                "--master_addr",
+                "127.0.0.1",
+                "--master_port",
+                str(port),
+                str(WORKER),
+                str(tmp_path),
+                *TRAIN_CCT_FLAGS,
+                "--output_dir",
+                str(tmp_path / "run"),
+            ],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )  # fmt: skip
         for node_rank in (0, 1)
     ]

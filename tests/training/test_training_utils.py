@@ -158,11 +158,17 @@ def test_output_dir_holding_a_run_is_refused_and_overwrite_clears_it(tmp_path):
     args = parser.parse_args(["--output_dir", str(tmp_path)])
     with pytest.raises(ValueError, match="--output_dir: .* already holds a run \\(checkpoint-3\\)"):
         prepare_output_dir(args, accelerator)
-    assert prepare_output_dir(parser.parse_args(["--output_dir", str(tmp_path), "--resume_from_checkpoint", "latest"]), accelerator)
+    assert prepare_output_dir(
+        parser.parse_args(["--output_dir", str(tmp_path), "--resume_from_checkpoint", "latest"]), accelerator
+    )
     assert (tmp_path / "checkpoint-3").is_dir()
     prepare_output_dir(parser.parse_args(["--output_dir", str(tmp_path), "--overwrite_output_dir"]), accelerator)
     assert os.listdir(tmp_path) == []
-    for flags in (["--checkpoints_total_limit", "0"], ["--checkpointing_steps", "-1"], ["--max_train_seconds", "0"]):
+    for flags in (
+        ["--checkpoints_total_limit", "0"],
+        ["--checkpointing_steps", "-1"],
+        ["--max_train_seconds", "0"],
+    ):
         with pytest.raises(ValueError, match=flags[0]):
             check_run_arguments(parser.parse_args(["--output_dir", "x", *flags]))
 
@@ -179,7 +185,9 @@ def test_training_run_stops_on_the_step_or_time_budget_and_writes_the_end_files(
     def updates_done(*flags: str) -> tuple[int, int]:
         args = parser.parse_args(["--output_dir", str(tmp_path / flags[-1]), *flags[:-1]])
         accelerator = Accelerator(
-            cpu=True, gradient_accumulation_steps=2, dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True)
+            cpu=True,
+            gradient_accumulation_steps=2,
+            dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
         )
         model = torch.nn.Linear(1, 1)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -203,7 +211,11 @@ def test_training_run_stops_on_the_step_or_time_budget_and_writes_the_end_files(
     assert updates_done("steps") == (7, 12)
     assert json.loads((tmp_path / "steps" / "all_results.json").read_text()) == {"updates": 7}
     assert json.loads((tmp_path / "steps" / "training_config.json").read_text())["max_train_seconds"] is None
-    assert sorted(os.listdir(tmp_path / "steps")) == ["all_results.json", "checkpoint-7", "training_config.json"]
+    assert sorted(os.listdir(tmp_path / "steps")) == [
+        "all_results.json",
+        "checkpoint-7",
+        "training_config.json",
+    ]
     assert updates_done("--max_train_seconds", "1e-9", "seconds") == (1, 2)
 
 

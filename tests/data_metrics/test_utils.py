@@ -109,7 +109,10 @@ print(applied, (faults() - before) / 10)
 def test_keep_freed_cpu_memory_reuses_large_blocks_instead_of_faulting_them_in_again():
     def run(mode: str) -> tuple[str, float]:
         output = subprocess.run(
-            [sys.executable, "-c", PAGE_FAULTS_PER_LARGE_TENSOR, mode], capture_output=True, text=True, check=True
+            [sys.executable, "-c", PAGE_FAULTS_PER_LARGE_TENSOR, mode],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.split()
         return output[0], float(output[1])
 

@@ -129,9 +129,7 @@ def test_attention_matches_manual_softmax_with_qk_norm_rope_and_mask():
     scores = (q @ k.transpose(-1, -2)) / math.sqrt(dim // heads)
     scores = scores.masked_fill(~mask, float("-inf"))
     expected = attn.proj((scores.softmax(-1) @ v).transpose(1, 2).reshape(2, tokens, dim))
-    torch.testing.assert_close(
-        attn(x, rotary=(cos, sin), attention_mask=mask), expected, atol=1e-5, rtol=1e-5
-    )
+    torch.testing.assert_close(attn(x, rotary=(cos, sin), attention_mask=mask), expected, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="divisible"):
         Attention(10, 3)
 

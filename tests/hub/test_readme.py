@@ -37,7 +37,7 @@ from hf_compact import (
 )
 from hf_compact.hub import save_for_hub
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 SNIPPET = re.compile(r"<!-- snippet: (?P<name>[\w-]+)(?P<flags>(?: [\w-]+)*) -->\n```python\n(?P<code>.*?)```", re.S)
 FLAGS = {"needs-hub", "needs-gpu"}
@@ -50,13 +50,20 @@ class Snippet:
     code: str
 
 
-SNIPPETS = {match["name"]: Snippet(match["name"], set(match["flags"].split()), match["code"]) for match in SNIPPET.finditer(README)}
+SNIPPETS = {
+    match["name"]: Snippet(match["name"], set(match["flags"].split()), match["code"])
+    for match in SNIPPET.finditer(README)
+}
 
 
 def tiny_cct(image_size: int = 32) -> CCTForImageClassification:
     torch.manual_seed(0)
     config = CCTConfig.from_preset(
-        "cct_2_3x2_32", hidden_size=32, intermediate_size=32, num_hidden_layers=1, image_size=image_size,
+        "cct_2_3x2_32",
+        hidden_size=32,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        image_size=image_size,
         id2label={0: "cat", 1: "dog"},
     )
     return CCTForImageClassification(config).eval()
@@ -69,12 +76,26 @@ def pushed_cct_folder(tmp_path: Path) -> None:
 def dit_demo_folder(tmp_path: Path) -> None:
     torch.manual_seed(0)
     vae = AutoencoderViTok(
-        latent_channels=4, patch_size=4, encoder_width=16, encoder_depth=1, encoder_heads=2, decoder_width=16,
-        decoder_depth=1, decoder_heads=2, sample_size=16,
+        latent_channels=4,
+        patch_size=4,
+        encoder_width=16,
+        encoder_depth=1,
+        encoder_heads=2,
+        decoder_width=16,
+        decoder_depth=1,
+        decoder_heads=2,
+        sample_size=16,
     )
     transformer = DiTTransformer2DModel(
-        num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8, num_layers=1, sample_size=4,
-        patch_size=1, norm_num_groups=1, num_embeds_ada_norm=4,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=4,
+        out_channels=8,
+        num_layers=1,
+        sample_size=4,
+        patch_size=1,
+        norm_num_groups=1,
+        num_embeds_ada_norm=4,
     )
     DiTImagePipeline(transformer, vae, DDIMScheduler(), id2label={0: "0", 1: "1", 2: "2", 3: "3"}).save_pretrained(
         tmp_path / "outputs" / "demo" / "dit"
@@ -178,7 +199,9 @@ def check_vitok_shapes(namespace: dict, tmp_path: Path, printed: str) -> None:  
     assert latents.shape == (2, 16, 16, 16) and reconstruction.shape == (2, 3, 256, 256)
     assert printed.strip() == f"{latents.shape} {reconstruction.shape}"
     with torch.no_grad():
-        torch.testing.assert_close(namespace["vae"].decode(latents).sample, reconstruction)  # decoding is deterministic
+        torch.testing.assert_close(
+            namespace["vae"].decode(latents).sample, reconstruction
+        )  # decoding is deterministic
     assert torch.isfinite(reconstruction).all() and reconstruction.std() > 0
 
 
@@ -214,25 +237,35 @@ RUNS: dict[str, Run] = {
         {'"your-name/cct_7_3x1_32-cifar10"': '"pushed-cct"'}, prepare=pushed_cct_folder, check=check_hub_load
     ),
     "trainer-finetune": Run(
-        {"max_steps=300": "max_steps=2", "per_device_train_batch_size=64": "per_device_train_batch_size=16",
-         'eval_dataset=dataset["test"]': 'eval_dataset=dataset["test"].select(range(32))'},
+        {
+            "max_steps=300": "max_steps=2",
+            "per_device_train_batch_size=64": "per_device_train_batch_size=16",
+            'eval_dataset=dataset["test"]': 'eval_dataset=dataset["test"].select(range(32))',
+        },
         check=check_trainer,
     ),
     "vitok-autoencode": Run(
-        {'from_preset("S-B/16")': 'from_preset("S-B/16", encoder_width=32, encoder_depth=1, encoder_heads=2, '
-                                  'decoder_width=32, decoder_depth=1, decoder_heads=2)'},
+        {
+            'from_preset("S-B/16")': 'from_preset("S-B/16", encoder_width=32, encoder_depth=1, encoder_heads=2, '
+            "decoder_width=32, decoder_depth=1, decoder_heads=2)"
+        },
         check=check_vitok_shapes,
     ),
     "vitok-v2": Run(
         # The published 350M weights are 1.4 GB; the official-format test files hold a tiny v2 model.
-        {'load_vitok_v2("philippehansen/ViTok-v2-350M-f16x16")':
-         f'load_vitok_v2({str(ROOT / "tests/data/vitok_v2")!r}, variant="Bd2w128h2-Bd3w128h2/1x8x4")'},
+        {
+            'load_vitok_v2("philippehansen/ViTok-v2-350M-f16x16")': f'load_vitok_v2({str(ROOT / "tests/data/vitok_v2")!r}, variant="Bd2w128h2-Bd3w128h2/1x8x4")'
+        },
         check=check_vitok_v2,
     ),
     "dit-generate": Run({"num_inference_steps=50": "num_inference_steps=2"}, prepare=dit_demo_folder, check=check_dit),
     "convert-cct": Run(
-        {'"cct_7_3x1_32_cifar10_300epochs.pth"': repr(str(ROOT / "tests/data/cct/cct_2_3x2_32.official.safetensors")),
-         'preset="cct_7_3x1_32"': 'preset="cct_2_3x2_32"'},
+        {
+            '"cct_7_3x1_32_cifar10_300epochs.pth"': repr(
+                str(ROOT / "tests/data/cct/cct_2_3x2_32.official.safetensors")
+            ),
+            'preset="cct_7_3x1_32"': 'preset="cct_2_3x2_32"',
+        },
         check=check_conversion,
     ),
     "push-to-hub": Run(prepare=training_run_folder),
@@ -269,7 +302,13 @@ def test_readme_snippet_runs(name, tmp_path, monkeypatch, capsys):
     if run.check is not None:
         run.check(namespace, tmp_path, capsys.readouterr().out)
     if "needs-hub" in snippet.flags and "push_to_hub" in code:
-        assert {"README.md", "config.json", "model.safetensors", "modeling_cct.py", "all_results.json"} <= set(uploads.files)
+        assert {
+            "README.md",
+            "config.json",
+            "model.safetensors",
+            "modeling_cct.py",
+            "all_results.json",
+        } <= set(uploads.files)
         assert "value: 0.875" in uploads.files["README.md"].decode()
 
 
@@ -288,9 +327,9 @@ def split_command(words: list[str]) -> tuple[str, list[str]]:
     -> (script or `-m module`, args)."""
     if "-m" in words:
         index = words.index("-m")
-        return f"-m {words[index + 1]}", words[index + 2:]
+        return f"-m {words[index + 1]}", words[index + 2 :]
     index = next(i for i, word in enumerate(words) if word.endswith(".py"))
-    return words[index], words[index + 1:]
+    return words[index], words[index + 1 :]
 
 
 def test_readme_command_lines_parse(monkeypatch):

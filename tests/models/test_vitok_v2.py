@@ -13,7 +13,7 @@ from hf_compact.vitok import AutoencoderViTok, load_vitok_v2
 from hf_compact.vitok.convert_vitok_v2 import main, resolve_v2_config
 from hf_compact.vitok.presets import V2_VARIANTS, VITOK_PRESETS
 
-DATA = Path(__file__).parent / "data" / "vitok_v2"
+DATA = Path(__file__).parents[1] / "data" / "vitok_v2"
 REFERENCE_VARIANT = json.loads((DATA / "case.json").read_text())["variant"]  # Bd2w128h2-Bd3w128h2/1x8x4
 SIZES = ("64x64", "40x72", "24x32")
 
@@ -89,9 +89,7 @@ def test_encoder_only_and_decoder_only_loading(reference):
     decoder_only = load_vitok_v2(DATA, variant=REFERENCE_VARIANT, components=["decoder"])
     assert all(p.is_meta for p in decoder_only.encoder.parameters())
     with torch.no_grad():
-        torch.testing.assert_close(
-            decoder_only.decode(latent).sample, reference["40x72.recon"], atol=1e-4, rtol=0
-        )
+        torch.testing.assert_close(decoder_only.decode(latent).sample, reference["40x72.recon"], atol=1e-4, rtol=0)
     with pytest.raises(RuntimeError, match="loaded without the encoder"):
         decoder_only.encode(image)
 
@@ -145,9 +143,7 @@ def test_random_published_layout_round_trips_through_loader_and_cli(tmp_path):
     model = load_vitok_v2(tmp_path / "official", variant=variant)
     state = model.state_dict()
     assert len(state) == len(files["encoder"]) + len(files["decoder"])
-    torch.testing.assert_close(
-        state["encoder.patch_embed.proj.weight"], files["encoder"]["patch_embed.weight"]
-    )
+    torch.testing.assert_close(state["encoder.patch_embed.proj.weight"], files["encoder"]["patch_embed.weight"])
     torch.testing.assert_close(
         state["decoder.transformer.blocks.1.mlp.in_proj.weight"],
         files["decoder"]["decoder_blocks.1.ffn.fc1.weight"],

@@ -49,9 +49,7 @@ def test_psnr_matches_skimage_and_torchmetrics(image_pair):
     )
     assert psnr == pytest.approx(expected, abs=1e-4)
     reference_metric = TorchmetricsPSNR(data_range=1.0, reduction="elementwise_mean", dim=(1, 2, 3))
-    reference_metric.update(
-        torch.from_numpy(as_unit_numpy(predictions)), torch.from_numpy(as_unit_numpy(references))
-    )
+    reference_metric.update(torch.from_numpy(as_unit_numpy(predictions)), torch.from_numpy(as_unit_numpy(references)))
     assert psnr == pytest.approx(reference_metric.compute().item(), abs=1e-4)
     assert 15 < psnr < 30
 
@@ -101,13 +99,11 @@ def test_metric_protocol_errors_and_reset(image_pair):
     first = metric.compute()
     assert metric.num_images == 0  # compute() resets, as evaluate.Metric does
     assert metric.compute(predictions=predictions[:1], references=references[:1]) == first
-    assert PeakSignalNoiseRatio().compute(predictions=references, references=references)[
-        "psnr"
-    ] == pytest.approx(100.0)
+    assert PeakSignalNoiseRatio().compute(predictions=references, references=references)["psnr"] == pytest.approx(
+        100.0
+    )
     with pytest.raises(ValueError, match="at least 11x11"):
-        StructuralSimilarity().add_batch(
-            predictions=predictions[..., :8, :8], references=references[..., :8, :8]
-        )
+        StructuralSimilarity().add_batch(predictions=predictions[..., :8, :8], references=references[..., :8, :8])
     with pytest.raises(ValueError, match="value_range"):
         PeakSignalNoiseRatio(value_range=(1.0, 0.0))
 
@@ -130,9 +126,7 @@ def test_frechet_distance_matches_scipy_sqrtm():
     statistics_2.update(torch.from_numpy(features_2).float())
     np.testing.assert_allclose(statistics_1.mean.numpy(), features_1.mean(0), atol=1e-6)
     np.testing.assert_allclose(statistics_1.covariance.numpy(), np.cov(features_1, rowvar=False), atol=1e-6)
-    distance = frechet_distance(
-        statistics_1.mean, statistics_1.covariance, statistics_2.mean, statistics_2.covariance
-    )
+    distance = frechet_distance(statistics_1.mean, statistics_1.covariance, statistics_2.mean, statistics_2.covariance)
     assert distance == pytest.approx(scipy_frechet_distance(features_1, features_2), rel=1e-5)
     assert frechet_distance(
         statistics_1.mean, statistics_1.covariance, statistics_1.mean, statistics_1.covariance
@@ -184,8 +178,12 @@ def test_torchscript_feature_extractor_from_file_and_hub_cache(tmp_path, monkeyp
             "someone/feature-net", "pooling.pt", cache_dir=tmp_path / "hub", trust_torchscript_code=True
         )
     from_hub = TorchScriptFeatureExtractor.from_pretrained(
-        "someone/feature-net", "pooling.pt", cache_dir=tmp_path / "hub", trust_torchscript_code=True,
-        revision=commit, call_kwargs={"return_features": True},
+        "someone/feature-net",
+        "pooling.pt",
+        cache_dir=tmp_path / "hub",
+        trust_torchscript_code=True,
+        revision=commit,
+        call_kwargs={"return_features": True},
     )
     torch.testing.assert_close(from_hub(pixels), extractor(pixels))
 
@@ -213,9 +211,7 @@ def test_frechet_distance_metric_protocol(tmp_path):
     reference_statistics.update(extractor(references))
     against_dataset = FrechetDistance(extractor, reference_statistics=reference_statistics, name="gfid")
     assert against_dataset.compute(predictions=darker) == {"gfid": pytest.approx(paired)}
-    expected = scipy_frechet_distance(
-        extractor(darker).double().numpy(), extractor(references).double().numpy()
-    )
+    expected = scipy_frechet_distance(extractor(darker).double().numpy(), extractor(references).double().numpy())
     assert paired == pytest.approx(expected, rel=1e-4)
     with pytest.raises(ValueError, match="references: expected None"):
         against_dataset.add_batch(predictions=darker, references=references)

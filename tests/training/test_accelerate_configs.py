@@ -27,10 +27,10 @@ from hf_compact import (
 from hf_compact.losses.discriminator import StyleGANDiscriminator
 from hf_compact.training_utils.distributed import block_class_names
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "training"))
 from train_vitok import AutoencoderTrainingForward  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / "training" / "configs" / "accelerate"
 EXPECTED = {
     "one_gpu.yaml": ("NO", 1, 1),
@@ -116,7 +116,9 @@ def test_vitok_stage2_discriminator_needs_the_implicit_block_list():
     raise on it, the implicit one (_no_split_modules per model) shards it as a single unit."""
     discriminator = StyleGANDiscriminator(16, 8, 16)
     explicit = FullyShardedDataParallelPlugin(
-        fsdp_version=2, auto_wrap_policy="transformer_based_wrap", transformer_cls_names_to_wrap=["TransformerBlock"]
+        fsdp_version=2,
+        auto_wrap_policy="transformer_based_wrap",
+        transformer_cls_names_to_wrap=["TransformerBlock"],
     )
     with pytest.raises(ValueError, match="TransformerBlock"):
         fsdp2_prepare_auto_wrap_policy(explicit, discriminator)

@@ -7,9 +7,7 @@ from hf_compact.vitok import VITOK_PRESETS, AutoencoderViTok, convert_vitok_orig
 from hf_compact.vitok.convert_vitok_original import convert_original_state_dict, main
 
 # A tiny S-B-like layout: preset S-B/16 with these overrides on both sides of the conversion.
-TINY = dict(
-    encoder_width=32, encoder_depth=1, encoder_heads=2, decoder_width=32, decoder_depth=2, decoder_heads=2
-)
+TINY = dict(encoder_width=32, encoder_depth=1, encoder_heads=2, decoder_width=32, decoder_depth=2, decoder_heads=2)
 
 
 def official_shapes(width=32, encoder_depth=1, decoder_depth=2, p=16, q=1, c=16):
@@ -69,17 +67,11 @@ def test_conversion_maps_every_official_tensor():
     model = convert_vitok_original(checkpoint, "S-B/16", **TINY)
     assert (model.config.mlp_type, model.config.rope_type) == ("geglu", "1d")  # the released code's choices
     converted = model.state_dict()
-    torch.testing.assert_close(
-        converted["encoder.patch_embed.proj.weight"], official["tubelet_embed.proj.weight"]
-    )
+    torch.testing.assert_close(converted["encoder.patch_embed.proj.weight"], official["tubelet_embed.proj.weight"])
     torch.testing.assert_close(converted["decoder.latent_proj.bias"], official["code_to_decoder.bias"])
     block = "decoder.transformer.blocks.1.mlp"
-    torch.testing.assert_close(
-        converted[f"{block}.gate_proj.weight"], official["decoder.blocks.1.mlp.fc1.weight"]
-    )
-    torch.testing.assert_close(
-        converted[f"{block}.value_proj.weight"], official["decoder.blocks.1.mlp.fc2.weight"]
-    )
+    torch.testing.assert_close(converted[f"{block}.gate_proj.weight"], official["decoder.blocks.1.mlp.fc1.weight"])
+    torch.testing.assert_close(converted[f"{block}.value_proj.weight"], official["decoder.blocks.1.mlp.fc2.weight"])
     torch.testing.assert_close(converted[f"{block}.out_proj.bias"], official["decoder.blocks.1.mlp.fc3.bias"])
     assert sum(t.numel() for t in converted.values()) == sum(t.numel() for t in official.values())
     # The GeGLU gate is the GELU branch (fc1): out = fc3(gelu(fc1 x) * fc2 x).
@@ -87,8 +79,7 @@ def test_conversion_maps_every_official_tensor():
     x = torch.randn(2, 32)
     w = {k.split("mlp.")[1]: v for k, v in official.items() if k.startswith("decoder.blocks.1.mlp.")}
     expected = (
-        torch.nn.functional.gelu(x @ w["fc1.weight"].T + w["fc1.bias"])
-        * (x @ w["fc2.weight"].T + w["fc2.bias"])
+        torch.nn.functional.gelu(x @ w["fc1.weight"].T + w["fc1.bias"]) * (x @ w["fc2.weight"].T + w["fc2.bias"])
     ) @ w["fc3.weight"].T + w["fc3.bias"]
     torch.testing.assert_close(mlp(x), expected)
 

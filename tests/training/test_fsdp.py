@@ -28,7 +28,7 @@ from hf_compact.training_utils.distributed import (
     unsharded_copy,
 )
 
-WORKER = Path(__file__).parent / "distributed_workers" / "fsdp_two_steps.py"
+WORKER = Path(__file__).parents[1] / "distributed_workers" / "fsdp_two_steps.py"
 FAMILIES = ("cct", "text_cct", "vitok", "vitok_v2_decoder", "dit_3d", "dit_2d", "dit_2d_all_gathered")
 
 
@@ -78,7 +78,10 @@ def test_sharded_checkpoint_resumes_exactly(two_process_run):
     SHARDED_STATE_DICT uses); a fresh sharded model and optimizer load them and take the same next step."""
     output, results = two_process_run
     assert results["vitok"]["resumed_step_equal"] is True
-    assert sorted(path.name for path in (output / "sharded-checkpoint").glob("*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]
+    assert sorted(path.name for path in (output / "sharded-checkpoint").glob("*.distcp")) == [
+        "__0_0.distcp",
+        "__1_0.distcp",
+    ]
 
 
 @pytest.mark.slow

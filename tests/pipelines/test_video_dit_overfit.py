@@ -38,8 +38,15 @@ def test_tiny_video_dit_overfits_and_reproduces_clips():
     clips = moving_square_clips()
     labels = torch.arange(3)
     transformer = DiTTransformer3DModel(
-        num_attention_heads=4, attention_head_dim=16, in_channels=CHANNELS, num_layers=2, sample_size=SIZE,
-        sample_frames=FRAMES, patch_size=1, num_embeds_ada_norm=3, class_dropout_prob=0.0,
+        num_attention_heads=4,
+        attention_head_dim=16,
+        in_channels=CHANNELS,
+        num_layers=2,
+        sample_size=SIZE,
+        sample_frames=FRAMES,
+        patch_size=1,
+        num_embeds_ada_norm=3,
+        class_dropout_prob=0.0,
     )
     scheduler = DDPMScheduler(variance_type="learned_range", clip_sample=False)
     optimizer = torch.optim.AdamW(transformer.parameters(), lr=2e-3, weight_decay=0.0)
@@ -58,8 +65,16 @@ def test_tiny_video_dit_overfits_and_reproduces_clips():
         decay.step()
 
     vae = AutoencoderViTok(
-        latent_channels=CHANNELS, patch_size=4, tubelet_size=2, encoder_width=16, encoder_depth=1, encoder_heads=2,
-        decoder_width=16, decoder_depth=1, decoder_heads=2, sample_size=16,
+        latent_channels=CHANNELS,
+        patch_size=4,
+        tubelet_size=2,
+        encoder_width=16,
+        encoder_depth=1,
+        encoder_heads=2,
+        decoder_width=16,
+        decoder_depth=1,
+        decoder_heads=2,
+        sample_size=16,
     )
     pipeline = DiTVideoPipeline(transformer.eval(), vae, fast_scheduler(scheduler.config))
     pipeline.set_progress_bar_config(disable=True)

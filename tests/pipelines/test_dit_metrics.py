@@ -47,7 +47,9 @@ def test_inception_score_closed_forms():
     kl = 0.9 * math.log(0.9 / 0.5) + 0.1 * math.log(0.1 / 0.5)
     assert inception_score_from_probabilities(mixed, splits=1)[0] == pytest.approx(math.exp(kl))
 
-    metric = InceptionScore(lambda pixels: torch.log(confident_and_diverse[: len(pixels)] + 1e-9), splits=1, name="gis")
+    metric = InceptionScore(
+        lambda pixels: torch.log(confident_and_diverse[: len(pixels)] + 1e-9), splits=1, name="gis"
+    )
     metric.add_batch(predictions=torch.zeros(8, 3, 2, 2))  # the first 8 rows: classes 0..3 twice
     assert metric.compute() == pytest.approx({"gis": 4.0, "gis_std": 0.0})
     with pytest.raises(ValueError, match="splits: expected a value in"):
@@ -79,7 +81,11 @@ def test_class_agreement_matches_classes_by_name_and_counts_frames():
 def tiny_cct_dir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("cct")
     config = CCTConfig.from_preset(
-        "cct_2_3x2_32", id2label=dict(enumerate(BANDS)), hidden_size=32, intermediate_size=32, conv_intermediate_channels=8
+        "cct_2_3x2_32",
+        id2label=dict(enumerate(BANDS)),
+        hidden_size=32,
+        intermediate_size=32,
+        conv_intermediate_channels=8,
     )
     torch.manual_seed(0)
     CCTForImageClassification(config).save_pretrained(path)
@@ -115,14 +121,30 @@ class TinyFeatureNet(torch.nn.Module):
 def test_eval_generation_end_to_end(tmp_path, tiny_cct_dir):
     torch.manual_seed(0)
     vae = AutoencoderViTok(
-        latent_channels=4, patch_size=8, encoder_width=16, encoder_depth=1, encoder_heads=2, decoder_width=16,
-        decoder_depth=1, decoder_heads=2, sample_size=32,
+        latent_channels=4,
+        patch_size=8,
+        encoder_width=16,
+        encoder_depth=1,
+        encoder_heads=2,
+        decoder_width=16,
+        decoder_depth=1,
+        decoder_heads=2,
+        sample_size=32,
     )
     transformer = DiTTransformer2DModel(
-        num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8, num_layers=1, sample_size=4,
-        patch_size=1, norm_num_groups=1, num_embeds_ada_norm=3,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=4,
+        out_channels=8,
+        num_layers=1,
+        sample_size=4,
+        patch_size=1,
+        norm_num_groups=1,
+        num_embeds_ada_norm=3,
     )
-    DiTImagePipeline(transformer, vae, DDIMScheduler(), id2label=dict(enumerate(BANDS))).save_pretrained(tmp_path / "pipe")
+    DiTImagePipeline(transformer, vae, DDIMScheduler(), id2label=dict(enumerate(BANDS))).save_pretrained(
+        tmp_path / "pipe"
+    )
     torch.jit.script(TinyFeatureNet()).save(str(tmp_path / "features.pt"))
     for index in range(6):
         folder = tmp_path / "real" / "train" / BANDS[index % 3]
@@ -130,23 +152,51 @@ def test_eval_generation_end_to_end(tmp_path, tiny_cct_dir):
         Image.fromarray(np.full((32, 32, 3), 40 * index, np.uint8)).save(folder / f"{index}.png")
 
     common = [
-        "--pipeline_name_or_path", str(tmp_path / "pipe"), "--num_samples_per_class", "2", "--num_inference_steps", "2",
-        "--batch_size", "4", "--feature_extractor", str(tmp_path / "features.pt"),
-        "--inception_classifier", str(tmp_path / "features.pt"), "--inception_classifier_kwargs", '{"return_features": false}',
-        "--inception_splits", "2", "--classifier_name_or_path", str(tiny_cct_dir), "--trust_torchscript_code",
+        "--pipeline_name_or_path",
+        str(tmp_path / "pipe"),
+        "--num_samples_per_class",
+        "2",
+        "--num_inference_steps",
+        "2",
+        "--batch_size",
+        "4",
+        "--feature_extractor",
+        str(tmp_path / "features.pt"),
+        "--inception_classifier",
+        str(tmp_path / "features.pt"),
+        "--inception_classifier_kwargs",
+        '{"return_features": false}',
+        "--inception_splits",
+        "2",
+        "--classifier_name_or_path",
+        str(tiny_cct_dir),
+        "--trust_torchscript_code",
     ]
-    results = eval_generation.main([
-        *common, "--train_dir", str(tmp_path / "real"), "--save_reference_statistics", str(tmp_path / "real.safetensors"),
-        "--output_dir", str(tmp_path / "eval"),
-    ])
+    results = eval_generation.main(
+        [
+            *common,
+            "--train_dir",
+            str(tmp_path / "real"),
+            "--save_reference_statistics",
+            str(tmp_path / "real.safetensors"),
+            "--output_dir",
+            str(tmp_path / "eval"),
+        ]
+    )
     assert results["num_samples"] == 6 and results["gfid"] > 0 and 1.0 <= results["gis"] <= 3.0  # IS is in [1, K]
     assert 0.0 <= results["class_agreement"] <= 1.0
     assert Image.open(results["sample_grid"]).size == (2 * 32, 3 * 32)
     assert json.loads((tmp_path / "eval" / "generation_metrics.json").read_text()) == results
 
-    again = eval_generation.main([
-        *common, "--reference_statistics", str(tmp_path / "real.safetensors"), "--output_dir", str(tmp_path / "eval2"),
-    ])
+    again = eval_generation.main(
+        [
+            *common,
+            "--reference_statistics",
+            str(tmp_path / "real.safetensors"),
+            "--output_dir",
+            str(tmp_path / "eval2"),
+        ]
+    )
     assert again["gfid"] == pytest.approx(results["gfid"]) and again["class_agreement"] == results["class_agreement"]
 
     with pytest.raises(ValueError, match="a Fréchet distance needs real data"):
