@@ -24,6 +24,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # The peer of benchmarks/cct_throughput.py is vit-pytorch's CCT. vit-pytorch requires torchvision, which this project
 # keeps out, so it is installed without dependencies (its cct.py needs only torch and einops>=0.8.2), in the same
