@@ -1,11 +1,11 @@
 """Fine-tune a CCT / CVT / ViT-Lite classifier (a preset, a saved or converted checkpoint) with `transformers.Trainer`.
 
-The data loading, model building and image processor are the ones of ``train_cct.py``; the training loop is
-``Trainer``'s (all ``TrainingArguments`` flags work: ``--learning_rate``, ``--num_train_epochs``,
-``--label_smoothing_factor``, ``--eval_strategy``, ``--push_to_hub``...). Images are decoded and augmented on the
-fly: the training split gets the batched kornia recipe of [`ClassificationTrainAugmentation`] (random-resized crop,
-flip, RandAugment, random erasing), the evaluation split the image processor only. For Mixup/CutMix, EMA and the
-official cosine-with-cooldown schedule use ``train_cct.py``.
+The data loading, model building and image processor are those of ``train_cct.py`` (from ``hf_compact.data`` and
+``hf_compact.recipes``); the training loop is ``Trainer``'s (all ``TrainingArguments`` flags work:
+``--learning_rate``, ``--num_train_epochs``, ``--label_smoothing_factor``, ``--eval_strategy``, ``--push_to_hub``...).
+Images are decoded and augmented on the fly: the training split gets the batched kornia recipe of
+[`ClassificationTrainAugmentation`] (random-resized crop, flip, RandAugment, random erasing), the evaluation split
+the image processor only. For Mixup/CutMix, EMA and the official cosine-with-cooldown schedule use ``train_cct.py``.
 
 Example (fine-tune the ImageNet CCT on an image folder with new classes)::
 
@@ -27,20 +27,26 @@ from pathlib import Path
 import torch
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hf_compact.data import ClassificationTrainAugmentation
+from hf_compact.data.loading import load_image_classification_data
+from hf_compact.data.splits import HELD_OUT_FRACTION
+from hf_compact.hub import push_to_hub
+from hf_compact.metrics.accuracy import Accuracy, top_k_for
+from hf_compact.recipes import build_image_classifier, build_image_processor
+from hf_compact.training_utils import parse_args_with_config
+from hf_compact.utils.overrides import parse_overrides, replace_file_sources
 
-from train_cct import build_image_processor, build_model, load_classification_splits  # noqa: E402
-
-from hf_compact.data import ClassificationTrainAugmentation  # noqa: E402
-from hf_compact.hub import push_to_hub  # noqa: E402
-from hf_compact.metrics.accuracy import Accuracy  # noqa: E402
+# Flags of the two data sources: one given on the command line replaces the --config file's.
+DATA_SOURCES = {"hub": ("dataset_name", "dataset_config_name"), "folder": ("train_dir", "validation_dir")}
 
 
 @dataclass
 class ModelArguments:
     preset: str | None = field(default=None, metadata={"help": "Official variant to start from, e.g. cct_7_3x1_32."})
     model_name_or_path: str | None = field(default=None, metadata={"help": "Saved model (folder or Hub id)."})
-    config_overrides: str | None = field(default=None, metadata={"help": 'With --preset, e.g. "hidden_size=64".'})
+    config_overrides: str | None = field(
+        default=None, metadata={"help": 'With --preset: "hidden_size=64,..." or a JSON / YAML mapping.'}
+    )
     ignore_mismatched_sizes: bool = field(default=False, metadata={"help": "New classifier for a new class count."})
 
 
@@ -50,7 +56,9 @@ class DataArguments:
     dataset_config_name: str | None = None
     train_dir: str | None = field(default=None, metadata={"help": "Image folder (one sub-folder per class)."})
     validation_dir: str | None = None
-    train_val_split: float = 0.15
+    train_val_split: float = field(
+        default=HELD_OUT_FRACTION, metadata={"help": "Held-out fraction when the dataset has no evaluation split."}
+    )
     image_column_name: str = "image"
     label_column_name: str = "label"
     max_train_samples: int | None = None
@@ -68,11 +76,10 @@ class DataArguments:
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, TrainingArguments]:
-    """Command line (or ``--config FILE.yaml``) -> the options of ``train_cct``'s helpers and ``TrainingArguments``."""
-    from hf_compact.training_utils import parse_args_with_config
-
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    """Command line (or ``--config FILE.yaml``) -> the model and data options, and ``TrainingArguments``."""
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments), allow_abbrev=False)
     namespace = parse_args_with_config(parser, argv)
+    replace_file_sources(namespace, sys.argv[1:] if argv is None else argv, DATA_SOURCES)
     values = vars(namespace)
     model_args, data_args, training_args = (
         dataclass_type(**{f.name: values[f.name] for f in dataclasses.fields(dataclass_type) if f.init})
@@ -98,9 +105,30 @@ def collate(rows: list[dict]) -> dict[str, torch.Tensor]:
 def main(argv: list[str] | None = None) -> dict:
     options, training_args = parse_args(argv)
     with training_args.main_process_first(desc="load the dataset"):
-        train_dataset, eval_dataset, label_names = load_classification_splits(options)
-    model = build_model(options, label_names)
-    image_processor = build_image_processor(options, model.config.image_size)
+        train_dataset, eval_dataset, label_names = load_image_classification_data(
+            options.dataset_name,
+            options.dataset_config_name,
+            options.train_dir,
+            options.validation_dir,
+            image_column=options.image_column_name,
+            label_column=options.label_column_name,
+            image_size=options.image_size or 32,
+            held_out_fraction=options.train_val_split,
+            max_train_samples=options.max_train_samples,
+            max_eval_samples=options.max_eval_samples,
+            seed=options.seed,
+        )
+    model = build_image_classifier(
+        label_names,
+        preset=options.preset,
+        model_name_or_path=options.model_name_or_path,
+        config_overrides=parse_overrides(options.config_overrides),
+        image_size=options.image_size,
+        ignore_mismatched_sizes=options.ignore_mismatched_sizes,
+    )
+    image_processor = build_image_processor(
+        model.config.image_size, options.model_name_or_path, options.crop_pct, options.image_mean, options.image_std
+    )
     augment = ClassificationTrainAugmentation(
         model.config.image_size,
         image_processor.image_mean,
@@ -125,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     train_dataset.set_transform(train_transform)
     eval_dataset.set_transform(eval_transform)
-    top_k = (1, 5) if len(label_names) >= 5 else 1
+    top_k = top_k_for(len(label_names))
 
     def compute_metrics(evaluation) -> dict[str, float]:
         return Accuracy(keep_in_memory=True).compute(

@@ -1,7 +1,8 @@
 """Train or fine-tune a text Compact Transformer with the `transformers` `Trainer` (the `run_classification.py`
 way): `TrainingArguments` flags (`--output_dir`, `--learning_rate`, `--num_train_epochs`, `--max_steps`,
 `--per_device_train_batch_size`, `--eval_strategy`, `--report_to`, `--push_to_hub`, ...) plus the model and data
-flags of `train_text_cct.py`, whose data loading, tokenizer and model building this script shares.
+flags of `train_text_cct.py`, whose data loading, tokenizer and model building (from `hf_compact.data` and
+`hf_compact.recipes`) this script shares.
 
     python training/finetune_text_cct_trainer.py --preset text_cct_2 --config_overrides conv_kernel_size=1 \
         --dataset_name ag_news --output_dir text-cct-2-agnews --num_train_epochs 5 --eval_strategy epoch
@@ -12,18 +13,24 @@ folder holds the model and its tokenizer, loadable with `pipeline("text-classifi
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
-from train_text_cct import build_model, build_tokenizer, load_text_classification_splits
 from transformers import DataCollatorWithPadding, EvalPrediction, HfArgumentParser, Trainer, TrainingArguments
 
+from hf_compact.data.loading import load_text_classification_data
+from hf_compact.data.splits import HELD_OUT_FRACTION
 from hf_compact.hub import push_to_hub
-from hf_compact.metrics.accuracy import Accuracy
+from hf_compact.metrics.accuracy import Accuracy, top_k_for
+from hf_compact.recipes import build_text_classifier, build_text_tokenizer, tokenize_for_classification
 from hf_compact.training_utils import parse_args_with_config
+from hf_compact.utils.overrides import parse_overrides, replace_file_sources
+
+# Flags of the two data sources: one given on the command line replaces the --config file's.
+DATA_SOURCES = {"hub": ("dataset_name", "dataset_config_name"), "files": ("train_file", "validation_file")}
 
 
 @dataclasses.dataclass
@@ -31,7 +38,7 @@ class ModelArguments:
     preset: str | None = dataclasses.field(default=None, metadata={"help": "Official builder, e.g. text_cct_2."})
     model_name_or_path: str | None = dataclasses.field(default=None, metadata={"help": "Saved model to fine-tune."})
     config_overrides: str | None = dataclasses.field(
-        default=None, metadata={"help": 'Preset values to replace, e.g. "conv_kernel_size=1".'}
+        default=None, metadata={"help": 'Preset values to replace: "conv_kernel_size=1,..." or a JSON / YAML mapping.'}
     )
     ignore_mismatched_sizes: bool = dataclasses.field(
         default=False, metadata={"help": "Re-initialise the classifier."}
@@ -49,7 +56,9 @@ class DataArguments:
     dataset_config_name: str | None = None
     train_file: str | None = dataclasses.field(default=None, metadata={"help": "CSV or JSON (lines) training file."})
     validation_file: str | None = dataclasses.field(default=None, metadata={"help": "CSV or JSON evaluation file."})
-    train_val_split: float = dataclasses.field(default=0.1, metadata={"help": "Held-out fraction without eval split."})
+    train_val_split: float = dataclasses.field(
+        default=HELD_OUT_FRACTION, metadata={"help": "Held-out fraction when the dataset has no evaluation split."}
+    )
     text_column_name: str = "text"
     label_column_name: str = "label"
     max_seq_length: int = dataclasses.field(default=64, metadata={"help": "Words per text (truncated)."})
@@ -58,8 +67,9 @@ class DataArguments:
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments), allow_abbrev=False)
     namespace = parse_args_with_config(parser, argv)
+    replace_file_sources(namespace, sys.argv[1:] if argv is None else argv, DATA_SOURCES)
     parsed = tuple(
         dataclass_type(
             **{
@@ -81,26 +91,52 @@ def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArgum
 def compute_accuracy(prediction: EvalPrediction) -> dict[str, float]:
     """`Trainer` `compute_metrics`: top-1 (and top-5 with at least 5 classes) accuracy of the logits."""
     logits = np.asarray(prediction.predictions)
-    top_k = (1, 5) if logits.shape[-1] >= 5 else 1
-    return Accuracy(keep_in_memory=True).compute(predictions=logits, references=prediction.label_ids, top_k=top_k)
+    return Accuracy(keep_in_memory=True).compute(
+        predictions=logits, references=prediction.label_ids, top_k=top_k_for(logits.shape[-1])
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
     model_args, data_args, training_args = parse_args(argv)
-    # The helpers of train_text_cct.py read one flat namespace.
-    args = argparse.Namespace(**vars(model_args), **vars(data_args), seed=training_args.seed)
-
     with training_args.main_process_first(desc="dataset and tokenizer"):
-        train_dataset, eval_dataset, label_names = load_text_classification_splits(args)
-        tokenizer = build_tokenizer(args, train_dataset)
-
-        def tokenize(rows: dict) -> dict:
-            encoded = tokenizer(rows[args.text_column_name], truncation=True, max_length=args.max_seq_length)
-            return {**encoded, "labels": rows[args.label_column_name]}
-
-        train_dataset = train_dataset.map(tokenize, batched=True, remove_columns=train_dataset.column_names)
-        eval_dataset = eval_dataset.map(tokenize, batched=True, remove_columns=eval_dataset.column_names)
-    model = build_model(args, label_names, tokenizer)
+        train_dataset, eval_dataset, label_names = load_text_classification_data(
+            data_args.dataset_name,
+            data_args.dataset_config_name,
+            data_args.train_file,
+            data_args.validation_file,
+            text_column=data_args.text_column_name,
+            label_column=data_args.label_column_name,
+            held_out_fraction=data_args.train_val_split,
+            max_train_samples=data_args.max_train_samples,
+            max_eval_samples=data_args.max_eval_samples,
+            seed=training_args.seed,
+        )
+        tokenizer = build_text_tokenizer(
+            train_dataset,
+            data_args.text_column_name,
+            data_args.max_seq_length,
+            tokenizer_name=model_args.tokenizer_name,
+            model_name_or_path=model_args.model_name_or_path,
+            vocab_size=model_args.vocab_size,
+            min_frequency=model_args.min_frequency,
+        )
+        train_dataset, eval_dataset = (
+            tokenize_for_classification(
+                dataset, tokenizer, data_args.text_column_name, data_args.label_column_name, data_args.max_seq_length
+            )
+            for dataset in (train_dataset, eval_dataset)
+        )
+    model = build_text_classifier(
+        label_names,
+        tokenizer,
+        data_args.max_seq_length,
+        preset=model_args.preset,
+        model_name_or_path=model_args.model_name_or_path,
+        config_overrides=parse_overrides(model_args.config_overrides),
+        ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
+        word_vectors=model_args.word_vectors,
+        freeze_word_vectors=model_args.freeze_word_vectors,
+    )
 
     # Trainer's own Hub sync is off: the model card and the upload go through hf_compact.hub at the end.
     push_at_end, training_args.push_to_hub = training_args.push_to_hub, False

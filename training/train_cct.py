@@ -1,55 +1,47 @@
 """Train a CCT / CVT / ViT-Lite image classifier with Accelerate, following the official CCT recipes.
 
 Recipe parts (Hassani et al. 2021 and the official Compact-Transformers configs; every one is a flag, the YAML
-files in ``training/configs/cct_*.yaml`` set the official numbers): AdamW without weight decay on 1-D parameters (biases, LayerNorm); cosine schedule with
-linear warmup from ``--warmup_lr``, decay to ``--min_lr`` and ``--cooldown_epochs`` at ``--min_lr``; random-resized
-crop, horizontal flip, RandAugment (m9, mstd 0.5), random erasing (kornia, on the batch); Mixup 0.8 / CutMix 1.0
-with switch probability 0.5 and label smoothing 0.1 folded into soft targets; optional EMA of the weights; mixed
-precision; gradient accumulation; gradient clipping.
+files in ``training/configs/cct_*.yaml`` set the official numbers): AdamW without weight decay on 1-D parameters
+(biases, LayerNorm); cosine schedule with linear warmup from ``--warmup_lr``, decay to ``--min_lr`` and
+``--cooldown_epochs`` at ``--min_lr``; random-resized crop, horizontal flip, RandAugment (m9, mstd 0.5), random
+erasing (kornia, on the batch); Mixup 0.8 / CutMix 1.0 with switch probability 0.5 and label smoothing 0.1 folded
+into soft targets; optional EMA of the weights; mixed precision; gradient accumulation; gradient clipping.
+
+Short runs: when ``--max_train_steps`` ends the run before the warmup epochs do, the warmup keeps its share of the
+recipe's epochs (with a message), and a run of under 50 epochs is told that the recipe's augmentation may hold it
+near chance, with the flags that weaken it.
+
+Data: ``--dataset_name`` (a Hub dataset, or ``digits``: scikit-learn's digits, offline) or ``--train_dir`` (and
+``--validation_dir``): folders with one sub-folder of images per class, taken literally and checked before training
+(an unreadable image, an empty class folder or a single class refuse the run, naming what is wrong). A source given
+on the command line replaces the ``--config`` file's.
 
 Run with ``accelerate launch training/train_cct.py --config training/configs/cct_cifar10_300epochs.yaml`` (or
-``torchrun --nproc_per_node N``, or plain ``python``). ``--dataset_name digits`` trains on scikit-learn's digits
-(offline). ``main(argv)`` returns the final evaluation metrics; the output folder holds the model, its image
-processor and the class names (``id2label``), loadable with ``pipeline("image-classification", model=...)``.
+``torchrun --nproc_per_node N``, or plain ``python``). ``main(argv)`` returns the final evaluation metrics; the
+output folder holds the model, its image processor and the class names (``id2label``), loadable with
+``pipeline("image-classification", model=...)``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
+import sys
 
-import torch
-import torch.nn.functional as F
-import yaml
-from accelerate import Accelerator
-from accelerate.utils import set_seed
-from datasets import Dataset, DatasetDict, load_dataset
-from diffusers.training_utils import EMAModel
-from torch import nn
-from tqdm.auto import tqdm
-from transformers import AutoImageProcessor, AutoModelForImageClassification
+from hf_compact.data.splits import HELD_OUT_FRACTION
+from hf_compact.training_utils import add_run_arguments, check_run_arguments, parse_args_with_config
+from hf_compact.utils.overrides import replace_file_sources
 
-from hf_compact.cct import CCTConfig, CCTForImageClassification, CCTImageProcessor
-from hf_compact.data import ClassificationTrainAugmentation, MixupCutmix, load_digits_dataset, smooth_one_hot
-from hf_compact.metrics.accuracy import Accuracy
-from hf_compact.training_utils import (
-    TrainingRun,
-    add_run_arguments,
-    build_accelerator,
-    check_run_arguments,
-    parse_args_with_config,
-    prepare_output_dir,
-    updates_per_epoch,
-)
-from hf_compact.training_utils.schedules import get_cosine_schedule_with_warmup_and_cooldown
-
-EVAL_SPLIT_NAMES = ("validation", "valid", "test")
+# Flags of the two data sources: one given on the command line replaces the --config file's.
+DATA_SOURCES = {"hub": ("dataset_name", "dataset_config_name"), "folder": ("train_dir", "validation_dir")}
+# A run this short (in epochs) gets a word about the augmentation, which the recipes tune for hundreds of epochs.
+SHORT_RUN_EPOCHS = 50
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
     model = parser.add_argument_group("model")
     model.add_argument(
         "--preset", type=str, default=None, help="Official variant to train from scratch, e.g. cct_7_3x1_32."
@@ -61,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--config_overrides",
         type=str,
         default=None,
-        help='Config values replacing the preset\'s, e.g. "hidden_size=64,num_hidden_layers=1" (or a YAML mapping).',
+        help='Config values replacing the preset\'s: "hidden_size=64,num_hidden_layers=1" or a JSON / YAML mapping.',
     )
     model.add_argument(
         "--ignore_mismatched_sizes",
@@ -77,7 +69,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--train_dir", type=str, default=None, help="Image folder (one sub-folder per class).")
     data.add_argument("--validation_dir", type=str, default=None, help="Image folder for the evaluation.")
     data.add_argument(
-        "--train_val_split", type=float, default=0.15, help="Held-out fraction when there is no eval split."
+        "--train_val_split",
+        type=float,
+        default=HELD_OUT_FRACTION,
+        help="Held-out fraction of the training data when the dataset has no evaluation split.",
     )
     data.add_argument("--image_column_name", type=str, default="image")
     data.add_argument("--label_column_name", type=str, default="label")
@@ -138,14 +133,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     optimization.add_argument(
         "--cooldown_epochs", type=int, default=10, help="Extra epochs at --min_lr after the cosine."
     )
-    optimization.add_argument("--gradient_accumulation_steps", type=int, default=1)
     optimization.add_argument(
         "--max_grad_norm",
         type=float,
         default=None,
         help="Gradient clipping (off by default, as in the recipes).",
     )
-    optimization.add_argument("--mixed_precision", type=str, default=None, choices=["no", "fp16", "bf16"])
     optimization.add_argument(
         "--use_ema", action="store_true", help="Keep an EMA of the weights; evaluate and save it."
     )
@@ -154,6 +147,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_run_arguments(parser)
 
     args = parse_args_with_config(parser, argv)
+    replace_file_sources(args, sys.argv[1:] if argv is None else argv, DATA_SOURCES)
     check_run_arguments(args)
     if (args.preset is None) == (args.model_name_or_path is None):
         raise ValueError(
@@ -162,138 +156,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         )
     if args.dataset_name is None and args.train_dir is None:
         raise ValueError(
-            "--dataset_name / --train_dir: expected one of them (a Hub dataset or 'digits', or an image folder), got neither."
+            "--dataset_name / --train_dir: expected one of them (a Hub dataset or 'digits', or an image folder), got "
+            "neither."
         )
     return args
 
 
-def parse_config_overrides(overrides: str | dict | None) -> dict:
-    """``"hidden_size=64,position_embedding_type=sine"`` (or a mapping) -> ``{"hidden_size": 64, ...}``; values are
-    read as YAML scalars, so numbers and booleans get their type."""
-    if overrides is None:
-        return {}
-    if isinstance(overrides, dict):
-        return dict(overrides)
-    parsed = {}
-    for item in filter(None, (part.strip() for part in overrides.split(","))):
-        key, separator, value = item.partition("=")
-        if not separator or not key.strip():
-            raise ValueError(f"--config_overrides: expected 'name=value' items separated by commas, got {item!r}.")
-        parsed[key.strip()] = yaml.safe_load(value)
-    return parsed
-
-
-def load_classification_splits(args: argparse.Namespace) -> tuple[Dataset, Dataset, list[str]]:
-    """The training and evaluation splits with ``image`` / ``label`` columns, and the class names."""
-    if args.dataset_name == "digits":
-        splits = load_digits_dataset(image_size=args.image_size or 32)
-    elif args.dataset_name is not None:
-        splits = load_dataset(args.dataset_name, args.dataset_config_name)
-    else:
-        data_files = {"train": os.path.join(args.train_dir, "**")}
-        if args.validation_dir is not None:
-            data_files["validation"] = os.path.join(args.validation_dir, "**")
-        splits = load_dataset("imagefolder", data_files=data_files)
-    eval_split = next((name for name in EVAL_SPLIT_NAMES if name in splits), None)
-    if eval_split is None:
-        held_out = splits["train"].train_test_split(test_size=args.train_val_split, seed=args.seed)
-        splits = DatasetDict(train=held_out["train"], validation=held_out["test"])
-        eval_split = "validation"
-    train_dataset, eval_dataset = splits["train"], splits[eval_split]
-    for column in (args.image_column_name, args.label_column_name):
-        if column not in train_dataset.column_names:
-            raise ValueError(
-                f"--image_column_name / --label_column_name: the dataset has columns {train_dataset.column_names}, "
-                f"got {column!r}."
-            )
-    label_feature = train_dataset.features[args.label_column_name]
-    if not hasattr(label_feature, "names"):
-        raise ValueError(
-            f"--label_column_name: expected a ClassLabel column (class names become id2label), got "
-            f"{args.label_column_name!r} of type {label_feature}."
-        )
-    if args.max_train_samples is not None:
-        train_dataset = train_dataset.shuffle(seed=args.seed).select(
-            range(min(args.max_train_samples, len(train_dataset)))
-        )
-    if args.max_eval_samples is not None:
-        eval_dataset = eval_dataset.select(range(min(args.max_eval_samples, len(eval_dataset))))
-    return train_dataset, eval_dataset, list(label_feature.names)
-
-
-def build_model(args: argparse.Namespace, label_names: list[str]) -> CCTForImageClassification:
-    id2label = dict(enumerate(label_names))
-    label2id = {name: index for index, name in id2label.items()}
-    if args.preset is not None:
-        overrides = parse_config_overrides(args.config_overrides)
-        if args.image_size is not None:
-            overrides["image_size"] = args.image_size
-        config = CCTConfig.from_preset(args.preset, id2label=id2label, label2id=label2id, **overrides)
-        return CCTForImageClassification(config)
-    model = AutoModelForImageClassification.from_pretrained(
-        args.model_name_or_path,
-        id2label=id2label,
-        label2id=label2id,
-        ignore_mismatched_sizes=args.ignore_mismatched_sizes,
-    )
-    if args.image_size is not None and args.image_size != model.config.image_size:
-        model = change_resolution(model, args.image_size)
-    return model
-
-
-def change_resolution(model: CCTForImageClassification, image_size: int) -> CCTForImageClassification:
-    """The same model built for ``image_size`` pixels, its learnable position embeddings resized bilinearly (how
-    the official recipe fine-tunes the 224 px ImageNet CCT at 384 px)."""
-    config = CCTConfig.from_dict({**model.config.to_dict(), "image_size": image_size})
-    resized = CCTForImageClassification(config)
-    state_dict = model.state_dict()
-    embeddings = model.cct.embeddings
-    if config.position_embedding_type == "learnable":
-        new_grid_size = resized.cct.embeddings.grid_size
-        state_dict["cct.embeddings.position_embeddings"] = embeddings.interpolate_pos_encoding(new_grid_size).detach()
-    resized.load_state_dict(state_dict)
-    return resized
-
-
-def build_image_processor(args: argparse.Namespace, image_size: int) -> CCTImageProcessor:
-    """Resize (and centre-crop when ``--crop_pct < 1``) to ``image_size``; normalise with the recipe's statistics."""
-    kwargs = {}
-    if args.model_name_or_path is not None:
-        try:
-            kwargs = AutoImageProcessor.from_pretrained(args.model_name_or_path).to_dict()
-        except OSError:
-            kwargs = {}
-        kwargs = {key: kwargs[key] for key in ("image_mean", "image_std") if key in kwargs}
-    if args.image_mean is not None:
-        kwargs["image_mean"] = list(args.image_mean)
-    if args.image_std is not None:
-        kwargs["image_std"] = list(args.image_std)
-    if args.crop_pct < 1.0:
-        kwargs.update(
-            size={"shortest_edge": int(math.floor(image_size / args.crop_pct))},
-            do_center_crop=True,
-            crop_size={"height": image_size, "width": image_size},
-        )
-    else:
-        kwargs["size"] = {"height": image_size, "width": image_size}
-    return CCTImageProcessor(**kwargs)
-
-
-def build_optimizer(model: nn.Module, args: argparse.Namespace) -> torch.optim.AdamW:
-    """AdamW where 1-D parameters (biases, LayerNorm weights) get no weight decay, as timm's optimizer factory."""
-    decay, no_decay = [], []
-    for parameter in model.parameters():
-        if parameter.requires_grad:
-            (no_decay if parameter.ndim <= 1 else decay).append(parameter)
-    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(
-        groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon
-    )
-
-
-def make_collate_fn(image_processor: CCTImageProcessor, image_column: str, label_column: str, normalize: bool):
+def make_collate_fn(image_processor, image_column: str, label_column: str, normalize: bool):
     """Batch of dataset rows -> ``{"pixel_values": (batch, 3, H, W) float, "labels": (batch,) long}``; training
     batches stay in [0, 1] (the augmentation normalises them), evaluation batches are normalised."""
+    import torch
 
     def collate(rows: list[dict]) -> dict[str, torch.Tensor]:
         images = [row[image_column] for row in rows]
@@ -307,30 +179,80 @@ def make_collate_fn(image_processor: CCTImageProcessor, image_column: str, label
     return collate
 
 
-@torch.no_grad()
-def evaluate_accuracy(model: nn.Module, dataloader, accelerator: Accelerator, num_labels: int) -> dict[str, float]:
-    """Top-1 (and top-5 with at least 5 classes) accuracy over the whole evaluation set, gathered from all ranks."""
-    model.eval()
-    metric = Accuracy(keep_in_memory=True)
-    for batch in dataloader:
-        logits = model(pixel_values=batch["pixel_values"]).logits
-        logits, labels = accelerator.gather_for_metrics((logits, batch["labels"]))
-        metric.add_batch(predictions=logits.float().cpu().numpy(), references=labels.cpu().numpy())
-    model.train()
-    return metric.compute(top_k=(1, 5) if num_labels >= 5 else 1)
+def schedule_lengths(args: argparse.Namespace, epoch_updates: int) -> tuple[int, int, int]:
+    """``(updates, warmup updates, cooldown updates)`` of the run from the epoch flags (``--max_train_steps`` ends the
+    run early, without cooldown). Recipe choice for short runs: a warmup that does not fit the updates of
+    ``--max_train_steps`` keeps its share of the recipe's epochs, with a message."""
+    total_epochs = args.num_train_epochs + args.cooldown_epochs
+    warmup_steps = round(args.warmup_epochs * epoch_updates)
+    if args.max_train_steps is None:
+        if args.warmup_epochs > args.num_train_epochs:
+            raise ValueError(
+                f"--warmup_epochs: expected at most the --num_train_epochs {args.num_train_epochs}, got "
+                f"{args.warmup_epochs}; lower --warmup_epochs or raise --num_train_epochs."
+            )
+        return total_epochs * epoch_updates, warmup_steps, args.cooldown_epochs * epoch_updates
+    max_train_steps = args.max_train_steps
+    if warmup_steps > max_train_steps:
+        scaled = round(max_train_steps * args.warmup_epochs / max(total_epochs, args.warmup_epochs))
+        print(
+            f"--warmup_epochs {args.warmup_epochs:g} ({warmup_steps} updates of {epoch_updates} per epoch) does not "
+            f"fit the {max_train_steps} updates of --max_train_steps: warming up over {scaled} updates instead, the "
+            "recipe's share of the run; pass a smaller --warmup_epochs to choose."
+        )
+        warmup_steps = scaled
+    return max_train_steps, warmup_steps, 0
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
+    args = parse_args(argv)  # every flag is checked before the imports below
+
+    import torch
+    import torch.nn.functional as F
+    from accelerate.utils import set_seed
+    from diffusers.training_utils import EMAModel
+    from tqdm.auto import tqdm
+
+    from hf_compact.data import ClassificationTrainAugmentation, MixupCutmix, smooth_one_hot
+    from hf_compact.data.loading import load_image_classification_data
+    from hf_compact.metrics.accuracy import evaluate_accuracy
+    from hf_compact.optim import adamw_without_decay_on_1d
+    from hf_compact.recipes import build_image_classifier, build_image_processor
+    from hf_compact.training_utils import TrainingRun, build_accelerator, prepare_output_dir, updates_per_epoch
+    from hf_compact.training_utils.schedules import get_cosine_schedule_with_warmup_and_cooldown
+    from hf_compact.utils.overrides import parse_overrides
+
     accelerator = build_accelerator(args, args.output_dir)
     output_dir = prepare_output_dir(args, accelerator)
     set_seed(args.seed)
 
+    # ---- data and model
     with accelerator.main_process_first():
-        train_dataset, eval_dataset, label_names = load_classification_splits(args)
-    model = build_model(args, label_names)
+        train_dataset, eval_dataset, label_names = load_image_classification_data(
+            args.dataset_name,
+            args.dataset_config_name,
+            args.train_dir,
+            args.validation_dir,
+            image_column=args.image_column_name,
+            label_column=args.label_column_name,
+            image_size=args.image_size or 32,
+            held_out_fraction=args.train_val_split,
+            max_train_samples=args.max_train_samples,
+            max_eval_samples=args.max_eval_samples,
+            seed=args.seed,
+        )
+    model = build_image_classifier(
+        label_names,
+        preset=args.preset,
+        model_name_or_path=args.model_name_or_path,
+        config_overrides=parse_overrides(args.config_overrides),
+        image_size=args.image_size,
+        ignore_mismatched_sizes=args.ignore_mismatched_sizes,
+    )
     image_size = model.config.image_size
-    image_processor = build_image_processor(args, image_size)
+    image_processor = build_image_processor(
+        image_size, args.model_name_or_path, args.crop_pct, args.image_mean, args.image_std
+    )
     augment = ClassificationTrainAugmentation(
         image_size,
         image_processor.image_mean,
@@ -375,19 +297,20 @@ def main(argv: list[str] | None = None) -> dict:
             f"{args.per_device_train_batch_size}."
         )
 
-    optimizer = build_optimizer(model, args)
+    # ---- optimizer and schedule
+    optimizer = adamw_without_decay_on_1d(
+        model, args.learning_rate, args.weight_decay, (args.adam_beta1, args.adam_beta2), args.adam_epsilon
+    )
     model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
         model, optimizer, train_dataloader, eval_dataloader
     )
     epoch_updates = updates_per_epoch(len(train_dataloader), args.gradient_accumulation_steps)
-    total_epochs = args.num_train_epochs + args.cooldown_epochs
-    max_train_steps = args.max_train_steps or total_epochs * epoch_updates
-    warmup_steps = round(args.warmup_epochs * epoch_updates)
-    cooldown_steps = 0 if args.max_train_steps else args.cooldown_epochs * epoch_updates
-    if warmup_steps + cooldown_steps > max_train_steps:
-        raise ValueError(
-            f"--warmup_epochs / --cooldown_epochs: {warmup_steps} warmup + {cooldown_steps} cooldown updates exceed "
-            f"the {max_train_steps} updates of the run."
+    max_train_steps, warmup_steps, cooldown_steps = schedule_lengths(args, epoch_updates)
+    if max_train_steps < SHORT_RUN_EPOCHS * epoch_updates and (args.mixup_prob > 0 or args.randaugment_num_ops > 0):
+        accelerator.print(
+            f"A short run ({max_train_steps / epoch_updates:.0f} epochs): the recipe's Mixup / CutMix and RandAugment "
+            "are tuned for hundreds of epochs and can hold a short run near chance; for a quick fit weaken them "
+            "(--mixup_prob 0 --randaugment_num_ops 0 --crop_scale 0.8 1.0 --random_erasing_prob 0)."
         )
     # The prepared scheduler steps once per process for every update (Accelerate's convention), hence the factor.
     lr_scheduler = get_cosine_schedule_with_warmup_and_cooldown(
@@ -407,6 +330,7 @@ def main(argv: list[str] | None = None) -> dict:
     run.init_trackers("train_cct")
     run.resume()
 
+    # ---- training
     accelerator.print(
         f"Training {accelerator.unwrap_model(model).num_parameters():,} parameters on {len(train_dataset)} images "
         f"({len(label_names)} classes) for {max_train_steps} updates, {accelerator.num_processes} process(es)."
@@ -453,10 +377,11 @@ def main(argv: list[str] | None = None) -> dict:
     progress_bar.close()
     run.save_final_checkpoint()  # before the EMA weights replace the trained ones
 
+    # ---- evaluation and the saved model
     unwrapped = accelerator.unwrap_model(model)
     if ema is not None:
         ema.copy_to(unwrapped.parameters())
-    eval_metrics = evaluate_accuracy(model, eval_dataloader, accelerator, len(label_names))
+    eval_metrics = evaluate_accuracy(model, eval_dataloader, accelerator, len(label_names), ("pixel_values",))
     results = {f"eval_{name}": value for name, value in eval_metrics.items()}
     results.update(
         train_loss=train_losses[-1] if train_losses else None,

@@ -17,43 +17,25 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+import sys
 
-import torch
-import torch.nn.functional as F
-from accelerate import Accelerator
-from accelerate.utils import set_seed
-from datasets import ClassLabel, Dataset, DatasetDict, load_dataset
-from tqdm.auto import tqdm
-from train_cct import build_optimizer, parse_config_overrides
-from transformers import (
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    DataCollatorWithPadding,
-    PreTrainedTokenizerBase,
-    SchedulerType,
-    get_scheduler,
-)
+from hf_compact.data.splits import HELD_OUT_FRACTION
+from hf_compact.training_utils import add_run_arguments, check_run_arguments, parse_args_with_config
+from hf_compact.utils.overrides import replace_file_sources
 
-from hf_compact.cct.configuration_text_cct import TextCCTConfig
-from hf_compact.cct.modeling_text_cct import TextCCTForSequenceClassification
-from hf_compact.cct.tokenization_text_cct import load_word_vectors, train_word_level_tokenizer
-from hf_compact.metrics.accuracy import Accuracy
-from hf_compact.training_utils import (
-    TrainingRun,
-    add_run_arguments,
-    build_accelerator,
-    check_run_arguments,
-    parse_args_with_config,
-    prepare_output_dir,
-    updates_per_epoch,
-)
-
-EVAL_SPLIT_NAMES = ("validation", "valid", "test")
+# Flags of the two data sources: one given on the command line replaces the --config file's.
+DATA_SOURCES = {"hub": ("dataset_name", "dataset_config_name"), "files": ("train_file", "validation_file")}
+# transformers' SchedulerType names (listed here so that the flags are checked before transformers is imported).
+SCHEDULER_TYPES = (
+    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "inverse_sqrt",
+    "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay",
+)  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
     model = parser.add_argument_group("model")
     model.add_argument(
         "--preset", type=str, default=None, help="Official builder to train from scratch, e.g. text_cct_2."
@@ -65,7 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--config_overrides",
         type=str,
         default=None,
-        help='Config values replacing the preset\'s, e.g. "conv_kernel_size=1,position_embedding_type=learnable".',
+        help='Config values replacing the preset\'s: "conv_kernel_size=1,position_embedding_type=learnable" or a '
+        "JSON / YAML mapping.",
     )
     model.add_argument(
         "--ignore_mismatched_sizes", action="store_true", help="Re-initialise a classifier of another size."
@@ -95,7 +78,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--train_file", type=str, default=None, help="CSV or JSON (lines) file with the training data.")
     data.add_argument("--validation_file", type=str, default=None, help="CSV or JSON (lines) file for the evaluation.")
     data.add_argument(
-        "--train_val_split", type=float, default=0.1, help="Held-out fraction when there is no eval split."
+        "--train_val_split",
+        type=float,
+        default=HELD_OUT_FRACTION,
+        help="Held-out fraction of the training data when the dataset has no evaluation split.",
     )
     data.add_argument("--text_column_name", type=str, default="text")
     data.add_argument("--label_column_name", type=str, default="label")
@@ -113,17 +99,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     optimization.add_argument("--adam_beta1", type=float, default=0.9)
     optimization.add_argument("--adam_beta2", type=float, default=0.999)
     optimization.add_argument("--adam_epsilon", type=float, default=1e-8)
-    optimization.add_argument("--lr_scheduler_type", type=SchedulerType, default="cosine", choices=list(SchedulerType))
+    optimization.add_argument(
+        "--lr_scheduler_type", default="cosine", choices=SCHEDULER_TYPES, help="transformers.get_scheduler name."
+    )
     optimization.add_argument("--num_warmup_steps", type=int, default=0)
     optimization.add_argument("--num_train_epochs", type=int, default=10)
-    optimization.add_argument("--gradient_accumulation_steps", type=int, default=1)
     optimization.add_argument("--max_grad_norm", type=float, default=None)
     optimization.add_argument("--label_smoothing", type=float, default=0.1)
-    optimization.add_argument("--mixed_precision", type=str, default=None, choices=["no", "fp16", "bf16"])
 
     add_run_arguments(parser)
 
     args = parse_args_with_config(parser, argv)
+    replace_file_sources(args, sys.argv[1:] if argv is None else argv, DATA_SOURCES)
     check_run_arguments(args)
     if (args.preset is None) == (args.model_name_or_path is None):
         raise ValueError(
@@ -137,149 +124,66 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def load_text_classification_splits(args: argparse.Namespace) -> tuple[Dataset, Dataset, list[str]]:
-    """Training and evaluation splits, whose label column holds class ids, and the class names (a `ClassLabel`'s
-    names, or the sorted distinct labels of the training split)."""
-    if args.dataset_name is not None:
-        splits = load_dataset(args.dataset_name, args.dataset_config_name)
-    else:
-        data_files = {"train": args.train_file}
-        if args.validation_file is not None:
-            data_files["validation"] = args.validation_file
-        extension = Path(args.train_file).suffix.lstrip(".")
-        splits = load_dataset("json" if extension in ("json", "jsonl") else extension, data_files=data_files)
-    eval_split = next((name for name in EVAL_SPLIT_NAMES if name in splits), None)
-    if eval_split is None:
-        held_out = splits["train"].train_test_split(test_size=args.train_val_split, seed=args.seed)
-        splits = DatasetDict(train=held_out["train"], validation=held_out["test"])
-        eval_split = "validation"
-    train_dataset, eval_dataset = splits["train"], splits[eval_split]
-    for column in (args.text_column_name, args.label_column_name):
-        if column not in train_dataset.column_names:
-            raise ValueError(
-                f"--text_column_name / --label_column_name: the dataset has columns {train_dataset.column_names}, "
-                f"got {column!r}."
-            )
-    label_feature = train_dataset.features[args.label_column_name]
-    if isinstance(label_feature, ClassLabel):
-        label_names = list(label_feature.names)
-    else:
-        label_names = sorted({str(label) for label in train_dataset[args.label_column_name]})
-        label_ids = {name: index for index, name in enumerate(label_names)}
-
-        def encode_labels(rows: dict) -> dict:
-            return {args.label_column_name: [label_ids[str(label)] for label in rows[args.label_column_name]]}
-
-        train_dataset = train_dataset.map(encode_labels, batched=True)
-        eval_dataset = eval_dataset.map(encode_labels, batched=True)
-    if args.max_train_samples is not None:
-        train_dataset = train_dataset.shuffle(seed=args.seed).select(
-            range(min(args.max_train_samples, len(train_dataset)))
-        )
-    if args.max_eval_samples is not None:
-        eval_dataset = eval_dataset.select(range(min(args.max_eval_samples, len(eval_dataset))))
-    return train_dataset, eval_dataset, label_names
-
-
-def build_tokenizer(args: argparse.Namespace, train_dataset: Dataset) -> PreTrainedTokenizerBase:
-    """`--tokenizer_name`, else the fine-tuned model's tokenizer, else a word-level vocabulary of the training texts."""
-    source = args.tokenizer_name or args.model_name_or_path
-    if source is not None:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        tokenizer.padding_side = "right"
-        if tokenizer.pad_token is None:
-            raise ValueError(f"--tokenizer_name: the tokenizer of {source!r} has no padding token.")
-        return tokenizer
-    return train_word_level_tokenizer(
-        train_dataset,
-        text_column=args.text_column_name,
-        vocab_size=args.vocab_size,
-        min_frequency=args.min_frequency,
-        model_max_length=args.max_seq_length,
-    )
-
-
-def build_model(
-    args: argparse.Namespace, label_names: list[str], tokenizer: PreTrainedTokenizerBase
-) -> TextCCTForSequenceClassification:
-    id2label = dict(enumerate(label_names))
-    label2id = {name: index for index, name in id2label.items()}
-    word_vectors = None
-    if args.word_vectors is not None:
-        word_vectors = load_word_vectors(args.word_vectors, vocab=tokenizer.get_vocab())
-        if word_vectors.shape[0] != len(tokenizer):
-            raise ValueError(
-                f"--word_vectors: expected one vector per token of the {len(tokenizer)}-token vocabulary, got "
-                f"{word_vectors.shape[0]}."
-            )
-    if args.preset is not None:
-        overrides = {
-            "vocab_size": len(tokenizer),
-            "pad_token_id": tokenizer.pad_token_id,
-            "max_position_embeddings": args.max_seq_length,
-            **parse_config_overrides(args.config_overrides),
-        }
-        if word_vectors is not None:
-            overrides["word_embedding_dim"] = word_vectors.shape[1]
-        config = TextCCTConfig.from_preset(args.preset, id2label=id2label, label2id=label2id, **overrides)
-        model = TextCCTForSequenceClassification(config)
-    else:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            args.model_name_or_path,
-            id2label=id2label,
-            label2id=label2id,
-            ignore_mismatched_sizes=args.ignore_mismatched_sizes,
-        )
-    config = model.config
-    if config.position_embedding_type != "none" and args.max_seq_length > config.max_position_embeddings:
-        raise ValueError(
-            f"--max_seq_length: the model's position embeddings cover {config.max_position_embeddings} words, got "
-            f"{args.max_seq_length}."
-        )
-    if word_vectors is not None:
-        model.set_word_vectors(word_vectors, freeze=args.freeze_word_vectors)
-    return model
-
-
-@torch.no_grad()
-def evaluate_accuracy(model, dataloader, accelerator: Accelerator, num_labels: int) -> dict[str, float]:
-    """Top-1 (and top-5 with at least 5 classes) accuracy over the whole evaluation set, gathered from all ranks."""
-    model.eval()
-    metric = Accuracy(keep_in_memory=True)
-    for batch in dataloader:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        logits, labels = accelerator.gather_for_metrics((logits, batch["labels"]))
-        metric.add_batch(predictions=logits.float().cpu().numpy(), references=labels.cpu().numpy())
-    model.train()
-    return metric.compute(top_k=(1, 5) if num_labels >= 5 else 1)
-
-
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
+    args = parse_args(argv)  # every flag is checked before the imports below
+
+    import torch
+    import torch.nn.functional as F
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+    from transformers import DataCollatorWithPadding, get_scheduler
+
+    from hf_compact.data.loading import load_text_classification_data
+    from hf_compact.metrics.accuracy import evaluate_accuracy
+    from hf_compact.optim import adamw_without_decay_on_1d
+    from hf_compact.recipes import build_text_classifier, build_text_tokenizer, tokenize_for_classification
+    from hf_compact.training_utils import TrainingRun, build_accelerator, prepare_output_dir, updates_per_epoch
+    from hf_compact.utils.overrides import parse_overrides
+
     accelerator = build_accelerator(args, args.output_dir)
     output_dir = prepare_output_dir(args, accelerator)
     set_seed(args.seed)
 
+    # ---- data, vocabulary and model
     with accelerator.main_process_first():
-        train_dataset, eval_dataset, label_names = load_text_classification_splits(args)
-        tokenizer = build_tokenizer(args, train_dataset)
-
-        def tokenize(rows: dict) -> dict:
-            encoded = tokenizer(rows[args.text_column_name], truncation=True, max_length=args.max_seq_length)
-            return {
-                "input_ids": encoded["input_ids"],
-                "attention_mask": encoded["attention_mask"],
-                "labels": rows[args.label_column_name],
-            }
-
-        columns = ["input_ids", "attention_mask", "labels"]
-        train_dataset = train_dataset.map(tokenize, batched=True, remove_columns=train_dataset.column_names)
-        eval_dataset = eval_dataset.map(tokenize, batched=True, remove_columns=eval_dataset.column_names)
-        train_dataset, eval_dataset = (
-            train_dataset.select_columns(columns),
-            eval_dataset.select_columns(columns),
+        train_dataset, eval_dataset, label_names = load_text_classification_data(
+            args.dataset_name,
+            args.dataset_config_name,
+            args.train_file,
+            args.validation_file,
+            text_column=args.text_column_name,
+            label_column=args.label_column_name,
+            held_out_fraction=args.train_val_split,
+            max_train_samples=args.max_train_samples,
+            max_eval_samples=args.max_eval_samples,
+            seed=args.seed,
         )
-    model = build_model(args, label_names, tokenizer)
+        tokenizer = build_text_tokenizer(
+            train_dataset,
+            args.text_column_name,
+            args.max_seq_length,
+            tokenizer_name=args.tokenizer_name,
+            model_name_or_path=args.model_name_or_path,
+            vocab_size=args.vocab_size,
+            min_frequency=args.min_frequency,
+        )
+        train_dataset, eval_dataset = (
+            tokenize_for_classification(
+                dataset, tokenizer, args.text_column_name, args.label_column_name, args.max_seq_length
+            )
+            for dataset in (train_dataset, eval_dataset)
+        )
+    model = build_text_classifier(
+        label_names,
+        tokenizer,
+        args.max_seq_length,
+        preset=args.preset,
+        model_name_or_path=args.model_name_or_path,
+        config_overrides=parse_overrides(args.config_overrides),
+        ignore_mismatched_sizes=args.ignore_mismatched_sizes,
+        word_vectors=args.word_vectors,
+        freeze_word_vectors=args.freeze_word_vectors,
+    )
 
     collate = DataCollatorWithPadding(tokenizer)
     # A generator of its own keeps the global RNG (dropout, stochastic depth) untouched by the loader's seeding, so a
@@ -301,7 +205,10 @@ def main(argv: list[str] | None = None) -> dict:
             f"{args.per_device_train_batch_size}."
         )
 
-    optimizer = build_optimizer(model, args)
+    # ---- optimizer and schedule
+    optimizer = adamw_without_decay_on_1d(
+        model, args.learning_rate, args.weight_decay, (args.adam_beta1, args.adam_beta2), args.adam_epsilon
+    )
     model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
         model, optimizer, train_dataloader, eval_dataloader
     )
@@ -320,6 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
     run.init_trackers("train_text_cct")
     run.resume()
 
+    # ---- training
     accelerator.print(
         f"Training {accelerator.unwrap_model(model).num_parameters(only_trainable=True):,} trainable parameters on "
         f"{len(train_dataset)} texts ({len(label_names)} classes, vocabulary {len(tokenizer)}) for "
@@ -360,7 +268,10 @@ def main(argv: list[str] | None = None) -> dict:
     progress_bar.close()
     run.save_final_checkpoint()
 
-    eval_metrics = evaluate_accuracy(model, eval_dataloader, accelerator, len(label_names))
+    # ---- evaluation and the saved model
+    eval_metrics = evaluate_accuracy(
+        model, eval_dataloader, accelerator, len(label_names), ("input_ids", "attention_mask")
+    )
     results = {f"eval_{name}": value for name, value in eval_metrics.items()}
     results.update(
         train_loss=train_losses[-1] if train_losses else None,

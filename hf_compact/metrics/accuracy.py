@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import datasets
 import evaluate
 import numpy as np
+import torch
 
 _DESCRIPTION = """
 Fraction of examples whose reference label is among the ``k`` highest-scoring classes (top-k accuracy); with
@@ -90,4 +91,32 @@ class Accuracy(evaluate.Metric):
         return results
 
 
-__all__ = ["Accuracy"]
+def top_k_for(num_labels: int) -> tuple[int, ...]:
+    """The accuracies the recipes report: top-1, and top-5 with at least 5 classes."""
+    return (1, 5) if num_labels >= 5 else (1,)
+
+
+@torch.no_grad()
+def evaluate_accuracy(
+    model: torch.nn.Module, dataloader, accelerator, num_labels: int, input_names: Sequence[str]
+) -> dict[str, float]:
+    """:func:`top_k_for` accuracies of ``model`` over the whole (prepared) ``dataloader``, gathered from every process.
+
+    Args:
+        model: a classifier whose output has ``logits``; it is put back in training mode afterwards.
+        dataloader: batches holding ``labels`` and the ``input_names`` the model takes (e.g. ``("pixel_values",)``
+            or ``("input_ids", "attention_mask")``).
+        accelerator: the run's ``accelerate.Accelerator`` (its ``gather_for_metrics`` drops the padding of the last
+            batch).
+    """
+    model.eval()
+    metric = Accuracy(keep_in_memory=True)
+    for batch in dataloader:
+        logits = model(**{name: batch[name] for name in input_names}).logits
+        logits, labels = accelerator.gather_for_metrics((logits, batch["labels"]))
+        metric.add_batch(predictions=logits.float().cpu().numpy(), references=labels.cpu().numpy())
+    model.train()
+    return metric.compute(top_k=top_k_for(num_labels))
+
+
+__all__ = ["Accuracy", "evaluate_accuracy", "top_k_for"]

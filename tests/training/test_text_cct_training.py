@@ -8,16 +8,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from launch import load_training_script, run_two_processes
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, pipeline
 
 from hf_compact import TEXT_CCT_PRESETS, TextCCTConfig, TextCCTForSequenceClassification
+from hf_compact.utils.overrides import parse_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
 
-import finetune_text_cct_trainer  # noqa: E402
-import train_text_cct  # noqa: E402
-from launch import run_two_processes  # noqa: E402
+finetune_text_cct_trainer = load_training_script("finetune_text_cct_trainer")
+train_text_cct = load_training_script("train_text_cct")
 
 TOPICS = {
     "sports": "match team goal player coach season win league score ball".split(),
@@ -120,14 +121,16 @@ def test_resuming_from_a_checkpoint_reproduces_the_straight_run(topic_files, tmp
 
 # One rank under torchrun: trains, and saves the model this rank holds when it evaluates.
 RANK_SCRIPT = """
-import json, os, sys, torch, train_text_cct
-evaluate_accuracy = train_text_cct.evaluate_accuracy
-def record_then_evaluate(model, dataloader, accelerator, num_labels):
+import json, os, sys, torch
+from launch import load_training_script
+from hf_compact.metrics import accuracy
+evaluate_accuracy = accuracy.evaluate_accuracy
+def record_then_evaluate(model, dataloader, accelerator, *args):
     state = {name: value.detach().clone() for name, value in accelerator.unwrap_model(model).state_dict().items()}
     torch.save(state, f"{sys.argv[1]}/rank{accelerator.process_index}.pt")
-    return evaluate_accuracy(model, dataloader, accelerator, num_labels)
-train_text_cct.evaluate_accuracy = record_then_evaluate
-results = train_text_cct.main(sys.argv[2:])
+    return evaluate_accuracy(model, dataloader, accelerator, *args)
+accuracy.evaluate_accuracy = record_then_evaluate
+results = load_training_script("train_text_cct").main(sys.argv[2:])
 with open(f"{sys.argv[1]}/results{os.environ['RANK']}.json", "w") as handle:
     json.dump(results, handle)
 """
@@ -219,7 +222,7 @@ def test_recipes_parse_into_the_flags_of_their_script(recipe):
     else:
         args = train_text_cct.parse_args(["--config", str(recipe)])
         preset, dataset_name = args.preset, args.dataset_name
-        overrides = train_text_cct.parse_config_overrides(args.config_overrides)
+        overrides = parse_overrides(args.config_overrides)
         assert all(hasattr(TextCCTConfig(), name) for name in overrides)
     assert preset in TEXT_CCT_PRESETS and dataset_name is not None
 

@@ -7,19 +7,18 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from launch import TRAINING_DIR, load_training_script, run_two_processes
 from safetensors.torch import load_file
 
-from hf_compact.data import DIGIT_NAMES
+from hf_compact.data import DIGIT_NAMES, loading
 from hf_compact.training_utils.schedules import (
     cosine_learning_rate,
     get_cosine_schedule_with_warmup_and_cooldown,
 )
+from hf_compact.utils.overrides import parse_overrides
 
-TRAINING_DIR = Path(__file__).resolve().parents[2] / "training"
-
-import finetune_cct_trainer  # noqa: E402
-import train_cct  # noqa: E402
-from launch import run_two_processes  # noqa: E402
+train_cct = load_training_script("train_cct")
+finetune_cct_trainer = load_training_script("finetune_cct_trainer")
 
 TINY_MODEL = [
     "--preset", "cct_2_3x2_32", "--image_size", "16",
@@ -32,7 +31,7 @@ TINY_DATA = ["--dataset_name", "digits", "--max_eval_samples", "64"]
 def cached_digits():
     """Build the digits once for the whole module (the scripts call ``load_digits_dataset`` on every run)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train_cct, "load_digits_dataset", functools.lru_cache(train_cct.load_digits_dataset))
+        patch.setitem(loading.BUNDLED_DATASETS, "digits", functools.lru_cache(loading.BUNDLED_DATASETS["digits"]))
         yield
 
 
@@ -78,20 +77,22 @@ def test_scheduler_scales_every_param_group():
 
 
 def test_config_overrides_are_typed():
-    overrides = train_cct.parse_config_overrides("hidden_size=64, drop_path_rate=0.0,position_embedding_type=sine")
+    overrides = parse_overrides("hidden_size=64, drop_path_rate=0.0,position_embedding_type=sine")
     assert overrides == {"hidden_size": 64, "drop_path_rate": 0.0, "position_embedding_type": "sine"}
+    assert parse_overrides('{"hidden_size": 64, "drop_path_rate": 0.0}') == {"hidden_size": 64, "drop_path_rate": 0.0}
     with pytest.raises(ValueError, match="name=value"):
-        train_cct.parse_config_overrides("hidden_size")
+        parse_overrides("hidden_size")
 
 
-# The official recipes (SHI-Labs/Compact-Transformers configs/ and the paper's appendix): (file, preset or checkpoint, lr, min_lr, warmup_lr, weight decay, epochs, warmup, batch,
-# crop_pct, crop_scale, random erasing, mixup_off_epoch).
+# The official recipes (SHI-Labs/Compact-Transformers configs/ and the paper's appendix): (file, preset or checkpoint,
+# lr, min_lr, warmup_lr, weight decay, epochs, warmup, batch, crop_pct, crop_scale, random erasing, mixup_off_epoch).
+C = [0.8, 1.0]  # the CIFAR / Flowers crop scale
 RECIPES = [
-    ("cct_cifar10_300epochs", "cct_7_3x1_32", 5.5e-4, 1e-5, 1e-5, 0.06, 300, 10, 128, 1.0, [0.8, 1.0], 0.0, 175),
-    ("cct_cifar10_5000epochs", "cct_7_3x1_32_sine", 5e-4, 1e-5, 1e-5, 0.05, 5000, 10, 128, 1.0, [0.8, 1.0], 0.25, None),
-    ("cct_cifar100_300epochs", "cct_7_3x1_32_c100", 6e-4, 1e-5, 1e-6, 0.06, 300, 10, 128, 1.0, [0.8, 1.0], 0.25, None),
-    ("cct_cifar100_5000epochs", "cct_7_3x1_32_sine_c100", 5e-4, 1e-5, 1e-6, 0.05, 5000, 10, 128, 1.0, [0.8, 1.0], 0.25, None),
-    ("cct_flowers102", "cct_7_7x2_224_sine", 5e-4, 1e-5, 1e-6, 0.06, 300, 10, 96, 1.0, [0.8, 1.0], 0.25, None),
+    ("cct_cifar10_300epochs", "cct_7_3x1_32", 5.5e-4, 1e-5, 1e-5, 0.06, 300, 10, 128, 1.0, C, 0.0, 175),
+    ("cct_cifar10_5000epochs", "cct_7_3x1_32_sine", 5e-4, 1e-5, 1e-5, 0.05, 5000, 10, 128, 1.0, C, 0.25, None),
+    ("cct_cifar100_300epochs", "cct_7_3x1_32_c100", 6e-4, 1e-5, 1e-6, 0.06, 300, 10, 128, 1.0, C, 0.25, None),
+    ("cct_cifar100_5000epochs", "cct_7_3x1_32_sine_c100", 5e-4, 1e-5, 1e-6, 0.05, 5000, 10, 128, 1.0, C, 0.25, None),
+    ("cct_flowers102", "cct_7_7x2_224_sine", 5e-4, 1e-5, 1e-6, 0.06, 300, 10, 96, 1.0, C, 0.25, None),
     ("cct_imagenet", "cct_14_7x2_224", 5e-4, 1e-5, 1e-6, 0.05, 300, 10, 128, 0.9, [0.08, 1.0], 0.25, None),
     ("cct_imagenet384_finetune", None, 1e-5, 0.0, 0.0, 0.0, 30, 0, 96, 0.9, [0.08, 1.0], 0.25, None),
 ]  # fmt: skip
@@ -278,22 +279,27 @@ def test_bad_arguments_raise(tmp_path):
         train_cct.parse_args(["--config", str(bad_config)])
     with pytest.raises(ValueError, match="--image_column_name"):
         train_cct.main([*TINY_MODEL, *TINY_DATA, "--image_column_name", "img", "--output_dir", str(tmp_path)])
-    with pytest.raises(ValueError, match="--warmup_epochs"):
+    with pytest.raises(ValueError, match="--warmup_epochs: expected at most the --num_train_epochs 3"):
         train_cct.main([*TINY_MODEL, *TINY_DATA, "--max_train_samples", "64", "--per_device_train_batch_size", "32",
-                        "--max_train_steps", "4", "--output_dir", str(tmp_path)])  # fmt: skip
+                        "--num_train_epochs", "3", "--output_dir", str(tmp_path / "warmup")])  # fmt: skip
+    with pytest.raises(ValueError, match=r"--config_overrides: unknown config keys \['hiden_size'\]; valid keys"):
+        train_cct.main([*TINY_MODEL[:4], "--config_overrides", "hiden_size=8", *TINY_DATA,
+                        "--output_dir", str(tmp_path / "typo")])  # fmt: skip
 
 
 # One rank under torchrun: trains, and records the parameters this rank holds when it evaluates.
 RANK_SCRIPT = """
-import json, os, sys, train_cct
+import json, os, sys
+from launch import load_training_script
 from safetensors.torch import save_file
-evaluate_accuracy = train_cct.evaluate_accuracy
-def record_then_evaluate(model, dataloader, accelerator, num_labels):
+from hf_compact.metrics import accuracy
+evaluate_accuracy = accuracy.evaluate_accuracy
+def record_then_evaluate(model, dataloader, accelerator, *args):
     state = {name: value.detach().contiguous() for name, value in accelerator.unwrap_model(model).state_dict().items()}
     save_file(state, f"{sys.argv[1]}/rank{accelerator.process_index}.safetensors")
-    return evaluate_accuracy(model, dataloader, accelerator, num_labels)
-train_cct.evaluate_accuracy = record_then_evaluate
-results = train_cct.main(sys.argv[2:])
+    return evaluate_accuracy(model, dataloader, accelerator, *args)
+accuracy.evaluate_accuracy = record_then_evaluate
+results = load_training_script("train_cct").main(sys.argv[2:])
 with open(f"{sys.argv[1]}/results{os.environ['RANK']}.json", "w") as handle:
     json.dump({**results, "world": int(os.environ["WORLD_SIZE"])}, handle)
 """
@@ -419,7 +425,7 @@ def test_a_finished_run_is_never_overwritten_silently(tmp_path):
 def test_unwritable_output_dir_fails_before_training(tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    monkeypatch.setattr(train_cct, "load_classification_splits", lambda args: pytest.fail("training started"))
+    monkeypatch.setattr(loading, "load_image_dataset", lambda *args: pytest.fail("training started"))
     with pytest.raises(OSError, match="--output_dir: cannot write to .*a-file/run"):
         train_cct.main([*QUICK_RUN, "--output_dir", str(blocker / "run")])
     with pytest.raises(ValueError, match="--checkpoints_total_limit: expected a positive integer"):
