@@ -2,23 +2,31 @@
 
 The 3-D counterpart of diffusers' ``DiTTransformer2DModel`` (same conditioning, same learned-sigma output, same
 ``num_embeds_ada_norm`` null class), following DiT (Peebles & Xie, 2023): tubelet patch embedding, fixed 3-D
-sin-cos position embedding, adaLN-Zero blocks conditioned on ``timestep_embedding + class_embedding`` (each modulation is
-``Linear(SiLU(.))``),
-and an adaptive final layer. The building blocks are shared: attention and MLP from ``hf_compact.layers``,
-timestep/label embeddings and adaptive norms from diffusers.
+sin-cos position embedding, adaLN-Zero blocks conditioned on ``timestep_embedding + class_embedding`` (each
+modulation is ``Linear(SiLU(.))``), and an adaptive final layer. The building blocks are shared: attention and MLP
+from ``hf_compact.layers``, timestep/label embeddings and adaptive norms from diffusers.
+
+As diffusers' own transformers: ``compile_repeated_blocks`` compiles the ``DiTBlock3D`` s, ``set_attention_backend``
+picks the attention kernel, ``enable_layerwise_casting`` / ``enable_group_offload`` apply, and LoRA adapters come
+through ``add_adapter`` / ``save_lora_adapter`` / ``load_lora_adapter`` (``peft``).
 """
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
+from diffusers.loaders import PeftAdapterMixin
+from diffusers.models.attention import AttentionMixin
 from diffusers.models.embeddings import CombinedTimestepLabelEmbeddings, get_3d_sincos_pos_embed
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.normalization import AdaLayerNormContinuous, AdaLayerNormZero
 from torch import nn
 
 from ..layers import Attention, Mlp
+from ..layers.config_checks import check_bool, check_int, check_positive_number
 
 
 class DiTBlock3D(nn.Module):
@@ -42,7 +50,27 @@ class DiTBlock3D(nn.Module):
         return hidden_states + gate_mlp[:, None] * self.mlp(normed)
 
 
-class DiTTransformer3DModel(ModelMixin, ConfigMixin):
+def _check_config(config) -> None:
+    """Type- and range-checks every field, naming it."""
+    for name in ("num_attention_heads", "attention_head_dim", "in_channels", "sample_frames", "num_embeds_ada_norm"):
+        check_int(name, config[name])
+    check_int("num_layers", config.num_layers, minimum=0)
+    if config.out_channels is not None:
+        check_int("out_channels", config.out_channels)
+    for name, size, length in (("sample_size", config.sample_size, 2), ("patch_size", config.patch_size, 3)):
+        sizes = size if isinstance(size, (tuple, list)) else (size,) * length
+        if len(sizes) != length:
+            raise ValueError(f"{name}: expected an int or {length} ints, got {size!r}.")
+        for value in sizes:
+            check_int(name, value)
+    check_positive_number("mlp_ratio", config.mlp_ratio)
+    check_bool("attention_bias", config.attention_bias)
+    dropout = config.class_dropout_prob
+    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout <= 1:
+        raise ValueError(f"class_dropout_prob: expected a probability in [0, 1], got {dropout!r}.")
+
+
+class DiTTransformer3DModel(ModelMixin, AttentionMixin, ConfigMixin, PeftAdapterMixin):
     r"""Class-conditional DiT for video latents ``(B, C, T, H, W)`` (e.g. ``AutoencoderViTok`` video latents).
 
     Tokens are non-overlapping ``patch_size = (pt, ph, pw)`` tubelets in raster order (t, h, w); positions use
@@ -69,6 +97,7 @@ class DiTTransformer3DModel(ModelMixin, ConfigMixin):
 
     _supports_gradient_checkpointing = True
     _no_split_modules = ["DiTBlock3D"]
+    _repeated_blocks = ["DiTBlock3D"]
     _skip_layerwise_casting_patterns = ["norm"]
 
     @register_to_config
@@ -88,15 +117,14 @@ class DiTTransformer3DModel(ModelMixin, ConfigMixin):
         class_dropout_prob: float = 0.1,
     ) -> None:
         super().__init__()
+        _check_config(self.config)
         inner_dim = num_attention_heads * attention_head_dim
         if inner_dim % 16:
             raise ValueError(
                 f"num_attention_heads * attention_head_dim: expected a multiple of 16 (3-D sin-cos position "
                 f"embedding), got {inner_dim}."
             )
-        self.patch_size = (patch_size,) * 3 if isinstance(patch_size, int) else tuple(patch_size)
-        if len(self.patch_size) != 3 or min(self.patch_size) < 1:
-            raise ValueError(f"patch_size: expected a positive int or (pt, ph, pw), got {patch_size!r}.")
+        self.patch_size = (patch_size,) * 3 if isinstance(patch_size, numbers.Integral) else tuple(patch_size)
         self.out_channels = 2 * in_channels if out_channels is None else out_channels
         self.inner_dim = inner_dim
         self.gradient_checkpointing = False
@@ -186,4 +214,11 @@ class DiTTransformer3DModel(ModelMixin, ConfigMixin):
         if class_labels.shape != (hidden_states.shape[0],):
             raise ValueError(
                 f"class_labels: expected shape ({hidden_states.shape[0]},), got {tuple(class_labels.shape)}."
+            )
+        # Reads values on the host: skipped while torch.compile traces (no graph break, no sync).
+        null_class = self.config.num_embeds_ada_norm
+        if not torch.compiler.is_compiling() and ((class_labels < 0) | (class_labels > null_class)).any():
+            bad = class_labels[(class_labels < 0) | (class_labels > null_class)][0].item()
+            raise ValueError(
+                f"class_labels: expected ids in [0, {null_class}] ({null_class} is the null class), got {bad}."
             )

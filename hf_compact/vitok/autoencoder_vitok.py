@@ -12,20 +12,65 @@ import warnings
 import torch
 from diffusers import ModelMixin
 from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.loaders import PeftAdapterMixin
+from diffusers.models.attention import AttentionMixin
 from diffusers.models.autoencoders.vae import AutoencoderMixin, DecoderOutput, DiagonalGaussianDistribution
 from diffusers.models.modeling_outputs import AutoencoderKLOutput
 from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 
+from ..layers import ROPE_TYPES, rotary_axis_dims
+from ..layers.config_checks import check_bool, check_choice, check_int, check_positive_number
+from ..layers.mlp import MLP_TYPES
+from ..layers.normalization import NORM_TYPES
+from ..layers.transformer_block import BLOCK_TYPES
 from .presets import VITOK_PRESETS
 from .tiling import tiled_apply
-from .vit_coder import ViTokDecoder, ViTokEncoder
+from .tubelets import PATCH_EMBED_TYPES
+from .vit_coder import LATENT_TYPES, ViTokDecoder, ViTokEncoder
 
 # Pixel inputs are expected in [-1, 1]; values beyond this magnitude trigger a warning.
 _PIXEL_RANGE_WARNING_THRESHOLD = 1.5
 
 
-class AutoencoderViTok(ModelMixin, AutoencoderMixin, ConfigMixin):
+def _check_config(config) -> None:
+    """Type- and range-checks every field, naming it (``encoder_heads`` must divide ``encoder_width`` and leave a
+    head dim that ``rope_type`` can rotate)."""
+    for name in ("in_channels", "latent_channels", "patch_size", "tubelet_size", "mlp_hidden_multiple", "sample_size"):
+        check_int(name, config[name])
+    for name in ("mlp_ratio", "norm_eps", "rope_theta", "scaling_factor"):
+        check_positive_number(name, config[name])
+    if config.layer_scale_init is not None:
+        check_positive_number("layer_scale_init", config.layer_scale_init)
+    for name in ("mlp_bias", "qkv_bias", "attn_out_bias", "final_norm"):
+        check_bool(name, config[name])
+    for name, choices in (
+        ("mlp_type", MLP_TYPES),
+        ("block_type", BLOCK_TYPES),
+        ("norm_type", NORM_TYPES),
+        ("qk_norm", (None, *NORM_TYPES)),
+        ("rope_type", ROPE_TYPES),
+        ("patch_embed_type", PATCH_EMBED_TYPES),
+        ("latent_type", LATENT_TYPES),
+    ):
+        check_choice(name, config[name], choices)
+    for part in ("encoder", "decoder"):
+        width, depth, heads = (f"{part}_width", f"{part}_depth", f"{part}_heads")
+        check_int(width, config[width])
+        check_int(depth, config[depth], minimum=0)
+        check_int(heads, config[heads])
+        if config[width] % config[heads]:
+            raise ValueError(f"{heads}: expected a divisor of {width}={config[width]}, got {config[heads]}.")
+        try:
+            rotary_axis_dims(config.rope_type, config[width] // config[heads])
+        except ValueError as error:
+            raise ValueError(
+                f"{width} / {heads}: the head dim {config[width] // config[heads]} does not fit "
+                f"rope_type={config.rope_type!r} ({error})."
+            ) from None
+
+
+class AutoencoderViTok(ModelMixin, AttentionMixin, AutoencoderMixin, ConfigMixin, PeftAdapterMixin):
     r"""
     ViTok autoencoder: tubelet embedding -> ViT encoder -> per-token latent -> ViT decoder -> tubelet pixel head.
 
@@ -33,6 +78,11 @@ class AutoencoderViTok(ModelMixin, AutoencoderMixin, ConfigMixin):
     ``T`` divisible by ``tubelet_size``) map to latent grids ``(B, c, H/p, W/p)`` / ``(B, c, T/q, H/p, W/p)``, a
     reshape of the raster ``(t, h, w)`` token order, so the stock ``DiTPipeline`` with
     ``DiTTransformer2DModel(in_channels=c, sample_size=H/p, patch_size=1)`` can use it as its ``vae``.
+
+    Inputs must be finite and in the model's dtype (inside ``torch.autocast`` the autocast decides). As diffusers' own
+    models: ``compile_repeated_blocks`` compiles the ``TransformerBlock`` s, ``set_attention_backend`` picks the
+    attention kernel, ``enable_layerwise_casting`` / ``enable_group_offload`` apply, and LoRA adapters come through
+    ``add_adapter`` / ``save_lora_adapter`` / ``load_lora_adapter`` (``peft``).
 
     Parameters:
         in_channels (`int`, defaults to 3): pixel channels (also the output channels).
@@ -74,6 +124,8 @@ class AutoencoderViTok(ModelMixin, AutoencoderMixin, ConfigMixin):
 
     _supports_gradient_checkpointing = True
     _no_split_modules = ["TransformerBlock"]
+    _repeated_blocks = ["TransformerBlock"]
+    _skip_layerwise_casting_patterns = ["norm"]
 
     @register_to_config
     def __init__(
@@ -108,6 +160,7 @@ class AutoencoderViTok(ModelMixin, AutoencoderMixin, ConfigMixin):
         scaling_factor: float = 1.0,
     ):
         super().__init__()
+        _check_config(self.config)
         self.encoder = ViTokEncoder(self.config)
         self.decoder = ViTokDecoder(self.config)
 
@@ -150,12 +203,33 @@ class AutoencoderViTok(ModelMixin, AutoencoderMixin, ConfigMixin):
             width // self.config.patch_size,
         )
 
+    def _check_dtype(self, name: str, tensor: torch.Tensor) -> None:
+        # Inside torch.autocast the autocast casts decide, as for a plain nn.Conv3d.
+        if tensor.dtype != self.dtype and not torch.is_autocast_enabled(tensor.device.type):
+            raise TypeError(
+                f"{name}: expected a {self.dtype} tensor (the dtype of this AutoencoderViTok), got {tensor.dtype}; "
+                f"cast the input with .to({self.dtype}) or the model with .to({tensor.dtype})"
+            )
+
+    @staticmethod
+    def _check_finite(name: str, tensor: torch.Tensor) -> None:
+        # Reads values on the host: skipped while torch.compile traces (no graph break, no sync).
+        if torch.compiler.is_compiling():
+            return
+        finite = torch.isfinite(tensor)
+        if not finite.all():
+            raise ValueError(
+                f"{name}: expected finite values, got {tensor.numel() - finite.sum().item()} NaN or infinite "
+                f"of {tensor.numel()} (shape {tuple(tensor.shape)})"
+            )
+
     def _as_video(self, sample: torch.Tensor) -> torch.Tensor:
         """Validates pixels and returns them as ``(B, C, T, H, W)``."""
         if not isinstance(sample, torch.Tensor):
             raise TypeError(f"sample must be a torch.Tensor, got {type(sample).__name__}")
         if not sample.is_floating_point():
             raise TypeError(f"sample must be a floating-point tensor with values in [-1, 1], got {sample.dtype}")
+        self._check_dtype("sample", sample)
         if sample.ndim not in (4, 5):
             raise ValueError(
                 f"sample must be (B, C, H, W) images or (B, C, T, H, W) videos, got shape {tuple(sample.shape)}"
@@ -177,6 +251,7 @@ class AutoencoderViTok(ModelMixin, AutoencoderMixin, ConfigMixin):
         video = sample if sample.ndim == 5 else sample.unsqueeze(2)
         if video.shape[2] % q:
             raise ValueError(f"sample frames must be divisible by tubelet_size={q}, got T={video.shape[2]}")
+        self._check_finite("sample", sample)
         # The range check reads values on the host: skipped while torch.compile traces (no graph break, no sync).
         if (
             not torch.compiler.is_compiling()
@@ -197,6 +272,7 @@ class AutoencoderViTok(ModelMixin, AutoencoderMixin, ConfigMixin):
             raise TypeError(f"z must be a torch.Tensor, got {type(latents).__name__}")
         if not latents.is_floating_point():
             raise TypeError(f"z must be a floating-point tensor, got {latents.dtype}")
+        self._check_dtype("z", latents)
         if latents.ndim not in (4, 5):
             raise ValueError(
                 f"z must be a (B, c, h, w) or (B, c, t, h, w) latent grid, got shape {tuple(latents.shape)}"
@@ -211,6 +287,7 @@ class AutoencoderViTok(ModelMixin, AutoencoderMixin, ConfigMixin):
                 f"z is a 4-D image latent {tuple(latents.shape)}, but tubelet_size={self.config.tubelet_size} "
                 "decodes (B, c, t, h, w) video latents"
             )
+        self._check_finite("z", latents)
         return latents if latents.ndim == 5 else latents.unsqueeze(2)
 
     def _require_loaded(self, component: str) -> None:

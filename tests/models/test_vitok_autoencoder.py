@@ -271,3 +271,59 @@ def test_empty_batch_gives_empty_latents_and_pixels():
         latents = vae.encode(pixels(0, 3, 16, 16)).latent_dist.mode()
         assert latents.shape == (0, 4, 4, 4)
         assert vae.decode(latents).sample.shape == (0, 3, 16, 16)
+
+
+@pytest.mark.parametrize("bad_value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_pixels_and_latents_are_refused(bad_value):
+    vae = tiny_vitok()
+    sample = pixels(2, 3, 16, 16)
+    sample[1, 2, 3, 4] = bad_value
+    with pytest.raises(ValueError, match=r"sample: expected finite values, got 1 NaN or infinite of 1536"):
+        vae.encode(sample)
+    with pytest.raises(ValueError, match="sample: expected finite values"):
+        vae(sample)
+    latents = torch.zeros(1, 4, 4, 4)
+    latents[0, 0, 0, 0] = bad_value
+    with pytest.raises(ValueError, match=r"z: expected finite values, got 1 NaN or infinite of 64"):
+        vae.decode(latents)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.float16])
+def test_input_dtype_other_than_the_model_dtype_is_named(dtype):
+    vae = tiny_vitok()
+    with pytest.raises(TypeError, match=rf"sample: expected a torch.float32 tensor .* got {dtype}"):
+        vae.encode(pixels(1, 3, 16, 16).to(dtype))
+    with pytest.raises(TypeError, match=rf"z: expected a torch.float32 tensor .* got {dtype}"):
+        vae.decode(torch.zeros(1, 4, 4, 4, dtype=dtype))
+    half = tiny_vitok().to(torch.bfloat16)
+    with pytest.raises(TypeError, match=r"sample: expected a torch.bfloat16 tensor .* got torch.float32"):
+        half.encode(pixels(1, 3, 16, 16))
+
+
+def test_autocast_decides_the_compute_dtype():
+    vae = tiny_vitok()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        latents = vae.encode(pixels(1, 3, 16, 16).bfloat16()).latent_dist.mode()
+        assert vae.decode(latents).sample.shape == (1, 3, 16, 16)
+
+
+@pytest.mark.parametrize(
+    "overrides, error, match",
+    [
+        ({"encoder_heads": 3}, ValueError, r"encoder_heads: expected a divisor of encoder_width=32, got 3"),
+        ({"decoder_heads": 5}, ValueError, r"decoder_heads: expected a divisor of decoder_width=48, got 5"),
+        ({"encoder_width": 36, "encoder_heads": 4}, ValueError, r"encoder_width / encoder_heads: the head dim 9"),
+        ({"encoder_depth": -1}, ValueError, r"encoder_depth: expected an int >= 0, got -1"),
+        ({"decoder_width": "32"}, TypeError, r"decoder_width: expected an int, got '32' \(str\)"),
+        ({"encoder_width": 32.0}, TypeError, r"encoder_width: expected an int, got 32.0 \(float\)"),
+        ({"patch_size": 0}, ValueError, r"patch_size: expected an int >= 1, got 0"),
+        ({"latent_channels": True}, TypeError, r"latent_channels: expected an int, got True"),
+        ({"mlp_ratio": -1.0}, ValueError, r"mlp_ratio: expected a finite number > 0, got -1.0"),
+        ({"scaling_factor": float("nan")}, ValueError, r"scaling_factor: expected a finite number > 0"),
+        ({"qk_norm": "batch"}, ValueError, r"qk_norm: expected one of \(None, 'layer', 'rms'\), got 'batch'"),
+        ({"final_norm": "yes"}, TypeError, r"final_norm: expected True or False, got 'yes'"),
+    ],
+)
+def test_config_fields_are_checked_where_the_config_is_built(overrides, error, match):
+    with pytest.raises(error, match=match):
+        tiny_vitok(**overrides)
