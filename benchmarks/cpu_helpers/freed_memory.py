@@ -19,7 +19,7 @@ M_MMAP_THRESHOLD = -3
 def keep_freed_cpu_memory(mmap_threshold_bytes: int = 1 << 30) -> bool:
     """Let glibc keep freed blocks up to ``mmap_threshold_bytes`` (at most 1 GiB) for reuse instead of unmapping them.
 
-    Process-wide and not undone: call it once at the start of a CPU script (``benchmarks/cct_throughput.py
+    Process-wide and not undone: call it once at the start of a CPU script (``cct_throughput.py
     --keep_freed_cpu_memory`` does). The process keeps up to twice ``mmap_threshold_bytes`` of freed memory. Numerics
     are unchanged.
 

@@ -1,7 +1,6 @@
 """Utilities shared by the models, losses, metrics, converters and training scripts: pretrained weight files,
-state-dict checks, video frame folding, derived seeds and CPU memory reuse. Nothing here imports the models."""
+state-dict checks, video frame folding and derived seeds. Nothing here imports the models."""
 
-from .cpu_memory import keep_freed_cpu_memory
 from .frames import fold_frames_into_batch
 from .seeds import derive_seed
 from .state_dict import check_state_dict, rename_keys, strip_prefixes
@@ -11,7 +10,6 @@ __all__ = [
     "check_state_dict",
     "derive_seed",
     "fold_frames_into_batch",
-    "keep_freed_cpu_memory",
     "load_state_dict_file",
     "rename_keys",
     "resolve_weight_file",

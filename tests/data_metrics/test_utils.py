@@ -1,10 +1,6 @@
-"""hf_compact.utils: the state-dict checker, key renaming, weight files, frame folding, derived seeds and CPU memory
-reuse."""
+"""hf_compact.utils: the state-dict checker, key renaming, weight files, frame folding and derived seeds."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -15,7 +11,6 @@ from hf_compact.utils import (
     check_state_dict,
     derive_seed,
     fold_frames_into_batch,
-    keep_freed_cpu_memory,
     load_state_dict_file,
     rename_keys,
     resolve_weight_file,
@@ -89,40 +84,3 @@ def test_derive_seed_is_deterministic_32_bit_and_separates_nearby_keys():
     seeds = {derive_seed(0, epoch, index) for epoch in range(4) for index in range(64)}
     assert len(seeds) == 4 * 64 and all(0 <= seed < 2**32 for seed in seeds)
     assert derive_seed(0, 1, 2) == derive_seed(0, 1, 2) != derive_seed(0, 2, 1)
-
-
-# Minor page faults per 64 MiB tensor, allocated and freed ten times, in a fresh process (the setting is process-wide).
-PAGE_FAULTS_PER_LARGE_TENSOR = """
-import resource, sys, torch
-from hf_compact.utils import keep_freed_cpu_memory
-applied = keep_freed_cpu_memory() if sys.argv[1] == "keep" else None
-faults = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-torch.ones(16 << 20)
-before = faults()
-for _ in range(10):
-    torch.ones(16 << 20)
-print(applied, (faults() - before) / 10)
-"""
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
-def test_keep_freed_cpu_memory_reuses_large_blocks_instead_of_faulting_them_in_again():
-    def run(mode: str) -> tuple[str, float]:
-        output = subprocess.run(
-            [sys.executable, "-c", PAGE_FAULTS_PER_LARGE_TENSOR, mode],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-        return output[0], float(output[1])
-
-    _, default_faults = run("default")
-    applied, kept_faults = run("keep")
-    assert applied == "True"
-    assert default_faults > 10  # each 64 MiB block is a fresh mmap, faulted in page by page (16,384 with 4 KiB pages)
-    assert kept_faults < default_faults / 5
-
-
-def test_keep_freed_cpu_memory_rejects_a_non_positive_threshold():
-    with pytest.raises(ValueError, match="mmap_threshold_bytes: expected a positive number of bytes, got 0"):
-        keep_freed_cpu_memory(0)
