@@ -131,11 +131,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     optim.add_argument("--lr_warmup_steps", type=int, default=0)
     optim.add_argument("--per_device_train_batch_size", type=int, default=32)
-    optim.add_argument("--gradient_accumulation_steps", type=int, default=1)
     optim.add_argument("--num_train_epochs", type=int, default=1)
 
     run = add_run_arguments(parser)
-    run.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default=None, help="Default: bf16 on GPU.")
     run.add_argument(
         "--sample_steps", type=int, default=None, help="Save a sample grid every N steps (and at the end)."
     )

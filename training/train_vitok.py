@@ -137,11 +137,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     optim.add_argument("--lr_warmup_ratio", type=float, default=0.03)
     optim.add_argument("--per_device_train_batch_size", type=int, default=8)
     optim.add_argument("--per_device_eval_batch_size", type=int, default=8)
-    optim.add_argument("--gradient_accumulation_steps", type=int, default=1)
     optim.add_argument("--num_train_epochs", type=int, default=1)
 
     run = add_run_arguments(parser)
-    run.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default=None)
     run.add_argument("--eval_steps", type=int, default=None, help="Evaluate every N steps (and always at the end).")
     run.add_argument("--num_grid_samples", type=int, default=8)
     run.add_argument("--fid_feature_extractor", default=None, help="TorchScript Inception: file, folder or Hub id.")

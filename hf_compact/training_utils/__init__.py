@@ -9,16 +9,16 @@ from .checkpointing import (
     resolve_resume_checkpoint,
     save_checkpoint,
 )
+from hf_compact.utils.run_files import RESULTS_FILE, TRAINING_CONFIG_FILE
+from hf_compact.utils.secrets import redact_secrets
+
 from .run import (
-    RESULTS_FILE,
-    TRAINING_CONFIG_FILE,
     TrainingRun,
     add_run_arguments,
     check_run_arguments,
     prepare_output_dir,
     updates_per_epoch,
 )
-from .secrets import redact_secrets
 
 __all__ = [
     "RESULTS_FILE",

@@ -38,11 +38,17 @@ from accelerate.utils.other import load as accelerate_load
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from hf_compact.utils.run_files import (
+    ABANDONED_DIR,
+    CHECKPOINT_PATTERN,
+    STATE_FILE,
+    checkpoint_name,
+    partial_checkpoint_name,
+    previous_checkpoint_name,
+)
+
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)(\.previous)?$")
-STATE_FILE = "training_state.json"
-ABANDONED_DIR = "abandoned-checkpoints"
 # Files Accelerate writes with torch.save and reads back with weights_only=True (plain tensors and numbers).
 TORCH_FILE_PATTERN = re.compile(
     r"^(optimizer(_\d+)?\.bin|scheduler(_\d+)?\.bin|sampler(_\d+)?\.bin|dl_state_dict(_\d+)?\.bin|"
@@ -83,8 +89,8 @@ def save_checkpoint(
     if total_limit is not None and total_limit < 1:
         raise ValueError(f"--checkpoints_total_limit: expected at least 1 (or None to keep all), got {total_limit}.")
     output_dir = Path(output_dir)
-    final_path = output_dir / f"checkpoint-{step}"
-    staging_path = output_dir / f".checkpoint-{step}.partial"
+    final_path = output_dir / checkpoint_name(step)
+    staging_path = output_dir / partial_checkpoint_name(step)
     try:
         if accelerator.is_main_process:
             shutil.rmtree(staging_path, ignore_errors=True)
@@ -101,7 +107,7 @@ def save_checkpoint(
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             fsync_tree(staging_path)
-            _commit(staging_path, final_path)
+            _commit(staging_path, final_path, output_dir / previous_checkpoint_name(step))
     except BaseException as error:
         if accelerator.is_main_process:
             shutil.rmtree(staging_path, ignore_errors=True)
@@ -115,9 +121,8 @@ def save_checkpoint(
     return final_path
 
 
-def _commit(staging_path: Path, final_path: Path) -> None:
-    """Rename ``staging_path`` to ``final_path``; an existing ``final_path`` stays findable as ``.previous``."""
-    previous_path = final_path.with_name(final_path.name + ".previous")
+def _commit(staging_path: Path, final_path: Path, previous_path: Path) -> None:
+    """Rename ``staging_path`` to ``final_path``; an existing ``final_path`` stays findable as ``previous_path``."""
     if final_path.exists():
         shutil.rmtree(previous_path, ignore_errors=True)
         os.replace(final_path, previous_path)
@@ -188,7 +193,8 @@ def save_state_dict(state: dict[str, Any], folder: Path, name: str) -> None:
             layout[key] = {"value": value}
         else:
             raise TypeError(
-                f"{name}.state_dict()[{key!r}]: expected tensors, lists of tensors or JSON values, got {type(value).__name__}."
+                f"{name}.state_dict()[{key!r}]: expected tensors, lists of tensors or JSON values, got "
+                f"{type(value).__name__}."
             )
     save_file(tensors, folder / f"{name}.safetensors")
     (folder / f"{name}.json").write_text(json.dumps(layout, indent=2))

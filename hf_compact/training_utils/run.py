@@ -3,7 +3,7 @@
 A script reads like the diffusers examples, with its step body inline::
 
     parser = argparse.ArgumentParser(...)
-    add_run_arguments(parser)                      # --output_dir, --seed, --checkpointing_steps, ...
+    add_run_arguments(parser)                      # --output_dir, --seed, --gradient_accumulation_steps, ...
     args = parse_args_with_config(parser, argv); check_run_arguments(args)
     accelerator = build_accelerator(args, args.output_dir)
     output_dir = prepare_output_dir(args, accelerator)  # refuses to overwrite a run, checks it is writable
@@ -11,18 +11,35 @@ A script reads like the diffusers examples, with its step body inline::
     model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
     run = TrainingRun(accelerator, args, train_dataloader, max_train_steps, stateful={"ema": ema})
     run.resume()                                   # --resume_from_checkpoint, if any
-    for batch in run:                              # set_epoch, skipping, step / time limits
+    for batch in run:                              # set_epoch, skipping, seeding, step / time limits
         with accelerator.accumulate(model):
+            noise = torch.randn(shape, generator=run.step_generator())
             ...
         if accelerator.sync_gradients:
             ema.step(...)
-            run.update_done()                      # counts the update, checkpoint cadence
+            run.update_done(loss)                  # counts the update, records its loss, checkpoint cadence
     run.save_final_checkpoint()
     ...                                            # evaluate, save the model
-    run.finish(results, push=...)                  # all_results.json, training_config.json, push
+    run.finish(run.build_results(eval_metrics), push=...)  # all_results.json, training_config.json, push
 
 Updates per epoch are counted as Accelerate syncs gradients: every ``gradient_accumulation_steps`` batches and on
 the last batch of every epoch, i.e. ``ceil(batches / gradient_accumulation_steps)``.
+
+Seeding (the one policy for exact resume): every random draw of training is a function of ``--seed`` and of its
+position in the run, never of how far a generator has run before. A resumed run thus repeats a straight one
+without replaying anything:
+
+* the order of the batches depends on (seed, epoch): the seedable sampler of :func:`.build_accelerator`, or a
+  ``DataLoader(generator=torch.Generator().manual_seed(seed))``;
+* the draws of a training step (noise, masks, augmentations, Mixup...) come from ``run.step_generator()``, seeded
+  with ``derive_seed(seed, process_index, micro_step)``; before every batch the engine also seeds the global
+  generators (``random``, NumPy, torch CPU and CUDA) from the same position (another stream), so that what cannot
+  take a generator (dropout, drop path, a library's augmentation) follows the same rule;
+* a dataset that draws per item in ``DataLoader`` workers seeds a generator with ``derive_seed(seed, epoch, index)``
+  and gets its epoch from ``set_epoch`` (pass it as ``epoch_datasets``).
+
+Checkpoints still hold and restore the global generators' states (Accelerate saves them), which only matters for
+draws made outside the loop.
 """
 
 from __future__ import annotations
@@ -35,7 +52,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,23 +60,23 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import broadcast
 
+from hf_compact.utils.run_files import ABANDONED_DIR, RESULTS_FILE, RUN_MARKERS, TRAINING_CONFIG_FILE
+from hf_compact.utils.secrets import redact_secrets
+from hf_compact.utils.seeds import derive_seed, seed_global_generators
+
 from .checkpointing import (
-    ABANDONED_DIR,
     _completed_checkpoints,
     load_checkpoint,
     resolve_resume_checkpoint,
     save_checkpoint,
     set_aside_later_checkpoints,
 )
-from .secrets import redact_secrets
 
 logger = logging.getLogger(__name__)
 
-RESULTS_FILE = "all_results.json"
-TRAINING_CONFIG_FILE = "training_config.json"
 DEFAULT_SEED = 42
-# Files that show a folder holds a run (older versions of the scripts wrote results.json).
-RUN_MARKERS = (RESULTS_FILE, "results.json", TRAINING_CONFIG_FILE)
+# Last key of the seed of the global generators, so that they never repeat the stream of ``step_generator``.
+GLOBAL_GENERATORS_STREAM = 1
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
@@ -72,6 +89,18 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGrou
         help="Delete the checkpoints and results of an earlier run in --output_dir and start afresh.",
     )
     run.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    run.add_argument(
+        "--gradient_accumulation_steps",
+        type=int,
+        default=1,
+        help="Batches whose gradients add up to one optimizer update.",
+    )
+    run.add_argument(
+        "--mixed_precision",
+        choices=("no", "fp16", "bf16"),
+        default=None,
+        help="Default: Accelerate's (its config file, else 'no').",
+    )
     run.add_argument(
         "--max_train_steps", type=int, default=None, help="Total optimizer updates; overrides the epochs."
     )
@@ -117,6 +146,10 @@ def check_run_arguments(args: argparse.Namespace) -> None:
     if args.output_dir is None:
         raise ValueError(
             "--output_dir: expected a run folder (on the command line or in the --config file), got None."
+        )
+    if args.gradient_accumulation_steps < 1:
+        raise ValueError(
+            f"--gradient_accumulation_steps: expected a positive integer, got {args.gradient_accumulation_steps}."
         )
     for name in ("max_train_steps", "checkpointing_steps", "checkpoints_total_limit"):
         value = getattr(args, name)
@@ -207,8 +240,9 @@ class TrainingRun:
     Attributes:
         completed_steps: optimizer updates done (``update_done`` counts them).
         epoch: the epoch the current batch belongs to.
-        micro_step: batches consumed before the current one since the start of training (resumes included), to
-            seed per-batch randomness identically in a straight and a resumed run.
+        micro_step: batches consumed before the current one since the start of training (resumes included): the
+            position that seeds the batch's randomness (see :meth:`step_generator`).
+        first_train_loss, last_train_loss: losses given to :meth:`update_done` by this launch (``None`` without).
     """
 
     def __init__(
@@ -234,6 +268,8 @@ class TrainingRun:
         self.completed_steps = 0
         self.epoch = 0
         self.micro_step = 0
+        self.first_train_loss: float | None = None
+        self.last_train_loss: float | None = None
         self._batches_to_skip = 0
         self._last_checkpoint_step: int | None = None
         self._out_of_time = False
@@ -288,15 +324,31 @@ class TrainingRun:
                 batches = self.accelerator.skip_first_batches(self.train_dataloader, self._batches_to_skip)
                 self._batches_to_skip = 0
             for batch in batches:
+                seed_global_generators(self._step_seed(GLOBAL_GENERATORS_STREAM))
                 yield batch
                 self.micro_step += 1
                 if self.finished:
                     return
             self.epoch += 1
 
-    def update_done(self) -> None:
-        """Count one optimizer update; checkpoint on the ``--checkpointing_steps`` cadence; check the time budget."""
+    def step_generator(self, device: torch.device | str | None = None) -> torch.Generator:
+        """A generator for the random draws of the current batch (noise, masks...), on ``device`` (default: the
+        accelerator's), seeded from ``(seed, process_index, micro_step)``: the same in a straight and a resumed run,
+        different on every process and batch."""
+        generator = torch.Generator(device=device if device is not None else self.accelerator.device)
+        return generator.manual_seed(self._step_seed())
+
+    def _step_seed(self, *stream: int) -> int:
+        return derive_seed(self.args.seed, self.accelerator.process_index, self.micro_step, *stream)
+
+    def update_done(self, loss: float | None = None) -> None:
+        """Count one optimizer update whose loss was ``loss`` (recorded for :meth:`build_results`); checkpoint on
+        the ``--checkpointing_steps`` cadence; check the time budget."""
         self.completed_steps += 1
+        if loss is not None:
+            self.last_train_loss = float(loss)
+            if self.first_train_loss is None:
+                self.first_train_loss = self.last_train_loss
         if self.args.checkpointing_steps and self.completed_steps % self.args.checkpointing_steps == 0:
             self.save_checkpoint()
         if self.args.max_train_seconds is not None:
@@ -322,6 +374,25 @@ class TrainingRun:
         trained weights are replaced (by an EMA...), on every process."""
         if self._last_checkpoint_step != self.completed_steps:
             self.save_checkpoint()
+
+    def build_results(self, eval_metrics: Mapping[str, Any] = (), **extra: Any) -> dict[str, Any]:
+        """The end-of-run results, one schema for every script (what ``all_results.json`` and the model card hold).
+
+        Keys, in order: ``train_steps`` (updates done, resumed ones included), ``train_loss`` (loss of the last
+        update of this launch, ``None`` without one), ``first_train_loss`` (of its first update), ``train_seconds``
+        (this launch's, 2 decimals), every entry of ``eval_metrics`` under an ``eval_``-prefixed key, then ``extra``
+        (script-specific values such as ``latent_scaling_factor``).
+        """
+        results: dict[str, Any] = {
+            "train_steps": self.completed_steps,
+            "train_loss": self.last_train_loss,
+            "first_train_loss": self.first_train_loss,
+            "train_seconds": round(self.train_seconds, 2),
+        }
+        for name, value in dict(eval_metrics).items():
+            results[name if name.startswith("eval_") else f"eval_{name}"] = value
+        results.update(extra)
+        return results
 
     def finish(self, results: dict[str, Any], push=None) -> None:
         """End of the run, on every process: on the main process ``all_results.json`` and ``training_config.json``

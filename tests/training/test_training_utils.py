@@ -150,7 +150,6 @@ def test_output_dir_holding_a_run_is_refused_and_overwrite_clears_it(tmp_path):
     from hf_compact.training_utils import add_run_arguments, check_run_arguments, prepare_output_dir
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--gradient_accumulation_steps", type=int, default=1)
     add_run_arguments(parser)
     accelerator = Accelerator(cpu=True)
     accelerator.prepare(torch.nn.Linear(1, 1))
@@ -179,11 +178,10 @@ def test_training_run_stops_on_the_step_or_time_budget_and_writes_the_end_files(
     from hf_compact.training_utils import TrainingRun, add_run_arguments
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--gradient_accumulation_steps", type=int, default=2)
     add_run_arguments(parser)
 
     def updates_done(*flags: str) -> tuple[int, int]:
-        args = parser.parse_args(["--output_dir", str(tmp_path / flags[-1]), *flags[:-1]])
+        args = parser.parse_args(["--output_dir", str(tmp_path / flags[-1]), "--gradient_accumulation_steps", "2", *flags[:-1]])
         accelerator = Accelerator(
             cpu=True,
             gradient_accumulation_steps=2,
