@@ -6,6 +6,10 @@ diffusers' ``DiTPipeline`` hard-codes the classifier-free-guidance null class as
 ``num_embeds_ada_norm``) is the "no class" embedding learnt through label dropout. Reading the null class from
 ``transformer.config.num_embeds_ada_norm`` therefore gives exactly the stock behaviour for 1000-class models and
 working guidance for any other class count.
+
+The denoising loop is the same for every objective and scheduler (see :mod:`hf_compact.dit.samplers`): the
+transformer's first ``c`` output channels (epsilon or velocity) are guided and handed to ``scheduler.step``, with
+the learned variance appended only for a scheduler that samples with it.
 """
 
 from __future__ import annotations
@@ -13,27 +17,55 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import torch
+from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
 
 from .samplers import check_scheduler, scheduler_uses_learned_variance
 
 OUTPUT_TYPES = ("pil", "np", "pt")
 
 
-def check_sampling_arguments(guidance_scale: float, num_inference_steps: int) -> None:
-    """Raise for a non-finite ``guidance_scale`` or a ``num_inference_steps`` that is not a positive int."""
-    if (
-        isinstance(guidance_scale, bool)
-        or not isinstance(guidance_scale, numbers.Real)
-        or not math.isfinite(guidance_scale)
-    ):
+def _is_real(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+
+
+def check_sampling_arguments(
+    guidance_scale: float,
+    num_inference_steps: int,
+    guidance_interval: tuple[float, float] = (0.0, 1.0),
+    guidance_rescale: float = 0.0,
+) -> None:
+    """Raise for a non-finite ``guidance_scale``, a ``num_inference_steps`` that is not a positive int, a
+    ``guidance_interval`` that is not ``(start, end)`` with ``0 <= start <= end <= 1`` or a ``guidance_rescale``
+    outside ``[0, 1]``."""
+    if not _is_real(guidance_scale):
         raise ValueError(f"guidance_scale: expected a finite number, got {guidance_scale!r}.")
     if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, numbers.Integral):
         raise TypeError(f"num_inference_steps: expected an int, got {num_inference_steps!r}.")
     if num_inference_steps <= 0:
         raise ValueError(f"num_inference_steps: expected a positive number of steps, got {num_inference_steps}.")
+    if (
+        not isinstance(guidance_interval, (tuple, list))
+        or len(guidance_interval) != 2
+        or not all(_is_real(bound) for bound in guidance_interval)
+        or not 0 <= guidance_interval[0] <= guidance_interval[1] <= 1
+    ):
+        raise ValueError(
+            f"guidance_interval: expected (start, end) with 0 <= start <= end <= 1, got {guidance_interval!r}."
+        )
+    if not _is_real(guidance_rescale) or not 0 <= guidance_rescale <= 1:
+        raise ValueError(f"guidance_rescale: expected a number in [0, 1], got {guidance_rescale!r}.")
+
+
+def in_guidance_interval(progress: float, guidance_interval: tuple[float, float]) -> bool:
+    """Whether trajectory position ``progress`` (0: pure noise, 1: clean) lies in ``[start, end)``; an interval
+    that ends at 1 includes 1, and ``start == end`` is empty."""
+    start, end = guidance_interval
+    return start <= progress < end or progress == end == 1 and start < end
 
 
 class ClassConditionalPipelineMixin:
@@ -50,7 +82,15 @@ class ClassConditionalPipelineMixin:
         return self.num_classes
 
     def check_components(self) -> None:
-        """Raise if the autoencoder's latent channels differ from the transformer's input channels."""
+        """Raise if the autoencoder's latent channels differ from the transformer's input channels, or if
+        ``id2label`` names a class the transformer cannot generate (the null class included)."""
+        outside = sorted(class_id for class_id in self.id2label or {} if not 0 <= class_id < self.num_classes)
+        if outside:
+            raise ValueError(
+                f"id2label: expected class ids in [0, {self.num_classes - 1}] (the transformer has "
+                f"num_embeds_ada_norm={self.num_classes} classes; {self.num_classes} is the null class), got "
+                f"{outside[0]}."
+            )
         transformer_channels = self.transformer.config.in_channels
         vae_channels = getattr(self.vae.config, "latent_channels", None)
         if vae_channels is not None and vae_channels != transformer_channels:
@@ -94,41 +134,61 @@ class ClassConditionalPipelineMixin:
         guidance_scale: float,
         num_inference_steps: int,
         generator: torch.Generator | list[torch.Generator] | None,
+        guidance_interval: tuple[float, float] = (0.0, 1.0),
+        guidance_rescale: float = 0.0,
     ) -> torch.Tensor:
         """Run the scheduler from pure noise ``latents`` ``(B, c, ...)`` to clean latents of the same shape.
 
-        With ``guidance_scale > 1`` the batch is doubled with the null class and the noise prediction is
-        ``uncond + guidance_scale * (cond - uncond)``. A learned-variance output (``2c`` channels) is handed to
-        the scheduler only when it samples with it (``DDPMScheduler`` with ``variance_type``
-        ``"learned"``/``"learned_range"``, as in DiT); every other scheduler (DDIM, DPM-Solver) gets the ``c``
-        epsilon channels only.
+        At a network evaluation with guidance (``guidance_scale > 1`` and the evaluation inside
+        ``guidance_interval``, see :meth:`DiTImagePipeline.__call__`) the batch is doubled with the null class and
+        the prediction (epsilon or velocity: the first ``c`` output channels) is ``uncond + guidance_scale * (cond -
+        uncond)``, then rescaled towards the conditional prediction's standard deviation by ``guidance_rescale``
+        (diffusers' ``rescale_noise_cfg``). Without guidance only the conditional batch is evaluated. A learned
+        variance (output channels ``c:2c``, of the conditional half) is appended only for a scheduler that samples
+        with it (``DDPMScheduler`` with ``variance_type`` ``"learned"``/``"learned_range"``, as in DiT).
+
+        Warns (``RuntimeWarning``) when the result is not finite.
         """
-        check_sampling_arguments(guidance_scale, num_inference_steps)
-        check_scheduler(self.scheduler)
+        check_sampling_arguments(guidance_scale, num_inference_steps, guidance_interval, guidance_rescale)
+        check_scheduler(self.scheduler, self.transformer)
         latent_channels = latents.shape[1]
-        use_guidance = guidance_scale > 1
-        if use_guidance:
-            null_labels = torch.full_like(class_labels, self.null_class_id)
-            class_labels = torch.cat([class_labels, null_labels])
+        guided_labels = torch.cat([class_labels, torch.full_like(class_labels, self.null_class_id)])
         scheduler_uses_variance = scheduler_uses_learned_variance(self.scheduler)
         step_kwargs = (
             {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
         )
+        num_train_timesteps = self.scheduler.config.num_train_timesteps
 
         self.scheduler.set_timesteps(num_inference_steps, device=self._execution_device)
         for timestep in self.progress_bar(self.scheduler.timesteps):
-            model_input = torch.cat([latents, latents]) if use_guidance else latents
-            model_input = self.scheduler.scale_model_input(model_input, timestep)
+            progress = 1 - float(timestep) / num_train_timesteps
+            guided = guidance_scale > 1 and in_guidance_interval(progress, guidance_interval)
+            model_input = torch.cat([latents, latents]) if guided else latents
+            if hasattr(self.scheduler, "scale_model_input"):  # flow-matching Euler/Heun have none
+                model_input = self.scheduler.scale_model_input(model_input, timestep)
             timesteps = timestep.reshape(1).to(model_input.device).expand(model_input.shape[0])
-            prediction = self.transformer(model_input, timestep=timesteps, class_labels=class_labels).sample
-            noise_pred, variance_pred = prediction[:, :latent_channels], prediction[:, latent_channels:]
-            if use_guidance:
-                cond_noise, uncond_noise = noise_pred.chunk(2)
-                noise_pred = uncond_noise + guidance_scale * (cond_noise - uncond_noise)
-                variance_pred = variance_pred.chunk(2)[0]
-            if scheduler_uses_variance and variance_pred.shape[1] == latent_channels:
-                noise_pred = torch.cat([noise_pred, variance_pred], dim=1)
-            latents = self.scheduler.step(noise_pred, timestep, latents, **step_kwargs).prev_sample
+            labels = guided_labels if guided else class_labels
+            prediction = self.transformer(model_input, timestep=timesteps, class_labels=labels).sample
+            model_output, variance = prediction[:, :latent_channels], prediction[:, latent_channels:]
+            if guided:
+                cond_output, uncond_output = model_output.chunk(2)
+                model_output = uncond_output + guidance_scale * (cond_output - uncond_output)
+                if guidance_rescale > 0:
+                    model_output = rescale_noise_cfg(model_output, cond_output, guidance_rescale)
+                variance = variance.chunk(2)[0]
+            if scheduler_uses_variance:
+                model_output = torch.cat([model_output, variance], dim=1)
+            latents = self.scheduler.step(model_output, timestep, latents, **step_kwargs).prev_sample
+
+        non_finite = (~torch.isfinite(latents)).sum().item()
+        if non_finite:
+            warnings.warn(
+                f"DiT sampling produced {non_finite} non-finite latent values (of {latents.numel()}): the outputs "
+                f"are not valid. With guidance_scale={guidance_scale} the guided prediction may overflow; use a "
+                "smaller guidance_scale (DiT uses 1.5-4), or check the transformer's weights.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return latents
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
@@ -138,8 +198,17 @@ class ClassConditionalPipelineMixin:
         return self.vae.decode(latents.to(self.vae.dtype)).sample
 
 
-def normalize_id2label(id2label: dict | None) -> dict[int, str] | None:
+def normalize_id2label(id2label: Mapping | None) -> dict[int, str] | None:
     """``{0: "cat"}`` from either int keys or the string keys that JSON configs give back."""
     if id2label is None:
         return None
-    return {int(key): str(value) for key, value in id2label.items()}
+    if not isinstance(id2label, Mapping):
+        raise TypeError(f"id2label: expected a mapping {{class_id: name}}, got {type(id2label).__name__}.")
+    normalized = {}
+    for key, name in id2label.items():
+        if isinstance(key, bool) or not isinstance(key, (numbers.Integral, str)) or not str(key).lstrip("-").isdigit():
+            raise TypeError(f"id2label: expected integer class ids as keys, got {key!r}.")
+        if not isinstance(name, str):
+            raise TypeError(f"id2label: expected a string name for class {key}, got {name!r} ({type(name).__name__}).")
+        normalized[int(key)] = name
+    return normalized

@@ -1,6 +1,9 @@
-"""DiTImagePipeline (guidance for any class count, saved id2label), DiTTransformer3DModel and DiTVideoPipeline."""
+"""DiTImagePipeline (guidance for any class count, interval and rescale, both objectives, saved id2label),
+DiTTransformer3DModel and DiTVideoPipeline."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
@@ -12,9 +15,9 @@ from diffusers import (
     DiffusionPipeline,
     DiTPipeline,
     DiTTransformer2DModel,
+    FlowMatchEulerDiscreteScheduler,
 )
 
-import hf_compact
 from hf_compact import AutoencoderViTok, DiTImagePipeline, DiTTransformer3DModel, DiTVideoPipeline
 
 NUM_CLASSES = 5
@@ -309,8 +312,196 @@ def test_video_pipeline_rejects_out_of_range_classes(video_pipeline):
         video_pipeline([7], num_inference_steps=1)
 
 
-def test_pipelines_are_registered_with_diffusers():
-    import diffusers
+# ------------------------------------------------------------------------------ guidance interval and rescale
 
-    assert diffusers.DiTImagePipeline is hf_compact.DiTImagePipeline
-    assert diffusers.DiTVideoPipeline is hf_compact.DiTVideoPipeline
+
+def with_scheduler(pipeline, scheduler):
+    """The same transformer and autoencoder with another scheduler."""
+    same = type(pipeline)(pipeline.transformer, pipeline.vae, scheduler, id2label=pipeline.id2label)
+    same.set_progress_bar_config(disable=True)
+    return same
+
+
+def record_transformer_calls(transformer) -> tuple[list[tuple[float, int]], torch.utils.hooks.RemovableHandle]:
+    """(timestep, batch size) of every forward call."""
+    calls = []
+    handle = transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: calls.append((float(kwargs["timestep"][0]), args[0].shape[0])), with_kwargs=True
+    )
+    return calls, handle
+
+
+def output_of(pipeline, result):
+    return result.frames if isinstance(pipeline, DiTVideoPipeline) else result.images
+
+
+SCHEDULERS = {
+    "ddim": DDIMScheduler,
+    "ddpm-learned-range": lambda: DDPMScheduler(variance_type="learned_range"),  # ancestral: uses the generator
+    "flow-euler": lambda: FlowMatchEulerDiscreteScheduler(shift=3.0),
+}
+
+
+@pytest.mark.parametrize("scheduler_name", SCHEDULERS)
+@pytest.mark.parametrize("pipeline_name", ["image_pipeline", "video_pipeline"])
+@pytest.mark.parametrize("interval", [(0.5, 0.5), (0.0, 0.0), (1.0, 1.0)])
+def test_empty_guidance_interval_is_exactly_unguided(request, pipeline_name, scheduler_name, interval):
+    pipeline = with_scheduler(request.getfixturevalue(pipeline_name), SCHEDULERS[scheduler_name]())
+    unguided = output_of(pipeline, generate(pipeline, guidance_scale=1.0, num_inference_steps=3))
+    calls, handle = record_transformer_calls(pipeline.transformer)
+    try:
+        empty = output_of(pipeline, generate(pipeline, guidance_interval=interval, num_inference_steps=3))
+    finally:
+        handle.remove()
+    assert [batch for _, batch in calls] == [2, 2, 2]  # no unconditional pass
+    assert np.array_equal(empty, unguided)
+    assert not np.array_equal(output_of(pipeline, generate(pipeline, num_inference_steps=3)), unguided)
+
+
+@pytest.mark.parametrize(
+    "scheduler_name, interval, expected_batches",
+    [
+        # flow Euler, shift 1: timesteps 1000, 667, 334, 1, i.e. trajectory positions 0, 0.333, 0.666, 0.999
+        ("flow-euler-shift-1", (0.3, 0.7), [2, 4, 4, 2]),
+        ("flow-euler-shift-1", (0.0, 0.3), [4, 2, 2, 2]),
+        # DDIM ("leading"): timesteps 750, 500, 250, 0, i.e. positions 0.25, 0.5, 0.75, 1; an end of 1 includes 1
+        ("ddim", (0.5, 1.0), [2, 4, 4, 4]),
+        ("ddim", (0.0, 0.75), [4, 4, 2, 2]),
+        ("ddim", (0.0, 1.0), [4, 4, 4, 4]),
+    ],
+)
+def test_guidance_applies_inside_the_interval_only(image_pipeline, scheduler_name, interval, expected_batches):
+    scheduler = FlowMatchEulerDiscreteScheduler() if scheduler_name == "flow-euler-shift-1" else DDIMScheduler()
+    pipeline = with_scheduler(image_pipeline, scheduler)
+    calls, handle = record_transformer_calls(pipeline.transformer)
+    try:
+        limited = generate(pipeline, guidance_interval=interval, num_inference_steps=4).images
+    finally:
+        handle.remove()
+    positions = [1 - timestep / 1000 for timestep, _ in calls]
+    assert [batch for _, batch in calls] == expected_batches, positions
+    full = generate(pipeline, num_inference_steps=4).images
+    unguided = generate(pipeline, guidance_scale=1.0, num_inference_steps=4).images
+    if expected_batches == [4, 4, 4, 4]:
+        np.testing.assert_array_equal(limited, full)  # (0, 1) is the default: guidance everywhere
+    else:
+        assert np.abs(limited - full).max() > 1e-4 and np.abs(limited - unguided).max() > 1e-4
+
+
+def record_step_outputs(pipeline, monkeypatch) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The transformer's outputs and what the scheduler steps with."""
+    predictions, model_outputs = [], []
+    pipeline.transformer.register_forward_hook(
+        lambda module, args, kwargs, output: predictions.append(output.sample), with_kwargs=True
+    )
+    step = pipeline.scheduler.step
+    monkeypatch.setattr(
+        pipeline.scheduler,
+        "step",
+        lambda model_output, *args, **kwargs: (
+            model_outputs.append(model_output) or step(model_output, *args, **kwargs)
+        ),
+    )
+    return predictions, model_outputs
+
+
+@pytest.mark.parametrize("scheduler_name", ["ddim", "flow-euler"])
+@pytest.mark.parametrize("make_transformer", [tiny_transformer_2d, tiny_transformer_3d])
+@pytest.mark.parametrize("guidance_rescale", [0.7, 1.0])
+def test_guidance_rescale_matches_lin_et_al(scheduler_name, make_transformer, guidance_rescale, monkeypatch):
+    """phi * cfg * std(cond) / std(cfg) + (1 - phi) * cfg, stds per sample (Lin et al. 2023, Eq. 15-16)."""
+    pipeline_class = DiTImagePipeline if make_transformer is tiny_transformer_2d else DiTVideoPipeline
+    vae = tiny_image_vae() if make_transformer is tiny_transformer_2d else tiny_video_vae()
+    pipeline = pipeline_class(make_transformer(), vae, SCHEDULERS[scheduler_name]())
+    pipeline.set_progress_bar_config(disable=True)
+    predictions, model_outputs = record_step_outputs(pipeline, monkeypatch)
+    generate(pipeline, guidance_scale=3.0, guidance_rescale=guidance_rescale, num_inference_steps=2)
+
+    assert len(model_outputs) == len(predictions) == 2
+    for prediction, model_output in zip(predictions, model_outputs):
+        cond, uncond = prediction[:, :4].chunk(2)
+        guided = uncond + 3.0 * (cond - uncond)
+        dims = tuple(range(1, cond.ndim))
+        rescaled = guided * cond.std(dim=dims, keepdim=True) / guided.std(dim=dims, keepdim=True)
+        expected = guidance_rescale * rescaled + (1 - guidance_rescale) * guided
+        torch.testing.assert_close(model_output, expected)
+        if guidance_rescale == 1.0:
+            torch.testing.assert_close(model_output.std(dim=dims), cond.std(dim=dims))
+
+
+def test_no_guidance_rescale_is_plain_guidance(image_pipeline):
+    np.testing.assert_array_equal(
+        generate(image_pipeline, guidance_rescale=0.0).images, generate(image_pipeline).images
+    )
+    assert np.abs(generate(image_pipeline, guidance_rescale=0.5).images - generate(image_pipeline).images).max() > 0
+
+
+# --------------------------------------------------------------------------------------------- flow matching
+
+
+@pytest.mark.parametrize("pipeline_class", [DiTImagePipeline, DiTVideoPipeline])
+def test_flow_matching_pipeline_samples_saves_and_reloads(pipeline_class, tmp_path):
+    """A velocity transformer (c output channels) with a flow-matching scheduler, as train_dit.py saves it."""
+    if pipeline_class is DiTImagePipeline:
+        transformer, vae = tiny_transformer_2d(), tiny_image_vae()
+        transformer = DiTTransformer2DModel.from_config(transformer.config, out_channels=4)
+    else:
+        transformer, vae = tiny_transformer_3d(out_channels=4), tiny_video_vae()
+    randomize(transformer)
+    pipeline = pipeline_class(transformer.eval(), vae, FlowMatchEulerDiscreteScheduler(shift=2.0), id2label={0: "a"})
+    pipeline.set_progress_bar_config(disable=True)
+    samples = output_of(pipeline, generate(pipeline, guidance_interval=(0.2, 0.9), guidance_rescale=0.5))
+    assert np.isfinite(samples).all() and samples.min() >= 0 and samples.max() <= 1 and samples.std() > 0
+
+    pipeline.save_pretrained(tmp_path)
+    reloaded = DiffusionPipeline.from_pretrained(tmp_path)
+    reloaded.set_progress_bar_config(disable=True)
+    assert type(reloaded.scheduler) is FlowMatchEulerDiscreteScheduler and reloaded.scheduler.config.shift == 2.0
+    reloaded_samples = output_of(reloaded, generate(reloaded, guidance_interval=(0.2, 0.9), guidance_rescale=0.5))
+    np.testing.assert_array_equal(reloaded_samples, samples)
+
+
+# ------------------------------------------------------------------------------- inputs that would mislead
+
+
+def test_a_non_finite_result_warns_and_names_guidance_scale(image_pipeline, video_pipeline):
+    with pytest.warns(RuntimeWarning, match=r"non-finite latent values.*guidance_scale=1e\+30"):
+        generate(image_pipeline, guidance_scale=1e30)
+    # The video pipeline's sampling warns the same way (AutoencoderViTok then refuses to decode the latents).
+    noise = torch.randn(1, 4, 2, 2, 2, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(RuntimeWarning, match=r"guidance_scale=1e\+30"):
+        video_pipeline.denoise(noise, torch.tensor([1]), 1e30, 2, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert np.isfinite(generate(image_pipeline, guidance_scale=4.0).images).all()
+        assert np.isfinite(generate(video_pipeline, guidance_scale=4.0).frames).all()
+
+
+@pytest.mark.parametrize(
+    ("id2label", "error", "message"),
+    [
+        ({0: "a", NUM_CLASSES: "null"}, ValueError, r"id2label: expected class ids in \[0, 4\].*got 5"),
+        ({-1: "a"}, ValueError, "id2label: expected class ids in"),
+        ({0: 3}, TypeError, "id2label: expected a string name for class 0, got 3"),
+        ({"zero": "a"}, TypeError, "id2label: expected integer class ids as keys, got 'zero'"),
+        (["a", "b"], TypeError, "id2label: expected a mapping"),
+    ],
+)
+@pytest.mark.parametrize("pipeline_class", [DiTImagePipeline, DiTVideoPipeline])
+def test_pipelines_reject_labels_the_transformer_cannot_generate(pipeline_class, id2label, error, message):
+    transformer, vae = (
+        (tiny_transformer_2d(), tiny_image_vae())
+        if pipeline_class is DiTImagePipeline
+        else (tiny_transformer_3d(), tiny_video_vae())
+    )
+    with pytest.raises(error, match=message):
+        pipeline_class(transformer, vae, DDIMScheduler(), id2label=id2label)
+
+
+@pytest.mark.parametrize("pipeline_name", ["image_pipeline", "video_pipeline"])
+def test_the_null_class_cannot_be_requested(request, pipeline_name):
+    pipeline = request.getfixturevalue(pipeline_name)
+    with pytest.raises(
+        ValueError, match=rf"class_labels: expected ids in \[0, {NUM_CLASSES - 1}\].*got {NUM_CLASSES}"
+    ):
+        pipeline(torch.tensor([0, NUM_CLASSES]), num_inference_steps=1)

@@ -11,8 +11,8 @@ import torch
 from diffusers import DDPMScheduler
 
 from hf_compact import AutoencoderViTok, DiTTransformer3DModel, DiTVideoPipeline
-from hf_compact.dit.diffusion_loss import diffusion_loss
 from hf_compact.dit.samplers import fast_scheduler
+from hf_compact.losses import ddpm_loss
 
 CHANNELS, FRAMES, SIZE = 4, 4, 4
 
@@ -58,7 +58,7 @@ def test_tiny_video_dit_overfits_and_reproduces_clips():
         timesteps = torch.randint(0, 1000, (batch_clips.shape[0],), generator=generator)
         noisy = scheduler.add_noise(batch_clips, noise, timesteps)
         output = transformer(noisy, timestep=timesteps, class_labels=batch_labels).sample
-        loss = diffusion_loss(scheduler, output, batch_clips, noise, noisy, timesteps, snr_gamma=5.0)["loss"]
+        loss = ddpm_loss(scheduler, output, batch_clips, noise, noisy, timesteps, snr_gamma=5.0)["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
