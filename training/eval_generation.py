@@ -20,27 +20,13 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-from datasets import Dataset
-from diffusers import DiffusionPipeline
-from tqdm.auto import tqdm
-
-import hf_compact  # noqa: F401  (registers the pipelines and models with diffusers)
-from hf_compact.data.latent_cache import pixels_from_example
-from hf_compact.dit import DiTVideoPipeline
-from hf_compact.dit.sample_grid import save_sample_grid
-from hf_compact.metrics import (
-    ClassAgreement,
-    FeatureStatistics,
-    FrechetDistance,
-    InceptionScore,
-    TorchScriptFeatureExtractor,
-)
 from hf_compact.training_utils import parse_args_with_config
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
     parser.add_argument("--pipeline_name_or_path", required=True, help="Saved pipeline folder or Hub id.")
     parser.add_argument("--num_samples_per_class", type=int, default=50)
     parser.add_argument("--guidance_scale", type=float, default=1.5)
@@ -93,20 +79,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def load_reference_dataset(args: argparse.Namespace) -> tuple[Dataset, str]:
-    from datasets import load_dataset
+def load_reference_dataset(args: argparse.Namespace):
+    """The real samples (``--dataset_split`` of ``--dataset_name``, or the images of ``--train_dir``) and the name of
+    their image or video column."""
+    from hf_compact.data.loading import load_image_dataset
 
-    from hf_compact.data import load_digits_dataset
-    from hf_compact.data.moving_digits import load_moving_digits_dataset
-
-    if args.dataset_name == "digits":
-        splits = load_digits_dataset()
-    elif args.dataset_name == "moving_digits":
-        splits = load_moving_digits_dataset()
-    elif args.dataset_name is not None:
-        splits = load_dataset(args.dataset_name, args.dataset_config_name)
-    else:
-        splits = load_dataset("imagefolder", data_dir=args.train_dir)
+    splits = load_image_dataset(args.dataset_name, args.dataset_config_name, args.train_dir, with_labels=False)
     dataset = splits[args.dataset_split]
     column = args.image_column or next((c for c in ("image", "img", "video") if c in dataset.column_names), None)
     if column not in dataset.column_names:
@@ -114,12 +92,19 @@ def load_reference_dataset(args: argparse.Namespace) -> tuple[Dataset, str]:
     return dataset.select(range(min(len(dataset), args.max_reference_samples))), column
 
 
-def as_feature_input(samples: torch.Tensor, video: bool) -> torch.Tensor:
+def as_feature_input(samples, video: bool):
     """Pipeline ``"pt"`` output in [0, 1] -> the extractor layout: images (B, 3, H, W), videos (B, 3, T, H, W)."""
     return samples.permute(0, 2, 1, 3, 4) if video else samples
 
 
-def reference_statistics(args: argparse.Namespace, extractor: TorchScriptFeatureExtractor) -> FeatureStatistics:
+def reference_statistics(args: argparse.Namespace, extractor):
+    """Feature statistics of the real data: ``--reference_statistics``, or computed from the real samples."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from hf_compact.data.latent_cache import pixels_from_example
+    from hf_compact.metrics import FeatureStatistics
+
     if args.reference_statistics is not None:
         return FeatureStatistics.load(args.reference_statistics)
     if args.dataset_name is None and args.train_dir is None:
@@ -139,7 +124,17 @@ def reference_statistics(args: argparse.Namespace, extractor: TorchScriptFeature
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
+    args = parse_args(argv)  # every flag is checked before the imports below
+
+    import torch
+    from diffusers import DiffusionPipeline
+    from tqdm.auto import tqdm
+
+    import hf_compact  # noqa: F401  (registers the pipelines and models with diffusers)
+    from hf_compact.dit import DiTVideoPipeline
+    from hf_compact.metrics import ClassAgreement, FrechetDistance, InceptionScore, TorchScriptFeatureExtractor
+    from hf_compact.utils.sample_grid import save_sample_grid
+
     output_dir = Path(args.output_dir)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     pipeline = DiffusionPipeline.from_pretrained(args.pipeline_name_or_path).to(device)

@@ -36,8 +36,17 @@ from hf_compact.recipes import build_image_classifier, build_image_processor
 from hf_compact.training_utils import parse_args_with_config
 from hf_compact.utils.overrides import parse_overrides, replace_file_sources
 
-# Flags of the two data sources: one given on the command line replaces the --config file's.
-DATA_SOURCES = {"hub": ("dataset_name", "dataset_config_name"), "folder": ("train_dir", "validation_dir")}
+# The flag that chooses each data source -> its flags and their values when the other source is chosen: a source
+# given on the command line replaces the --config file's (an image folder has the columns "image" and "label").
+DATA_SOURCES = {
+    "dataset_name": {
+        "dataset_name": None,
+        "dataset_config_name": None,
+        "image_column_name": "image",
+        "label_column_name": "label",
+    },
+    "train_dir": {"train_dir": None, "validation_dir": None},
+}
 
 
 @dataclass

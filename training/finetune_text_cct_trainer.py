@@ -29,8 +29,17 @@ from hf_compact.recipes import build_text_classifier, build_text_tokenizer, toke
 from hf_compact.training_utils import parse_args_with_config
 from hf_compact.utils.overrides import parse_overrides, replace_file_sources
 
-# Flags of the two data sources: one given on the command line replaces the --config file's.
-DATA_SOURCES = {"hub": ("dataset_name", "dataset_config_name"), "files": ("train_file", "validation_file")}
+# The flag that chooses each data source -> its flags and their values when the other source is chosen: a source
+# given on the command line replaces the --config file's.
+DATA_SOURCES = {
+    "dataset_name": {
+        "dataset_name": None,
+        "dataset_config_name": None,
+        "text_column_name": "text",
+        "label_column_name": "label",
+    },
+    "train_file": {"train_file": None, "validation_file": None},
+}
 
 
 @dataclasses.dataclass

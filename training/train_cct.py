@@ -32,8 +32,17 @@ from hf_compact.data.splits import HELD_OUT_FRACTION
 from hf_compact.training_utils import add_run_arguments, check_run_arguments, parse_args_with_config
 from hf_compact.utils.overrides import replace_file_sources
 
-# Flags of the two data sources: one given on the command line replaces the --config file's.
-DATA_SOURCES = {"hub": ("dataset_name", "dataset_config_name"), "folder": ("train_dir", "validation_dir")}
+# The flag that chooses each data source -> its flags and their values when the other source is chosen: a source
+# given on the command line replaces the --config file's (an image folder has the columns "image" and "label").
+DATA_SOURCES = {
+    "dataset_name": {
+        "dataset_name": None,
+        "dataset_config_name": None,
+        "image_column_name": "image",
+        "label_column_name": "label",
+    },
+    "train_dir": {"train_dir": None, "validation_dir": None},
+}
 # A run this short (in epochs) gets a word about the augmentation, which the recipes tune for hundreds of epochs.
 SHORT_RUN_EPOCHS = 50
 
@@ -182,7 +191,7 @@ def make_collate_fn(image_processor, image_column: str, label_column: str, norma
 def schedule_lengths(args: argparse.Namespace, epoch_updates: int) -> tuple[int, int, int]:
     """``(updates, warmup updates, cooldown updates)`` of the run from the epoch flags (``--max_train_steps`` ends the
     run early, without cooldown). Recipe choice for short runs: a warmup that does not fit the updates of
-    ``--max_train_steps`` keeps its share of the recipe's epochs, with a message."""
+    ``--max_train_steps`` keeps its share of the recipe's epochs (at least one update), with a message."""
     total_epochs = args.num_train_epochs + args.cooldown_epochs
     warmup_steps = round(args.warmup_epochs * epoch_updates)
     if args.max_train_steps is None:
@@ -194,11 +203,11 @@ def schedule_lengths(args: argparse.Namespace, epoch_updates: int) -> tuple[int,
         return total_epochs * epoch_updates, warmup_steps, args.cooldown_epochs * epoch_updates
     max_train_steps = args.max_train_steps
     if warmup_steps > max_train_steps:
-        scaled = round(max_train_steps * args.warmup_epochs / max(total_epochs, args.warmup_epochs))
+        scaled = max(1, round(max_train_steps * args.warmup_epochs / max(total_epochs, args.warmup_epochs)))
         print(
             f"--warmup_epochs {args.warmup_epochs:g} ({warmup_steps} updates of {epoch_updates} per epoch) does not "
-            f"fit the {max_train_steps} updates of --max_train_steps: warming up over {scaled} updates instead, the "
-            "recipe's share of the run; pass a smaller --warmup_epochs to choose."
+            f"fit the {max_train_steps} updates of --max_train_steps: warming up over {scaled} of them instead, the "
+            "recipe's share of the run (at least one); pass a smaller --warmup_epochs to choose."
         )
         warmup_steps = scaled
     return max_train_steps, warmup_steps, 0
@@ -368,7 +377,7 @@ def main(argv: list[str] | None = None) -> dict:
         accumulated_loss = 0.0
         progress_bar.update(1)
         progress_bar.set_postfix(loss=f"{train_losses[-1]:.4f}", lr=f"{lr_scheduler.get_last_lr()[0]:.2e}")
-        run.update_done()
+        run.update_done(train_losses[-1])
         if args.with_tracking:
             accelerator.log(
                 {"train_loss": train_losses[-1], "lr": lr_scheduler.get_last_lr()[0], "epoch": run.epoch},
@@ -382,12 +391,7 @@ def main(argv: list[str] | None = None) -> dict:
     if ema is not None:
         ema.copy_to(unwrapped.parameters())
     eval_metrics = evaluate_accuracy(model, eval_dataloader, accelerator, len(label_names), ("pixel_values",))
-    results = {f"eval_{name}": value for name, value in eval_metrics.items()}
-    results.update(
-        train_loss=train_losses[-1] if train_losses else None,
-        train_steps=run.completed_steps,
-        train_seconds=round(run.train_seconds, 2),
-    )
+    results = run.build_results(eval_metrics)
     accelerator.print(f"Evaluation: {json.dumps(results)}")
     if args.with_tracking:
         accelerator.log(results, step=run.completed_steps)

@@ -23,8 +23,17 @@ from hf_compact.data.splits import HELD_OUT_FRACTION
 from hf_compact.training_utils import add_run_arguments, check_run_arguments, parse_args_with_config
 from hf_compact.utils.overrides import replace_file_sources
 
-# Flags of the two data sources: one given on the command line replaces the --config file's.
-DATA_SOURCES = {"hub": ("dataset_name", "dataset_config_name"), "files": ("train_file", "validation_file")}
+# The flag that chooses each data source -> its flags and their values when the other source is chosen: a source
+# given on the command line replaces the --config file's.
+DATA_SOURCES = {
+    "dataset_name": {
+        "dataset_name": None,
+        "dataset_config_name": None,
+        "text_column_name": "text",
+        "label_column_name": "label",
+    },
+    "train_file": {"train_file": None, "validation_file": None},
+}
 # transformers' SchedulerType names (listed here so that the flags are checked before transformers is imported).
 SCHEDULER_TYPES = (
     "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "inverse_sqrt",
@@ -259,7 +268,7 @@ def main(argv: list[str] | None = None) -> dict:
         accumulated_loss = 0.0
         progress_bar.update(1)
         progress_bar.set_postfix(loss=f"{train_losses[-1]:.4f}", lr=f"{lr_scheduler.get_last_lr()[0]:.2e}")
-        run.update_done()
+        run.update_done(train_losses[-1])
         if args.with_tracking:
             accelerator.log(
                 {"train_loss": train_losses[-1], "lr": lr_scheduler.get_last_lr()[0], "epoch": run.epoch},
@@ -272,12 +281,7 @@ def main(argv: list[str] | None = None) -> dict:
     eval_metrics = evaluate_accuracy(
         model, eval_dataloader, accelerator, len(label_names), ("input_ids", "attention_mask")
     )
-    results = {f"eval_{name}": value for name, value in eval_metrics.items()}
-    results.update(
-        train_loss=train_losses[-1] if train_losses else None,
-        train_steps=run.completed_steps,
-        train_seconds=round(run.train_seconds, 2),
-    )
+    results = run.build_results(eval_metrics)
     accelerator.print(f"Evaluation: {json.dumps(results)}")
     if args.with_tracking:
         accelerator.log(results, step=run.completed_steps)

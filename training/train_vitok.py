@@ -11,67 +11,33 @@ Recipe (ViTok paper §3.4 and appendix A.2):
 Run with ``accelerate launch training/train_vitok.py --config training/configs/vitok_s_b16_stage1.yaml`` (or
 ``torchrun --nproc_per_node N``, or plain ``python``). ``main(argv)`` returns the final evaluation metrics.
 
-``--dataset_name digits`` uses the bundled scikit-learn digits (:func:`hf_compact.data.load_digits_dataset`);
-with ``--num_frames > 1``, ``--train_dir`` / ``--validation_dir`` are folders of videos (files or frame folders).
+Data: ``--dataset_name`` (a Hub dataset, or ``digits``: the bundled scikit-learn digits) or ``--train_dir`` /
+``--validation_dir``: folders of images (searched recursively, taken literally, every image decoded once before
+training) or, with ``--num_frames > 1``, of videos (files or frame folders). A source given on the command line
+replaces the ``--config`` file's. ``--model_overrides`` takes ``"decoder_depth=2,..."`` or a JSON / YAML mapping.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
+import sys
 
-import numpy as np
-import torch
-from accelerate import Accelerator
-from accelerate.logging import get_logger
-from accelerate.utils import set_seed
-from PIL import Image
-from torch import nn
-from tqdm.auto import tqdm
-from transformers import get_scheduler
+from hf_compact.data.splits import HELD_OUT_FRACTION
+from hf_compact.training_utils import add_run_arguments, check_run_arguments, parse_args_with_config
+from hf_compact.utils.overrides import parse_overrides, replace_file_sources
 
-from hf_compact.data import (
-    ImageReconstructionDataset,
-    ImageReconstructionTransform,
-    VideoClipDataset,
-    load_digits_dataset,
-)
-from hf_compact.losses import (
-    LPIPS,
-    StyleGANDiscriminator,
-    ViTokLoss,
-    ViTokLossWeights,
-    adversarial_weight,
-    discriminator_hinge_loss,
-    generator_hinge_loss,
-)
-from hf_compact.metrics import (
-    FrechetDistance,
-    PeakSignalNoiseRatio,
-    StructuralSimilarity,
-    TorchScriptFeatureExtractor,
-)
-from hf_compact.training_utils import (
-    TrainingRun,
-    add_run_arguments,
-    build_accelerator,
-    check_run_arguments,
-    parse_args_with_config,
-    prepare_output_dir,
-    updates_per_epoch,
-)
-from hf_compact.training_utils.distributed import ShardedEMAModel, save_pretrained_gathered, sharded_inference
-from hf_compact.utils import derive_seed, fold_frames_into_batch
-from hf_compact.vitok import AutoencoderViTok
-
-logger = get_logger(__name__)
-
-DIGITS_DATASET = "digits"
+# The flag that chooses each data source -> its flags and their values when the other source is chosen: a source
+# given on the command line replaces the --config file's (an image folder has the column "image").
+DATA_SOURCES = {
+    "dataset_name": {"dataset_name": None, "dataset_config_name": None, "image_column": "image"},
+    "train_dir": {"train_dir": None, "validation_dir": None},
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
     model = parser.add_argument_group("model")
     model.add_argument("--preset", default="S-B/16", help="AutoencoderViTok preset for a fresh stage-1 model.")
     model.add_argument(
@@ -79,16 +45,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     model.add_argument(
         "--model_overrides",
-        type=json.loads,
-        default={},
-        help="JSON config overrides, e.g. '{\"decoder_depth\": 2}'.",
+        default=None,
+        help="Config values replacing the preset's or the saved model's: \"decoder_depth=2,...\" or a JSON / YAML "
+        "mapping.",
     )
     model.add_argument("--stage", type=int, choices=(1, 2), default=1)
     model.add_argument("--gradient_checkpointing", action="store_true")
     model.add_argument("--torch_compile", action="store_true", help="torch.compile the training forward pass.")
 
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset_name", default=None, help=f"Hub dataset, or {DIGITS_DATASET!r} (bundled, offline).")
+    data.add_argument("--dataset_name", default=None, help="Hub dataset, or 'digits' (bundled, offline).")
     data.add_argument("--dataset_config_name", default=None)
     data.add_argument(
         "--train_dir", default=None, help="Image folder (imagefolder) or, with --num_frames > 1, videos."
@@ -98,6 +64,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--resolution", type=int, default=256)
     data.add_argument("--num_frames", type=int, default=1, help="1 for images, T > 1 for video clips.")
     data.add_argument("--frame_stride", type=int, default=1)
+    data.add_argument(
+        "--train_val_split",
+        type=float,
+        default=HELD_OUT_FRACTION,
+        help="Held-out fraction of the training images when the dataset has no evaluation split.",
+    )
     data.add_argument("--max_eval_samples", type=int, default=256)
     data.add_argument("--dataloader_num_workers", type=int, default=0)
     data.add_argument("--cache_dir", default=None)
@@ -159,7 +131,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "you trust (Hub sources must be pinned with --*_feature_extractor_revision).",
     )
     args = parse_args_with_config(parser, argv)
+    replace_file_sources(args, sys.argv[1:] if argv is None else argv, DATA_SOURCES)
     check_run_arguments(args)
+    args.model_overrides = parse_overrides(args.model_overrides, "--model_overrides")
 
     if args.dataset_name is None and args.train_dir is None:
         raise ValueError("--dataset_name / --train_dir: expected one of them, got neither.")
@@ -169,120 +143,168 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         raise ValueError("--model_name_or_path: stage 2 fine-tunes the decoder of a stage-1 model; got None.")
     if args.lpips_weight > 0 and args.lpips_model_name_or_path is None and not args.lpips_random_init:
         raise ValueError(
-            f"--lpips_model_name_or_path: expected LPIPS weights since --lpips_weight = {args.lpips_weight}, got None. "
-            "Pass a folder / Hub repo with torchvision's vgg16 and lpips' vgg.pth, set --lpips_weight 0, or pass "
-            "--lpips_random_init to train against a random (non-perceptual) network on purpose."
+            f"--lpips_model_name_or_path: expected LPIPS weights since --lpips_weight = {args.lpips_weight}, got "
+            "None. Pass a folder / Hub repo with torchvision's vgg16 and lpips' vgg.pth, set --lpips_weight 0, or "
+            "pass --lpips_random_init to train against a random (non-perceptual) network on purpose."
         )
-    if not isinstance(args.model_overrides, dict):
-        raise TypeError(f"--model_overrides: expected a mapping, got {type(args.model_overrides).__name__}.")
     return args
 
 
-class AutoencoderTrainingForward(nn.Module):
-    """One training forward of the autoencoder, so that DDP / compile / autocast wrap encode *and* decode.
+def build_autoencoder(args: argparse.Namespace):
+    """The ``AutoencoderViTok`` to train: ``--model_name_or_path``, else a fresh ``--preset`` at ``--resolution``,
+    with ``--model_overrides``; stage 2 freezes its encoder."""
+    from hf_compact.utils.overrides import check_override_keys, init_keywords
+    from hf_compact.vitok import AutoencoderViTok
 
-    Stage 1 decodes a posterior sample; with ``freeze_encoder`` (stage 2) the encoder runs without gradients.
-    """
-
-    _no_split_modules = AutoencoderViTok._no_split_modules  # FSDP auto-wrap reads it from the prepared module
-
-    def __init__(self, autoencoder: AutoencoderViTok, freeze_encoder: bool):
-        super().__init__()
-        self.autoencoder = autoencoder
-        self.freeze_encoder = freeze_encoder
-
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        generator: torch.Generator | None = None,
-        sample_posterior: bool = True,
-    ):
-        """(B, 3, H, W) or (B, 3, T, H, W) pixels -> (reconstruction of the same shape, posterior).
-
-        ``sample_posterior=False`` decodes the posterior mean (the evaluation's reconstruction): evaluating through
-        this forward lets FSDP2 gather the parameters outside the blocks, which ``encode`` / ``decode`` would not.
-        """
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
-            posterior = self.autoencoder.encode(pixel_values).latent_dist
-            latents = posterior.sample(generator=generator) if sample_posterior else posterior.mode()
-        return self.autoencoder.decode(latents).sample, posterior
-
-
-def build_autoencoder(args: argparse.Namespace) -> AutoencoderViTok:
+    check_override_keys(args.model_overrides, init_keywords(AutoencoderViTok), "--model_overrides")
     if args.model_name_or_path is not None:
         autoencoder = AutoencoderViTok.from_pretrained(args.model_name_or_path, **args.model_overrides)
     else:
         autoencoder = AutoencoderViTok.from_preset(args.preset, sample_size=args.resolution, **args.model_overrides)
     if args.gradient_checkpointing:
         autoencoder.enable_gradient_checkpointing()
+    if args.stage == 2:
+        autoencoder.encoder.requires_grad_(False)
     return autoencoder
 
 
-def build_datasets(args: argparse.Namespace) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset]:
-    """(train, validation) datasets yielding ``{"pixel_values": ...}`` in [-1, 1]."""
-    if args.num_frames > 1:
-        train = VideoClipDataset(
-            args.train_dir, args.num_frames, args.resolution, args.frame_stride, train=True, seed=args.seed
-        )
-        validation = VideoClipDataset(
-            args.validation_dir or args.train_dir,
-            args.num_frames,
-            args.resolution,
-            args.frame_stride,
-            train=False,
-        )
-    else:
-        from datasets import load_dataset
+def build_datasets(args: argparse.Namespace):
+    """(train, validation) datasets yielding ``{"pixel_values": ...}`` in [-1, 1]: video clips from folders, or
+    images from any source of :func:`hf_compact.data.loading.load_image_dataset` split by the one split policy."""
+    import torch
 
-        if args.dataset_name == DIGITS_DATASET:
-            splits = load_digits_dataset(image_size=args.resolution)
-        elif args.dataset_name is not None:
-            splits = load_dataset(args.dataset_name, args.dataset_config_name, cache_dir=args.cache_dir)
-        else:
-            data_files = {"train": str(Path(args.train_dir) / "**")}
-            if args.validation_dir is not None:
-                data_files["validation"] = str(Path(args.validation_dir) / "**")
-            splits = load_dataset("imagefolder", data_files=data_files, cache_dir=args.cache_dir)
-        validation_split = next((name for name in ("validation", "test") if name in splits), None)
-        if validation_split is None:
-            splits = splits["train"].train_test_split(test_size=0.05, seed=args.seed)
-            validation_split = "test"
+    from hf_compact.data import ImageReconstructionDataset, ImageReconstructionTransform, VideoClipDataset
+    from hf_compact.data.loading import load_image_dataset
+    from hf_compact.data.splits import split_for_evaluation
+
+    if args.num_frames > 1:
+        clips = (args.num_frames, args.resolution, args.frame_stride)
+        train = VideoClipDataset(args.train_dir, *clips, train=True, seed=args.seed)
+        validation = VideoClipDataset(args.validation_dir or args.train_dir, *clips, train=False)
+    else:
+        splits = load_image_dataset(
+            args.dataset_name,
+            args.dataset_config_name,
+            args.train_dir,
+            args.validation_dir,
+            image_size=args.resolution,
+            with_labels=False,
+            cache_dir=args.cache_dir,
+        )
+        train_split, validation_split = split_for_evaluation(splits, args.train_val_split, args.seed)
         train = ImageReconstructionDataset(
-            splits["train"],
-            ImageReconstructionTransform(args.resolution, train=True),
-            args.image_column,
-            args.seed,
+            train_split, ImageReconstructionTransform(args.resolution, train=True), args.image_column, args.seed
         )
         validation = ImageReconstructionDataset(
-            splits[validation_split],
-            ImageReconstructionTransform(args.resolution, train=False),
-            args.image_column,
+            validation_split, ImageReconstructionTransform(args.resolution, train=False), args.image_column
         )
     if args.max_eval_samples is not None and len(validation) > args.max_eval_samples:
         validation = torch.utils.data.Subset(validation, range(args.max_eval_samples))
     return train, validation
 
 
-def build_lpips(args: argparse.Namespace) -> LPIPS | None:
-    if args.lpips_weight <= 0:
-        return None
-    if args.lpips_model_name_or_path is not None:
-        return LPIPS.from_pretrained(
+def build_criterion(args: argparse.Namespace):
+    """ViTok's loss; stage 2 drops the KL term (a frozen encoder gets no gradient from it)."""
+    from hf_compact.losses import LPIPS, ViTokLoss, ViTokLossWeights
+
+    lpips = None
+    if args.lpips_weight > 0 and args.lpips_model_name_or_path is not None:
+        lpips = LPIPS.from_pretrained(
             args.lpips_model_name_or_path,
             backbone_filename=args.lpips_backbone_filename,
             linear_filename=args.lpips_linear_filename,
             cache_dir=args.cache_dir,
         )
-    return LPIPS(allow_random_weights=True)
+    elif args.lpips_weight > 0:
+        lpips = LPIPS(allow_random_weights=True)  # --lpips_random_init, checked in parse_args
+    weights = ViTokLossWeights(
+        mse=args.mse_weight,
+        charbonnier=args.charbonnier_weight,
+        ssim=args.ssim_weight,
+        kl=0.0 if args.stage == 2 else args.kl_weight,
+        lpips=args.lpips_weight,
+    )
+    return ViTokLoss(weights, lpips=lpips)
 
 
-def build_frechet_metrics(args: argparse.Namespace, device: torch.device) -> dict[str, FrechetDistance]:
+class AdversarialTraining:
+    """Stage 2's GAN: a StyleGAN discriminator with its AdamW and warm-up schedule, and the generator term whose
+    weight ramps in (``adversarial_weight``). Build it before ``accelerator.prepare``, then :meth:`prepare`."""
+
+    def __init__(self, args: argparse.Namespace, lr_scale: float, batch_scale: float):
+        import torch
+
+        from hf_compact.losses import StyleGANDiscriminator
+
+        self.max_weight = args.gan_weight
+        self.start_step = args.gan_start_step if args.gan_start_step is not None else round(5000 * batch_scale)
+        self.ramp_steps = args.gan_ramp_steps if args.gan_ramp_steps is not None else round(50000 * batch_scale)
+        self.warmup_steps = args.discriminator_warmup_steps
+        self.max_grad_norm = args.max_grad_norm
+        self.discriminator = StyleGANDiscriminator(
+            args.resolution, args.discriminator_base_channels, args.discriminator_max_channels
+        )
+        self.optimizer = torch.optim.AdamW(
+            self.discriminator.parameters(),
+            lr=args.discriminator_learning_rate * lr_scale,
+            betas=(args.adam_beta1, args.adam_beta2),
+            weight_decay=args.weight_decay,
+        )
+
+    def prepare(self, accelerator, discriminator, optimizer, max_train_steps: int) -> None:
+        """Take the prepared discriminator and optimizer; schedule a warm-up of ``--discriminator_warmup_steps``
+        (default 2.5% of the run)."""
+        from transformers import get_scheduler
+
+        self.accelerator, self.discriminator, self.optimizer = accelerator, discriminator, optimizer
+        warmup_steps = self.warmup_steps if self.warmup_steps is not None else round(0.025 * max_train_steps)
+        self.scheduler = accelerator.prepare(
+            get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=warmup_steps * accelerator.num_processes)
+        )
+
+    def weight(self, step: int) -> float:
+        from hf_compact.losses import adversarial_weight
+
+        return adversarial_weight(step, self.max_weight, self.start_step, self.ramp_steps)
+
+    def generator_loss(self, reconstructions):
+        """The hinge loss of the generator, through the raw discriminator: this pass only routes gradients to the
+        decoder, not to the discriminator's DDP reducer."""
+        from hf_compact.losses import generator_hinge_loss
+
+        discriminator = self.accelerator.unwrap_model(self.discriminator).requires_grad_(False)
+        loss = generator_hinge_loss(discriminator(reconstructions))
+        discriminator.requires_grad_(True)
+        return loss
+
+    def update(self, pixels, reconstructions):
+        """One discriminator update on real ``pixels`` and detached ``reconstructions``; returns its hinge loss."""
+        import torch
+
+        from hf_compact.losses import discriminator_hinge_loss
+
+        with self.accelerator.autocast():
+            real_logits, fake_logits = self.discriminator(torch.cat([pixels, reconstructions.detach()])).chunk(2)
+            loss = discriminator_hinge_loss(real_logits, fake_logits)
+        self.accelerator.backward(loss)
+        if self.accelerator.sync_gradients and self.max_grad_norm:
+            self.accelerator.clip_grad_norm_(self.discriminator.parameters(), self.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss
+
+
+def build_frechet_metrics(args: argparse.Namespace, device) -> dict:
     """rFID (per frame for videos) and rFVD when their TorchScript feature networks are given.
 
     Calling conventions are those of StyleGAN3's Inception (``inception-2015-12-05.pt``: pixels in [0, 255],
     ``return_features=True``) and StyleGAN-V's I3D (``i3d_torchscript.pt``: (B, 3, T, H, W) in [0, 255],
     ``rescale=True, resize=True, return_features=True``).
     """
+    from hf_compact.metrics import FrechetDistance, TorchScriptFeatureExtractor
+    from hf_compact.utils import fold_frames_into_batch
+
     metrics = {}
     if args.fid_feature_extractor is not None:
         inception = TorchScriptFeatureExtractor.from_pretrained(
@@ -307,100 +329,30 @@ def build_frechet_metrics(args: argparse.Namespace, device: torch.device) -> dic
     return metrics
 
 
-def save_reconstruction_grid(originals: torch.Tensor, reconstructions: torch.Tensor, path: Path) -> None:
-    """PNG with originals on the top row and reconstructions below (videos: one row pair per clip, frames across)."""
-
-    def to_rows(pixels: torch.Tensor) -> list[torch.Tensor]:
-        pixels = ((pixels.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
-        if pixels.ndim == 5:  # (B, 3, T, H, W): one row of frames per clip
-            return [torch.cat(list(clip.unbind(1)), dim=2) for clip in pixels]
-        return [torch.cat(list(pixels), dim=2)]
-
-    rows = []
-    for original_row, reconstruction_row in zip(to_rows(originals), to_rows(reconstructions)):
-        rows += [original_row, reconstruction_row]
-    grid = torch.cat(rows, dim=1).permute(1, 2, 0).numpy()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(grid)).save(path)
-
-
-@torch.no_grad()
-def evaluate_reconstruction(
-    model: AutoencoderTrainingForward,
-    dataloader: torch.utils.data.DataLoader,
-    accelerator: Accelerator,
-    frechet_metrics: dict[str, FrechetDistance],
-    grid_path: Path,
-    num_grid_samples: int,
-    ema: ShardedEMAModel | None = None,
-) -> dict[str, float]:
-    """PSNR, SSIM (and rFID / rFVD) of posterior-mean reconstructions over ``dataloader``; saves a PNG grid.
-
-    Call it on every process, with the unwrapped prepared module (``accelerator.unwrap_model(training_forward)``):
-    the reconstructions go through its forward, so FSDP2 gathers every parameter, and every process reconstructs
-    its share of ``dataloader`` (prepared). The main process gathers them, computes the metrics and writes
-    ``grid_path`` (``num_grid_samples`` originals over their reconstructions); the others return ``{}``.
-
-    Args:
-        ema: the EMA of ``model.autoencoder.decoder`` (stage 2): its weights are evaluated, then the trained
-            weights are put back.
-    """
-    decoder_parameters = list(model.autoencoder.decoder.parameters())
-    if ema is not None:
-        ema.store(decoder_parameters)
-        ema.copy_to(decoder_parameters)
-    was_training = model.training
-    model.eval()
-    metrics = [PeakSignalNoiseRatio(), StructuralSimilarity(), *frechet_metrics.values()]
-    grid_samples: tuple[torch.Tensor, torch.Tensor] | None = None
-    with sharded_inference(model):
-        for batch in dataloader:
-            pixels = batch["pixel_values"]
-            with accelerator.autocast():
-                reconstructions, _ = model(pixels, sample_posterior=False)
-            pixels, reconstructions = accelerator.gather_for_metrics((pixels, reconstructions.float()))
-            if accelerator.is_main_process:
-                for metric in metrics:
-                    metric.add_batch(predictions=reconstructions, references=pixels)
-                if grid_samples is None:
-                    grid_samples = (pixels[:num_grid_samples], reconstructions[:num_grid_samples])
-    model.train(was_training)
-    if ema is not None:
-        ema.restore(decoder_parameters)
-    results: dict[str, float] = {}
-    if accelerator.is_main_process:
-        for metric in metrics:
-            results.update(metric.compute())
-        save_reconstruction_grid(*grid_samples, grid_path)
-    return results
-
-
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
+    args = parse_args(argv)  # every flag is checked before the imports below
+
+    import torch
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+    from transformers import get_scheduler
+
+    from hf_compact.recipes.reconstruction import AutoencoderTrainingForward, evaluate_reconstruction
+    from hf_compact.training_utils import TrainingRun, build_accelerator, prepare_output_dir, updates_per_epoch
+    from hf_compact.training_utils.distributed import ShardedEMAModel, save_pretrained_gathered
+
     accelerator = build_accelerator(args, args.output_dir)
     output_dir = prepare_output_dir(args, accelerator)
     set_seed(args.seed)
+    stage_two = args.stage == 2  # the decoder alone trains, against a discriminator, with an EMA
 
-    # ---- model, losses, data
+    # ---- model, loss and data
     autoencoder = build_autoencoder(args)
-    stage_two = args.stage == 2
-    if stage_two:
-        autoencoder.encoder.requires_grad_(False)
     trainable_module = autoencoder.decoder if stage_two else autoencoder
     training_forward = AutoencoderTrainingForward(autoencoder, freeze_encoder=stage_two)
     if args.torch_compile:
         training_forward = torch.compile(training_forward)
-    criterion = ViTokLoss(
-        ViTokLossWeights(
-            mse=args.mse_weight,
-            charbonnier=args.charbonnier_weight,
-            ssim=args.ssim_weight,
-            kl=0.0 if stage_two else args.kl_weight,  # a frozen encoder gets no gradient from the KL
-            lpips=args.lpips_weight,
-        ),
-        lpips=build_lpips(args),
-    ).to(accelerator.device)
-
+    criterion = build_criterion(args).to(accelerator.device)
     train_dataset, eval_dataset = build_datasets(args)
     train_dataloader = torch.utils.data.DataLoader(
         train_dataset,
@@ -413,86 +365,48 @@ def main(argv: list[str] | None = None) -> dict:
         eval_dataset, batch_size=args.per_device_eval_batch_size, num_workers=args.dataloader_num_workers
     )
 
-    # ---- optimizers (schedules come after `prepare`, which fixes the number of batches per process)
+    # ---- optimizers (their schedules come after `prepare`, which fixes the number of batches per process)
     total_batch_size = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     lr_scale = total_batch_size / 256 if args.scale_lr else 1.0
-    batch_scale = 256 / total_batch_size
-    gan_start_step = args.gan_start_step if args.gan_start_step is not None else round(5000 * batch_scale)
-    gan_ramp_steps = args.gan_ramp_steps if args.gan_ramp_steps is not None else round(50000 * batch_scale)
     optimizer = torch.optim.AdamW(
         [parameter for parameter in trainable_module.parameters() if parameter.requires_grad],
         lr=args.learning_rate * lr_scale,
         betas=(args.adam_beta1, args.adam_beta2),
         weight_decay=args.weight_decay,
     )
-    prepared = [training_forward, optimizer, train_dataloader, eval_dataloader]
-    discriminator = ema = None
-    if stage_two:
-        discriminator = StyleGANDiscriminator(
-            args.resolution, args.discriminator_base_channels, args.discriminator_max_channels
-        )
-        discriminator_optimizer = torch.optim.AdamW(
-            discriminator.parameters(),
-            lr=args.discriminator_learning_rate * lr_scale,
-            betas=(args.adam_beta1, args.adam_beta2),
-            weight_decay=args.weight_decay,
-        )
-        prepared += [discriminator, discriminator_optimizer]
-    training_forward, optimizer, train_dataloader, eval_dataloader, *gan_parts = accelerator.prepare(*prepared)
+    adversarial = AdversarialTraining(args, lr_scale, batch_scale=256 / total_batch_size) if stage_two else None
+    gan_parts = [adversarial.discriminator, adversarial.optimizer] if stage_two else []
+    training_forward, optimizer, train_dataloader, eval_dataloader, *gan_parts = accelerator.prepare(
+        training_forward, optimizer, train_dataloader, eval_dataloader, *gan_parts
+    )
 
-    # ---- schedules
+    # ---- schedules, EMA, metrics and the run
     max_train_steps = args.max_train_steps or args.num_train_epochs * updates_per_epoch(
         len(train_dataloader), args.gradient_accumulation_steps
     )
-    scheduler_kwargs = {"min_lr_rate": args.min_lr_ratio} if args.lr_scheduler == "cosine_with_min_lr" else None
+    # The prepared scheduler steps once per process for every update (Accelerate's convention), hence the factor.
     lr_scheduler = accelerator.prepare(
         get_scheduler(
             args.lr_scheduler,
             optimizer,
             num_warmup_steps=round(args.lr_warmup_ratio * max_train_steps) * accelerator.num_processes,
             num_training_steps=max_train_steps * accelerator.num_processes,
-            scheduler_specific_kwargs=scheduler_kwargs,
+            scheduler_specific_kwargs={"min_lr_rate": args.min_lr_ratio}
+            if args.lr_scheduler == "cosine_with_min_lr"
+            else None,
         )
     )
     if stage_two:
-        discriminator, discriminator_optimizer = gan_parts
-        discriminator_warmup = args.discriminator_warmup_steps
-        if discriminator_warmup is None:
-            discriminator_warmup = round(0.025 * max_train_steps)
-        discriminator_scheduler = accelerator.prepare(
-            get_scheduler(
-                "constant_with_warmup",
-                discriminator_optimizer,
-                num_warmup_steps=discriminator_warmup * accelerator.num_processes,
-            )
-        )
+        adversarial.prepare(accelerator, *gan_parts, max_train_steps)
     autoencoder = accelerator.unwrap_model(training_forward).autoencoder  # the (possibly moved) module itself
-    if stage_two:  # built from the prepared parameters: under FSDP each process averages its own shards
-        ema = ShardedEMAModel(autoencoder.decoder.parameters(), decay=args.ema_decay)
+    # Built from the prepared parameters: under FSDP each process averages its own shards.
+    ema = ShardedEMAModel(autoencoder.decoder.parameters(), decay=args.ema_decay) if stage_two else None
     frechet_metrics = build_frechet_metrics(args, accelerator.device)
-
     run = TrainingRun(
-        accelerator,
-        args,
-        train_dataloader,
-        max_train_steps,
-        stateful={"ema": ema},
-        epoch_datasets=[train_dataset],
+        accelerator, args, train_dataloader, max_train_steps, stateful={"ema": ema}, epoch_datasets=[train_dataset]
     )
     run.init_trackers("train_vitok")
     run.resume()
-
-    accelerator.print(
-        f"ViTok stage {args.stage}: {sum(p.numel() for p in autoencoder.parameters()) / 1e6:.2f}M parameters "
-        f"({sum(p.numel() for p in trainable_module.parameters() if p.requires_grad) / 1e6:.2f}M trained), "
-        f"{len(train_dataset)} training items, total batch {total_batch_size}, {max_train_steps} steps"
-    )
-    progress = tqdm(
-        range(max_train_steps),
-        initial=run.completed_steps,
-        desc="train_vitok",
-        disable=not accelerator.is_local_main_process,
-    )
 
     def run_evaluation(tag: str) -> dict[str, float]:
         results = evaluate_reconstruction(
@@ -509,31 +423,31 @@ def main(argv: list[str] | None = None) -> dict:
         accelerator.log({f"eval/{k}": v for k, v in results.items()}, step=run.completed_steps)
         return results
 
-    first_losses: dict[str, float] = {}
+    # ---- training
+    accelerator.print(
+        f"ViTok stage {args.stage}: {sum(p.numel() for p in autoencoder.parameters()) / 1e6:.2f}M parameters "
+        f"({sum(p.numel() for p in trainable_module.parameters() if p.requires_grad) / 1e6:.2f}M trained), "
+        f"{len(train_dataset)} training items, total batch {total_batch_size}, {max_train_steps} steps"
+    )
+    progress = tqdm(
+        range(max_train_steps),
+        initial=run.completed_steps,
+        desc="train_vitok",
+        disable=not accelerator.is_local_main_process,
+    )
     last_losses: dict[str, float] = {}
     training_forward.train()
     for batch in run:
         pixels = batch["pixel_values"]
-        # Posterior noise from (seed, process, micro-step): identical in a straight and a resumed run.
-        noise_generator = torch.Generator().manual_seed(
-            derive_seed(args.seed, accelerator.process_index, run.micro_step)
-        )
-        accumulate = (training_forward, discriminator) if stage_two else (training_forward,)
-        with accelerator.accumulate(*accumulate):
-            reconstructions, posterior = training_forward(pixels, generator=noise_generator)
+        accumulated = (training_forward, *gan_parts[:1])  # the discriminator accumulates too
+        with accelerator.accumulate(*accumulated):
+            reconstructions, posterior = training_forward(pixels, generator=run.step_generator())
+            gan_weight = adversarial.weight(run.completed_steps) if stage_two else 0.0
             with accelerator.autocast():
                 losses = criterion(reconstructions, pixels, posterior)
                 loss = losses["loss"]
-                gan_weight = 0.0
-                if stage_two:
-                    gan_weight = adversarial_weight(
-                        run.completed_steps, args.gan_weight, gan_start_step, gan_ramp_steps
-                    )
                 if gan_weight > 0:
-                    # The raw module: this pass only routes gradients to the decoder, not to D's DDP reducer.
-                    raw_discriminator = accelerator.unwrap_model(discriminator).requires_grad_(False)
-                    losses["generator_gan"] = generator_hinge_loss(raw_discriminator(reconstructions))
-                    raw_discriminator.requires_grad_(True)
+                    losses["generator_gan"] = adversarial.generator_loss(reconstructions)
                     loss = loss + gan_weight * losses["generator_gan"]
             accelerator.backward(loss)
             if accelerator.sync_gradients and args.max_grad_norm:
@@ -541,18 +455,8 @@ def main(argv: list[str] | None = None) -> dict:
             optimizer.step()
             lr_scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-
             if stage_two:
-                with accelerator.autocast():
-                    logits = discriminator(torch.cat([pixels, reconstructions.detach()]))
-                    real_logits, fake_logits = logits.chunk(2)
-                    losses["discriminator"] = discriminator_hinge_loss(real_logits, fake_logits)
-                accelerator.backward(losses["discriminator"])
-                if accelerator.sync_gradients and args.max_grad_norm:
-                    accelerator.clip_grad_norm_(discriminator.parameters(), args.max_grad_norm)
-                discriminator_optimizer.step()
-                discriminator_scheduler.step()
-                discriminator_optimizer.zero_grad(set_to_none=True)
+                losses["discriminator"] = adversarial.update(pixels, reconstructions)
 
         if not accelerator.sync_gradients:
             continue
@@ -560,9 +464,8 @@ def main(argv: list[str] | None = None) -> dict:
             ema.step(autoencoder.decoder.parameters())
         progress.update(1)
         last_losses = {name: value.detach().item() for name, value in losses.items()}
-        first_losses = first_losses or last_losses
         progress.set_postfix(loss=f"{last_losses['loss']:.4f}")
-        run.update_done()
+        run.update_done(last_losses["loss"])
         accelerator.log(
             {
                 **{f"train/{k}": v for k, v in last_losses.items()},
@@ -576,15 +479,14 @@ def main(argv: list[str] | None = None) -> dict:
     progress.close()
     run.save_final_checkpoint()
 
-    results = {
-        "step": run.completed_steps,
-        "num_parameters": sum(parameter.numel() for parameter in autoencoder.parameters()),
-        "num_processes": accelerator.num_processes,
-        "train_seconds": run.train_seconds,
-        "first_train_loss": first_losses.get("loss"),
-        **{f"train_{k}": v for k, v in last_losses.items()},
-    }
-    results.update(run_evaluation("final"))
+    # ---- evaluation and the saved model
+    eval_metrics = run_evaluation("final")
+    results = run.build_results(
+        eval_metrics,
+        num_parameters=sum(parameter.numel() for parameter in autoencoder.parameters()),
+        num_processes=accelerator.num_processes,
+        **{f"train_{name}": value for name, value in last_losses.items() if name != "loss"},
+    )
     accelerator.wait_for_everyone()
     if ema is not None:
         ema.copy_to(autoencoder.decoder.parameters())

@@ -2,6 +2,7 @@
 
 from .classification_transforms import ClassificationTrainAugmentation, RandAugment
 from .digits import DIGIT_NAMES, load_digits_dataset
+from .images import read_image
 from .latent_cache import LatentCacheDataset, build_latent_cache
 from .mixup import MixupCutmix, smooth_one_hot
 from .moving_digits import load_moving_digits_dataset, make_moving_image_videos
@@ -20,5 +21,6 @@ __all__ = [
     "load_digits_dataset",
     "load_moving_digits_dataset",
     "make_moving_image_videos",
+    "read_image",
     "smooth_one_hot",
 ]

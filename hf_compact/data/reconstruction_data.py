@@ -23,15 +23,16 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..utils import derive_seed
+from .images import read_image
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".gif")
 FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 def pil_to_tensor(image: Image.Image) -> torch.Tensor:
-    """PIL image -> (3, H, W) float tensor in [0, 1]."""
-    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+    """PIL image (any mode, 16-bit and float included: :func:`.images.read_image`) -> (3, H, W) float tensor in
+    [0, 1]."""
+    return torch.from_numpy(read_image(image)).permute(2, 0, 1).contiguous()
 
 
 def resize(pixels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -230,7 +231,7 @@ class VideoClipDataset(SeededAugmentationDataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         generator = self.generator_for(index)
         frames = self._read_clip(self.videos[index], generator)
-        pixels = torch.from_numpy(np.stack(frames)).permute(3, 0, 1, 2).float() / 255.0  # (3, T, H, W)
+        pixels = torch.from_numpy(np.stack(frames)).permute(3, 0, 1, 2)  # (3, T, H, W) in [0, 1]
         pixels = crop(resize_shorter_side(pixels, self.resolution), self.resolution, self.train, generator)
         if self.train:
             pixels = random_horizontal_flip(pixels, generator)
@@ -247,11 +248,11 @@ class VideoClipDataset(SeededAugmentationDataset):
         return list(range(start, start + self.clip_span, self.frame_stride))
 
     def _read_clip(self, path: Path, generator: torch.Generator) -> list[np.ndarray]:
-        """Frames of the clip as (H, W, 3) uint8 arrays."""
+        """Frames of the clip as (H, W, 3) float32 arrays in [0, 1]."""
         if path.is_dir():
             files = _frame_files(path)
             wanted = self._clip_indices(len(files), path, generator)
-            return [np.asarray(Image.open(files[i]).convert("RGB")) for i in wanted]
+            return [read_image(files[i]) for i in wanted]
         import av
 
         with av.open(str(path)) as container:
@@ -261,7 +262,7 @@ class VideoClipDataset(SeededAugmentationDataset):
         with av.open(str(path)) as container:
             for frame_index, frame in enumerate(container.decode(video=0)):
                 if frame_index in wanted:
-                    frames.append(frame.to_ndarray(format="rgb24"))
+                    frames.append(frame.to_ndarray(format="rgb24").astype(np.float32) / 255.0)
                 if frame_index >= wanted[-1]:
                     break
         if len(frames) != len(wanted):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import yaml
 
@@ -53,23 +54,26 @@ def check_override_keys(overrides: Mapping, valid_keys: Iterable[str], flag: str
         raise ValueError(f"{flag}: unknown config keys {unknown}; valid keys are {sorted(valid)}.")
 
 
-def replace_file_sources(args, argv: Sequence[str], sources: Mapping[str, Sequence[str]]) -> None:
-    """Flags that name one source among alternatives (e.g. a Hub dataset or an image folder): a source chosen on the
-    command line replaces the one of the ``--config`` file, whose flags are reset to None in ``args``.
+def replace_file_sources(args, argv: Sequence[str], sources: Mapping[str, Mapping[str, Any]]) -> None:
+    """Flags that name one data source among alternatives (a Hub dataset or a local folder...): a source chosen on
+    the command line replaces the one of the ``--config`` file, whose flags are reset in ``args``.
 
     Args:
         args: the parsed flags (changed in place).
         argv: the command line that was parsed.
-        sources: source name -> its flags (destinations), e.g.
-            ``{"hub": ("dataset_name", "dataset_config_name"), "folder": ("train_dir", "validation_dir")}``.
+        sources: the flag that chooses each source -> the flags of that source and the value each takes when
+            another source is chosen, e.g. ``{"dataset_name": {"dataset_name": None, "image_column_name": "image"},
+            "train_dir": {"train_dir": None, "validation_dir": None}}``. Flags given on the command line are kept.
     """
     given = {token[2:].partition("=")[0].replace("-", "_") for token in argv if token.startswith("--")}
-    chosen = [name for name, flags in sources.items() if given & set(flags)]
-    if len(chosen) == 1:
-        for name, flags in sources.items():
-            if name not in chosen:
-                for flag in flags:
-                    setattr(args, flag, None)
+    chosen = [flag for flag in sources if flag in given]
+    if len(chosen) != 1:
+        return
+    for flag, resets in sources.items():
+        if flag != chosen[0]:
+            for name, value in resets.items():
+                if name not in given:
+                    setattr(args, name, value)
 
 
 def init_keywords(cls: type) -> list[str]:

@@ -72,3 +72,31 @@ def test_bad_top_k_raises(predictions, top_k, message):
 def test_sample_weight_shape_mismatch_raises():
     with pytest.raises(ValueError, match="sample_weight"):
         Accuracy(keep_in_memory=True).compute(predictions=[1, 0], references=[1, 0], sample_weight=[1.0])
+
+
+def test_evaluate_accuracy_runs_the_model_over_every_batch_with_its_inputs():
+    import torch
+    from accelerate import Accelerator
+    from transformers.modeling_outputs import SequenceClassifierOutput
+
+    from hf_compact.metrics.accuracy import evaluate_accuracy
+
+    class ScoresFromInputs(torch.nn.Module):
+        def forward(self, input_ids, attention_mask):
+            return SequenceClassifierOutput(logits=(input_ids * attention_mask).float())
+
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 100, (10, 6))
+    labels = rng.integers(0, 6, 10)
+    batches = [
+        {"input_ids": torch.tensor(scores[i : i + 4]), "attention_mask": torch.ones(len(scores[i : i + 4]), 6,
+         dtype=torch.long), "labels": torch.tensor(labels[i : i + 4])}
+        for i in range(0, 10, 4)
+    ]  # fmt: skip
+    model = ScoresFromInputs()
+    metrics = evaluate_accuracy(model, batches, Accelerator(cpu=True), 6, ("input_ids", "attention_mask"))
+    assert metrics == {
+        "accuracy": pytest.approx(accuracy_score(labels, scores.argmax(1))),
+        "top_5_accuracy": pytest.approx(top_k_accuracy_score(labels, scores, k=5, labels=range(6))),
+    }
+    assert model.training  # put back in training mode

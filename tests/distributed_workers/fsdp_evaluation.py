@@ -2,9 +2,10 @@
 
 Shards tiny models per block and at the root with ``fully_shard``, with the ``reshard_after_forward`` that the
 project's Accelerate FSDP2 configs pass (``fsdp2_vitok.yaml``, ``fsdp2_dit.yaml``, ``fsdp2_dit_video.yaml``), and
-runs the training scripts' own functions on every rank, as the scripts do: ``train_vitok.evaluate_reconstruction``
-(stage-2 EMA of the decoder) and ``train_dit.sample_grid`` for the image and the video DiT. Before that, one
-forward and backward pass, so the evaluation finds the parameters sharded as they are after a training step.
+runs the training scripts' own functions on every rank, as the scripts do: ViTok's ``evaluate_reconstruction``
+(``hf_compact.recipes.reconstruction``, stage-2 EMA of the decoder) and ``train_dit.sample_grid`` for the image
+and the video DiT. Before that, one forward and backward pass, so the evaluation finds the parameters sharded as
+they are after a training step.
 
 The model and data builders are imported by the test for the one-process reference. Usage:
 ``torchrun --nproc_per_node 2 fsdp_evaluation.py OUTPUT_FOLDER``; rank 0 writes ``OUTPUT_FOLDER/results.json``,
@@ -22,17 +23,19 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import train_dit
-import train_vitok
 from accelerate import Accelerator
 from accelerate.utils import InitProcessGroupKwargs
 from diffusers import DDPMScheduler, DiTTransformer2DModel
+from launch import load_training_script
 from torch import nn
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.tensor import DTensor
 
 from hf_compact import AutoencoderViTok, DiTTransformer3DModel
+from hf_compact.recipes.reconstruction import AutoencoderTrainingForward, evaluate_reconstruction
 from hf_compact.training_utils.distributed import ShardedEMAModel, full_state_dict, shard_per_block
+
+train_dit = load_training_script("train_dit")
 
 NUM_EVAL_SAMPLES = 7  # not a multiple of the 2 x 2 samples per step: gather_for_metrics drops the padding
 NUM_GRID_SAMPLES = 4
@@ -51,11 +54,11 @@ def tiny_vitok(**overrides) -> AutoencoderViTok:
     return AutoencoderViTok(**{**config, **overrides})
 
 
-def vitok_training_forward() -> train_vitok.AutoencoderTrainingForward:
+def vitok_training_forward() -> AutoencoderTrainingForward:
     """Stage 2 at tiny size: encoder frozen, as ``train_vitok.main`` builds it before ``prepare``."""
     autoencoder = tiny_vitok()
     autoencoder.encoder.requires_grad_(False)
-    return train_vitok.AutoencoderTrainingForward(autoencoder, freeze_encoder=True)
+    return AutoencoderTrainingForward(autoencoder, freeze_encoder=True)
 
 
 def vitok_evaluation_data() -> list[dict[str, torch.Tensor]]:
@@ -152,7 +155,7 @@ def main() -> None:
     ema = ShardedEMAModel(model.autoencoder.decoder.parameters(), decay=0.9)
     load_averages(ema, averages)
     dataloader = accelerator.prepare(torch.utils.data.DataLoader(vitok_evaluation_data(), batch_size=2))
-    metrics = train_vitok.evaluate_reconstruction(
+    metrics = evaluate_reconstruction(
         model, dataloader, accelerator, {}, output / "vitok-reconstructions.png", NUM_GRID_SAMPLES, ema=ema
     )
     results["vitok"] = {"metrics": metrics, **after_inference(model, weights)}

@@ -12,12 +12,12 @@ import fsdp_evaluation as worker  # tests/distributed_workers is on pytest's pat
 import numpy as np
 import pytest
 import torch
-import train_dit
-import train_vitok
 from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 from launch import run_two_processes
 from PIL import Image
+
+from hf_compact.recipes.reconstruction import evaluate_reconstruction
 
 WORKER = Path(worker.__file__)
 
@@ -37,7 +37,7 @@ def one_process_reconstruction_metrics(grid_path: Path, with_ema: bool = True) -
         worker.load_averages(ema, worker.ema_averages(model.autoencoder.decoder.parameters(), seed=2))
     dataloader = torch.utils.data.DataLoader(worker.vitok_evaluation_data(), batch_size=4)
     model.train()
-    return train_vitok.evaluate_reconstruction(
+    return evaluate_reconstruction(
         model, dataloader, Accelerator(cpu=True), {}, grid_path, worker.NUM_GRID_SAMPLES, ema=ema
     )
 
@@ -47,7 +47,7 @@ def one_process_samples(name: str, grid_path: Path) -> np.ndarray:
     ema = EMAModel(model.parameters(), decay=0.9)
     worker.load_averages(ema, worker.ema_averages(model.parameters(), seed=3))
     model.train()
-    return train_dit.sample_grid(
+    return worker.train_dit.sample_grid(
         model, ema, worker.dit_vae(name), worker.noise_scheduler(), worker.CLASS_NAMES, worker.SAMPLING,
         Accelerator(cpu=True), grid_path,
     )  # fmt: skip

@@ -271,3 +271,48 @@ def test_exact_resume_inside_a_later_epoch_with_uneven_accumulation(topic_files,
     )
     for name in expected:
         torch.testing.assert_close(actual[name], expected[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+# ------------------------------------------------------------------------------------------- own data (issue 27)
+
+
+@pytest.fixture(scope="module")
+def topic_csv_files(topic_files, tmp_path_factory) -> tuple[Path, Path]:
+    """The topic texts as CSV files: datasets reads the string labels as ``large_string``."""
+    folder = tmp_path_factory.mktemp("topics_csv")
+    paths = []
+    for source in topic_files:
+        rows = [json.loads(line) for line in source.read_text().splitlines()]
+        path = folder / f"{source.stem}.csv"
+        path.write_text("text,label\n" + "".join(f"{row['text']},{row['label']}\n" for row in rows))
+        paths.append(path)
+    return tuple(paths)
+
+
+def test_csv_files_with_string_labels_train_with_both_scripts(topic_csv_files, tmp_path):
+    train_text_cct.main(script_arguments(topic_csv_files, tmp_path / "accelerate", "--max_train_steps", "2"))
+    config = json.loads((tmp_path / "accelerate" / "config.json").read_text())
+    assert config["id2label"] == {"0": "business", "1": "science", "2": "sports"}
+    train_file, test_file = topic_csv_files
+    metrics = finetune_text_cct_trainer.main([
+        "--preset", "text_cct_2", "--config_overrides", TINY_MODEL, "--train_file", str(train_file),
+        "--validation_file", str(test_file), "--output_dir", str(tmp_path / "trainer"), "--max_steps", "1",
+        "--per_device_train_batch_size", "8", "--report_to", "none", "--save_strategy", "no", "--use_cpu",
+    ])  # fmt: skip
+    assert 0.0 <= metrics["eval_accuracy"] <= 1.0
+
+
+def test_a_missing_train_file_fails_at_once_naming_it(tmp_path):
+    missing = tmp_path / "my data" / "train.csv"
+    arguments = script_arguments((missing, missing), tmp_path / "run")
+    with pytest.raises(FileNotFoundError, match="my data/train.csv', which does not exist"):
+        train_text_cct.main(arguments)
+
+
+def test_a_train_file_on_the_command_line_replaces_the_recipes_dataset():
+    recipe = ROOT / "training" / "configs" / "text_cct_4_k2_trec.yaml"
+    args = train_text_cct.parse_args(["--config", str(recipe), "--train_file", "mine.csv"])
+    assert (args.dataset_name, args.train_file, args.label_column_name) == (None, "mine.csv", "label")
+    assert args.preset == "text_cct_4"  # the rest of the recipe stays
+    with pytest.raises(SystemExit):  # no prefix matching: --learning is not --learning_rate
+        train_text_cct.parse_args(["--config", str(recipe), "--learning", "0.1"])

@@ -4,10 +4,12 @@ import functools
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 from launch import TRAINING_DIR, load_training_script, run_two_processes
+from PIL import Image
 from safetensors.torch import load_file
 
 from hf_compact.data import DIGIT_NAMES, loading
@@ -430,3 +432,56 @@ def test_unwritable_output_dir_fails_before_training(tmp_path, monkeypatch):
         train_cct.main([*QUICK_RUN, "--output_dir", str(blocker / "run")])
     with pytest.raises(ValueError, match="--checkpoints_total_limit: expected a positive integer"):
         train_cct.main([*QUICK_RUN, "--output_dir", str(tmp_path / "x"), "--checkpoints_total_limit", "0"])
+
+
+# ------------------------------------------------------------------------------------------- own data (issue 27)
+
+
+def save_class_images(folder: Path, classes: dict[str, int]) -> None:
+    generator = np.random.default_rng(0)
+    for name, count in classes.items():
+        (folder / name).mkdir(parents=True)
+        for index in range(count):
+            image = generator.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+            Image.fromarray(image).save(folder / name / f"{index}.png")
+
+
+OWN_DATA_RUN = [
+    *TINY_MODEL, "--per_device_train_batch_size", "4", "--max_train_steps", "1", "--warmup_epochs", "0",
+    "--cooldown_epochs", "0",
+]  # fmt: skip
+
+
+def test_a_folder_name_with_glob_characters_is_taken_literally(tmp_path):
+    save_class_images(tmp_path / "imgs [1]", {"cat": 10, "dog": 10})
+    save_class_images(tmp_path / "imgs 1", {"bus": 10, "car": 10, "van": 10})  # what the pattern "imgs [1]" matches
+    train_cct.main([*OWN_DATA_RUN, "--train_dir", str(tmp_path / "imgs [1]"), "--output_dir", str(tmp_path / "run")])
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["id2label"] == {"0": "cat", "1": "dog"}
+
+
+def test_a_truncated_image_is_named_before_the_first_step(tmp_path):
+    save_class_images(tmp_path / "data", {"cat": 10, "dog": 10})
+    broken = tmp_path / "data" / "dog" / "3.png"
+    broken.write_bytes(broken.read_bytes()[:200])
+    with pytest.raises(OSError, match="dog/3.png"):
+        train_cct.main([*OWN_DATA_RUN, "--train_dir", str(tmp_path / "data"), "--output_dir", str(tmp_path / "run")])
+    assert not list((tmp_path / "run").glob("checkpoint-*"))
+
+
+def test_an_image_folder_on_the_command_line_replaces_the_recipes_dataset():
+    recipe = TRAINING_DIR / "configs" / "cct_cifar100_300epochs.yaml"
+    args = train_cct.parse_args(["--config", str(recipe), "--train_dir", "mine/"])
+    assert (args.dataset_name, args.train_dir) == (None, "mine/")
+    assert (args.image_column_name, args.label_column_name) == ("image", "label")  # the columns of a folder
+    assert args.preset == "cct_7_3x1_32_c100" and args.num_train_epochs == 300  # the rest of the recipe stays
+    with pytest.raises(SystemExit):  # no prefix matching: --learning is not --learning_rate
+        train_cct.parse_args(["--config", str(recipe), "--learning", "0.1"])
+
+
+def test_a_warmup_longer_than_a_short_run_keeps_its_share_of_it(tmp_path, capsys):
+    train_cct.main([*TINY_MODEL, *TINY_DATA, "--max_train_samples", "64", "--per_device_train_batch_size", "32",
+                    "--max_train_steps", "4", "--output_dir", str(tmp_path)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert "--warmup_epochs 10 (20 updates of 2 per epoch) does not fit the 4 updates" in out
+    assert "warming up over 1 of them" in out and "A short run" in out and "--mixup_prob 0" in out

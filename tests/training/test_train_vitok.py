@@ -13,15 +13,15 @@ import pytest
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from launch import load_training_script, run_two_processes
 from PIL import Image
 from safetensors.torch import load_file
 
-from hf_compact.data import ImageReconstructionTransform, VideoClipDataset, load_digits_dataset
+from hf_compact.data import ImageReconstructionTransform, VideoClipDataset, loading
 from hf_compact.vitok import AutoencoderViTok
 
 ROOT = Path(__file__).resolve().parents[2]
-import train_vitok  # noqa: E402
-from launch import run_two_processes  # noqa: E402
+train_vitok = load_training_script("train_vitok")
 
 TINY_VITOK = {
     "patch_size": 4,
@@ -39,7 +39,7 @@ TINY_IMAGE_RUN = [
     "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16", "--max_eval_samples", "16",
     "--learning_rate", "3e-3", "--lr_warmup_ratio", "0", "--mixed_precision", "no", "--seed", "0",
 ]  # fmt: skip
-cached_digits = functools.cache(load_digits_dataset)
+cached_digits = functools.cache(loading.BUNDLED_DATASETS["digits"])
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +47,7 @@ def fast_and_offline(monkeypatch):
     """One intra-op thread (OpenMP spinning on a shared 2-core machine is ~100x slower) and digits built once."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
-    monkeypatch.setattr(train_vitok, "load_digits_dataset", cached_digits)
+    monkeypatch.setitem(loading.BUNDLED_DATASETS, "digits", cached_digits)
     yield
     torch.set_num_threads(previous)
 
@@ -162,34 +162,36 @@ def stage1_run(tmp_path_factory) -> tuple[Path, dict]:
     feature_network = tmp_path_factory.mktemp("inception") / "features.pt"
     torch.jit.script(ChannelStatistics()).save(str(feature_network))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train_vitok, "load_digits_dataset", cached_digits)
+        patch.setitem(loading.BUNDLED_DATASETS, "digits", cached_digits)
         torch.set_num_threads(1)
         results = train_vitok.main(
             [*TINY_IMAGE_RUN, "--max_train_steps", "30", "--charbonnier_weight", "0.5", "--ssim_weight", "0.1",
-             "--eval_steps", "15", "--fid_feature_extractor", str(feature_network), "--trust_torchscript_code", "--output_dir", str(output_dir)]
+             "--eval_steps", "15", "--fid_feature_extractor", str(feature_network), "--trust_torchscript_code",
+             "--output_dir", str(output_dir)]
         )  # fmt: skip
     return output_dir, results
 
 
 def test_stage1_on_images_reduces_the_loss_and_saves_a_diffusers_model(stage1_run):
     output_dir, results = stage1_run
-    assert results["step"] == 30 and results["num_processes"] == 1
+    assert results["train_steps"] == 30 and results["num_processes"] == 1
     assert results["train_loss"] < 0.5 * results["first_train_loss"]
     assert set(results) >= {
-        "psnr",
-        "ssim",
-        "rfid",
+        "eval_psnr",
+        "eval_ssim",
+        "eval_rfid",
         "train_mse",
         "train_kl",
         "train_charbonnier",
         "train_ssim",
     }
-    assert results["psnr"] > 12 and results["rfid"] > 0
+    assert results["eval_psnr"] > 12 and results["eval_rfid"] > 0
     for grid in ("reconstructions-step15.png", "reconstructions-final.png"):
         assert Image.open(output_dir / grid).size == (8 * 16, 2 * 16)
     autoencoder = AutoencoderViTok.from_pretrained(output_dir)
     assert autoencoder.config.patch_size == 4 and autoencoder.config.sample_size == 16
-    assert json.loads((output_dir / "all_results.json").read_text())["psnr"] == pytest.approx(results["psnr"])
+    saved = json.loads((output_dir / "all_results.json").read_text())
+    assert saved["eval_psnr"] == pytest.approx(results["eval_psnr"])
 
 
 def test_stage1_on_videos_with_lpips_reduces_the_loss(tmp_path, video_folder):
@@ -203,7 +205,7 @@ def test_stage1_on_videos_with_lpips_reduces_the_loss(tmp_path, video_folder):
             "--output_dir", str(tmp_path),
         ]
     )  # fmt: skip
-    assert results["step"] == 16 and "train_lpips" in results
+    assert results["train_steps"] == 16 and "train_lpips" in results
     assert results["train_loss"] < 0.7 * results["first_train_loss"]
     assert Image.open(tmp_path / "reconstructions-final.png").size == (
         4 * 16,
@@ -224,7 +226,7 @@ def test_stage2_freezes_the_encoder_and_resumes_exactly_after_a_crash(stage1_run
     stage1_dir, _ = stage1_run
     straight_dir, crashed_dir = tmp_path / "straight", tmp_path / "crashed"
     straight = train_vitok.main(stage2_arguments(stage1_dir, straight_dir))
-    assert straight["step"] == 6 and "train_generator_gan" in straight and "train_discriminator" in straight
+    assert straight["train_steps"] == 6 and "train_generator_gan" in straight and "train_discriminator" in straight
 
     stage1 = AutoencoderViTok.from_pretrained(stage1_dir)
     stage2 = AutoencoderViTok.from_pretrained(straight_dir)
@@ -252,12 +254,12 @@ def test_stage2_freezes_the_encoder_and_resumes_exactly_after_a_crash(stage1_run
     assert not (crashed_dir / "checkpoint-4").exists()
 
     resumed = train_vitok.main([*stage2_arguments(stage1_dir, crashed_dir), "--resume_from_checkpoint", "latest"])
-    assert resumed["step"] == 6
+    assert resumed["train_steps"] == 6
     straight_weights = load_file(straight_dir / "diffusion_pytorch_model.safetensors")
     resumed_weights = load_file(crashed_dir / "diffusion_pytorch_model.safetensors")
     for name, value in straight_weights.items():
         torch.testing.assert_close(resumed_weights[name], value, rtol=1e-5, atol=1e-6)
-    assert resumed["psnr"] == pytest.approx(straight["psnr"], abs=1e-4)
+    assert resumed["eval_psnr"] == pytest.approx(straight["eval_psnr"], abs=1e-4)
 
 
 def test_push_to_hub_uploads_the_final_model_with_its_card(tmp_path, monkeypatch):
@@ -283,21 +285,22 @@ def test_push_to_hub_uploads_the_final_model_with_its_card(tmp_path, monkeypatch
 DISTRIBUTED_DRIVER = """
 import os, sys
 import torch
-sys.path.insert(0, {training!r})
-import train_vitok
+from launch import load_training_script
+train_vitok = load_training_script("train_vitok")
 
 built = []
 build = train_vitok.build_autoencoder
 train_vitok.build_autoencoder = lambda args: built.append(build(args)) or built[-1]
 results = train_vitok.main(sys.argv[1:])
 flat = torch.cat([parameter.detach().flatten() for parameter in built[0].parameters()])
-torch.save({{"parameters": flat, "num_processes": results["num_processes"]}}, os.path.join({out!r}, f"rank{{os.environ['RANK']}}.pt"))
+record = {{"parameters": flat, "num_processes": results["num_processes"]}}
+torch.save(record, os.path.join({out!r}, f"rank{{os.environ['RANK']}}.pt"))
 """
 
 
 def test_two_processes_with_torchrun_keep_equal_weights(tmp_path):
     driver = tmp_path / "driver.py"
-    driver.write_text(DISTRIBUTED_DRIVER.format(training=str(ROOT / "training"), out=str(tmp_path)))
+    driver.write_text(DISTRIBUTED_DRIVER.format(out=str(tmp_path)))
     run_two_processes(
         driver,
         *TINY_IMAGE_RUN,
@@ -319,7 +322,7 @@ def test_two_processes_with_torchrun_keep_equal_weights(tmp_path):
     initial_parameters = torch.cat([parameter.detach().flatten() for parameter in initial.parameters()])
     assert initial_parameters.shape == rank0["parameters"].shape
     assert not torch.allclose(initial_parameters, rank0["parameters"])  # trained
-    assert json.loads((tmp_path / "run" / "all_results.json").read_text())["step"] == 4
+    assert json.loads((tmp_path / "run" / "all_results.json").read_text())["train_steps"] == 4
 
 
 # ------------------------------------------------------------------------------------------- run engine (issue 13)
@@ -346,7 +349,7 @@ def test_hub_token_reaches_no_file_upload_tracker_or_log(tmp_path, monkeypatch, 
 
 @pytest.fixture(scope="module")
 def digit_image_folder(tmp_path_factory) -> Path:
-    """24 digits as an imagefolder: 22 train after the 5 % held-out split, i.e. 5 batches of 4."""
+    """24 digits as an image folder: 21 train after the 10 % held-out split, i.e. 5 batches of 4."""
     root = tmp_path_factory.mktemp("digit_images")
     split = cached_digits(image_size=16)["train"]
     for index in range(24):
@@ -364,7 +367,8 @@ def test_stage2_exact_resume_inside_a_later_epoch_with_uneven_accumulation(
     it), the resumed stage-2 run (GAN, discriminator, EMA) ends with the straight run's weights and EMA."""
     stage1_dir, _ = stage1_run
     arguments = [
-        *[flag for flag in TINY_IMAGE_RUN if flag not in ("--dataset_name", "digits")], "--train_dir", str(digit_image_folder),
+        *[flag for flag in TINY_IMAGE_RUN if flag not in ("--dataset_name", "digits")],
+        "--train_dir", str(digit_image_folder),
         "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2", "--stage", "2",
         "--model_name_or_path", str(stage1_dir), "--max_train_steps", "7", "--gan_start_step", "1",
         "--gan_ramp_steps", "2", "--discriminator_base_channels", "2", "--discriminator_max_channels", "8",

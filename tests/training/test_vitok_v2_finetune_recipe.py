@@ -5,21 +5,17 @@ recipe is tested in tests/test_fsdp.py (two gloo processes); Accelerate itself e
 
 import functools
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from launch import TRAINING_DIR, load_training_script
 
 from hf_compact import AutoencoderViTok
-from hf_compact.data import load_digits_dataset
+from hf_compact.data import loading
 from hf_compact.vitok.presets import VITOK_PRESETS
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "training"))
-import train_vitok  # noqa: E402
-
-RECIPE = ROOT / "training" / "configs" / "finetune_vitok_v2_decoder_fsdp2.yaml"
+train_vitok = load_training_script("train_vitok")
+RECIPE = TRAINING_DIR / "configs" / "finetune_vitok_v2_decoder_fsdp2.yaml"
 SIZES = ("width", "depth", "heads")
 
 
@@ -46,7 +42,7 @@ def test_recipe_is_a_frozen_encoder_decoder_fine_tune():
 @pytest.mark.slow
 def test_tiny_run_of_the_recipe_trains_only_the_decoder(tmp_path, monkeypatch):
     tiny_vitok_v2().save_pretrained(tmp_path / "vitok-v2-tiny")
-    monkeypatch.setattr(train_vitok, "load_digits_dataset", functools.cache(load_digits_dataset))
+    monkeypatch.setitem(loading.BUNDLED_DATASETS, "digits", functools.cache(loading.BUNDLED_DATASETS["digits"]))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -60,7 +56,7 @@ def test_tiny_run_of_the_recipe_trains_only_the_decoder(tmp_path, monkeypatch):
         ])  # fmt: skip
     finally:
         torch.set_num_threads(threads)
-    assert results["step"] == 4
+    assert results["train_steps"] == 4
     before = AutoencoderViTok.from_pretrained(tmp_path / "vitok-v2-tiny")
     after = AutoencoderViTok.from_pretrained(tmp_path / "run")
     assert after.config.block_type == "parallel" and after.config.norm_type == "rms"
@@ -69,4 +65,4 @@ def test_tiny_run_of_the_recipe_trains_only_the_decoder(tmp_path, monkeypatch):
     assert any(
         not torch.equal(after.decoder.state_dict()[name], value) for name, value in before.decoder.state_dict().items()
     )
-    assert json.loads((tmp_path / "run" / "all_results.json").read_text())["step"] == 4
+    assert json.loads((tmp_path / "run" / "all_results.json").read_text())["train_steps"] == 4
