@@ -4,16 +4,20 @@ Both models are ``cct_7_3x1_32`` (CIFAR-10 CCT-7/3x1, learnable position embeddi
 the official parameter names, so its weights go through ``hf_compact.cct.convert_cct_original.convert_state_dict``
 into ours, and the script first checks that both give the same logits. Then, at batch 128, it times inference
 (``torch.no_grad``, eval mode) and training steps (forward, cross-entropy, backward, AdamW step), eager and with
-``torch.compile``, alternating the two models so that machine load hits both alike, and prints images/s (fastest
-run) and the ratio ours / vit-pytorch. It also measures the machine's fp32 matmul rate in every round of the same run
-and reports each model's achieved FLOP/s as a share of it (FLOPs counted with ``torch.utils.flop_counter``): the
-share of the attainable rate each model reaches. Pin the run for stable numbers, e.g.
+``torch.compile``, alternating the models so that machine load hits all alike, and prints images/s (fastest run) and
+the ratio ours / vit-pytorch. "ours" is the model as a user gets it (transformers' default ``"sdpa"`` attention);
+in eager mode a third model, "ours + kernel", is the same model with ``attn_implementation="cpu_dropout"``, the
+opt-in CPU attention kernel of ``cpu_helpers/dropout_attention.py`` (registered with transformers'
+``AttentionInterface`` by this script; under ``torch.compile`` it steps aside for SDPA, so it has no compiled row).
+It also measures the machine's fp32 matmul rate in every round of the same run and reports each model's achieved
+FLOP/s as a share of it (FLOPs counted with ``torch.utils.flop_counter``): the share of the attainable rate each
+model reaches. Pin the run for stable numbers, e.g.
 ``taskset -c 1 python benchmarks/cct_throughput.py --num_threads 1``.
 
 At batch 128 most activations are 32-96 MiB, above glibc's largest ``mmap`` threshold, so by default every one of
 them is a fresh mapping that the kernel faults in and zeroes (system time). ``--keep_freed_cpu_memory`` lets glibc
-reuse freed blocks instead (``hf_compact.utils.keep_freed_cpu_memory``), which speeds up both models; vit-pytorch,
-which allocates more (attention scores, softmax), gains more from it.
+reuse freed blocks instead (``cpu_helpers/freed_memory.py``), which speeds up every model; vit-pytorch, which
+allocates more (attention scores, softmax), gains more from it.
 
 vit-pytorch's package ``__init__`` imports torchvision (broken here), so install it outside the project and point
 ``--vit_pytorch_dir`` at it; ``vit_pytorch/cct.py`` is loaded by file path:
@@ -25,6 +29,7 @@ vit-pytorch's package ``__init__`` imports torchvision (broken here), so install
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import sys
 import time
@@ -32,12 +37,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from cpu_helpers import dropout_attention
+from cpu_helpers.freed_memory import keep_freed_cpu_memory
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from hf_compact.cct import CCTConfig, CCTForImageClassification
 from hf_compact.cct.convert_cct_original import convert_state_dict
-from hf_compact.utils import keep_freed_cpu_memory
 
 PRESET = "cct_7_3x1_32"
 
@@ -175,51 +181,56 @@ def main(argv: list[str] | None = None) -> dict:
     with torch.no_grad():
         check = torch.randn(8, 3, 32, 32)
         difference = (ours(check) - theirs(check)).abs().max().item()
-    print(
-        f"{PRESET}: {sum(p.numel() for p in ours.parameters()):,} parameters; max |logit difference| = {difference:.2e}"
-    )
+    num_parameters = sum(parameter.numel() for parameter in ours.parameters())
+    print(f"{PRESET}: {num_parameters:,} parameters; max |logit difference| = {difference:.2e}")
     if difference > 1e-4:
         raise RuntimeError(f"the two models disagree (max logit difference {difference:.2e}); the comparison is void.")
 
     allocator = "freed blocks kept for reuse" if args.keep_freed_cpu_memory else "default allocator"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, {allocator}")
     images, labels = torch.randn(args.batch_size, 3, 32, 32), torch.randint(0, 10, (args.batch_size,))
-    # Same architecture, so one count for both; counted on vit-pytorch's plain matmuls (the flop counter has no
+    # Same architecture, so one count for all; counted on vit-pytorch's plain matmuls (the flop counter has no
     # formula for every fused CPU attention kernel that ours may dispatch to).
     flops = flops_per_image(theirs, images, labels)
     print(f"GFLOP per image: inference {flops[0] / 1e9:.3f}, training {flops[1] / 1e9:.3f}")
+    with_kernel = copy.deepcopy(ours)
+    with_kernel.model.set_attn_implementation(dropout_attention.register())
     modes = ["eager"] if args.no_compile else ["eager", "compile"]
     results = {}
     print(
-        f"{'mode':8s} {'':12s} {'hf-compact':>12s} {'vit-pytorch':>12s} {'ratio':>7s}  share of matmul rate "
+        f"{'mode':8s} {'':16s} {'hf-compact':>12s} {'vit-pytorch':>12s} {'ratio':>7s}  share of matmul rate "
         "(ours / theirs)",
         flush=True,
     )
     for mode in modes:
-        models = {"ours": ours, "theirs": theirs}
+        models = {"ours": ours, "ours + kernel": with_kernel, "theirs": theirs}
         if mode == "compile":
-            models = {name: torch.compile(model) for name, model in models.items()}
+            models = {name: torch.compile(models[name]) for name in ("ours", "theirs")}
         throughput, peak = measure(models, args.batch_size, args.warmup, args.repeats, args.inference_repeats)
         results[f"{mode}_matmul_rate"] = peak
         print(f"{mode:8s} fp32 matmul rate {peak / 1e9:.1f} GFLOP/s (fastest 1024^3 product, measured in the rounds)")
         for index, task in enumerate(("inference", "training")):
-            ours_rate, theirs_rate = throughput["ours"][index], throughput["theirs"][index]
-            results[f"{mode}_{task}_ratio"] = ours_rate / theirs_rate
-            ours_share, theirs_share = ours_rate * flops[index] / peak, theirs_rate * flops[index] / peak
-            results[f"{mode}_{task}_matmul_share"] = (ours_share, theirs_share)
-            print(
-                f"{mode:8s} {task + ' img/s':12s} {ours_rate:12.1f} {theirs_rate:12.1f} {ours_rate / theirs_rate:6.2f}x"
-                f"  {ours_share:6.1%} / {theirs_share:6.1%}",
-                flush=True,
-            )
-    print(
-        "ratios (ours / vit-pytorch): "
-        + ", ".join(
-            f"{mode} {task} {results[f'{mode}_{task}_ratio']:.2f}x"
-            for mode in modes
-            for task in ("training", "inference")
-        )
-    )
+            theirs_rate = throughput["theirs"][index]
+            for name in [name for name in models if name != "theirs"]:
+                ours_rate = throughput[name][index]
+                key = f"{mode}_{task}" + ("_kernel" if name == "ours + kernel" else "")
+                results[f"{key}_ratio"] = ours_rate / theirs_rate
+                ours_share, theirs_share = ours_rate * flops[index] / peak, theirs_rate * flops[index] / peak
+                results[f"{key}_matmul_share"] = (ours_share, theirs_share)
+                label = f"{task} img/s" + (" +k" if name == "ours + kernel" else "")
+                print(
+                    f"{mode:8s} {label:16s} {ours_rate:12.1f} {theirs_rate:12.1f} {ours_rate / theirs_rate:6.2f}x"
+                    f"  {ours_share:6.1%} / {theirs_share:6.1%}",
+                    flush=True,
+                )
+    summary = [
+        f"{mode} {task}{' (+ kernel)' if kernel else ''} {results[f'{mode}_{task}{kernel}_ratio']:.2f}x"
+        for mode in modes
+        for task in ("training", "inference")
+        for kernel in ("", "_kernel")
+        if f"{mode}_{task}{kernel}_ratio" in results
+    ]
+    print("ratios (ours / vit-pytorch): " + ", ".join(summary))
     return results
 
 

@@ -4,9 +4,11 @@ This file may import only `torch`, `transformers` and sibling files: `register_f
 the weights for `trust_remote_code` users.
 """
 
+import typing
 from typing import Any, ClassVar
 
 from transformers import PreTrainedConfig
+from transformers.activations import ACT2FN
 
 # Encoder sizes shared by the three families (official `vit_N` / `cvt_N` / `cct_N` helpers).
 _SIZE_2 = {"num_hidden_layers": 2, "num_attention_heads": 2, "hidden_size": 128, "intermediate_size": 128}
@@ -92,6 +94,18 @@ _TOKENIZER_TYPES = ("conv", "patch")
 _POSITION_EMBEDDING_TYPES = ("learnable", "sine", "none")
 _POOLING_TYPES = ("seq_pool", "cls")
 
+_TYPE_NAMES = {int: "an int", float: "a number", str: "a string", bool: "a bool", type(None): "None"}
+# Ranges of the fields of either configuration (a field that a configuration does not have is skipped).
+_AT_LEAST_ONE = (
+    "image_size", "num_channels", "patch_size", "num_conv_layers", "conv_kernel_size", "conv_stride",
+    "conv_intermediate_channels", "pooling_kernel_size", "pooling_stride", "hidden_size", "num_hidden_layers",
+    "num_attention_heads", "intermediate_size", "vocab_size", "word_embedding_dim", "max_position_embeddings",
+)  # fmt: skip
+_NON_NEGATIVE = (
+    "conv_padding", "pooling_padding", "initializer_range", "position_embedding_init_std", "word_embedding_init_std"
+)  # fmt: skip
+_PROBABILITIES = ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate")
+
 
 class CompactTransformerConfigMixin:
     """What the vision and text configurations share: the official defaults of the convolutional tokenizer, the
@@ -103,6 +117,43 @@ class CompactTransformerConfigMixin:
     presets: ClassVar[dict[str, dict[str, Any]]]
     family: ClassVar[str]
     choices: ClassVar[dict[str, tuple[str, ...]]]
+
+    def _check_field_types(self) -> None:
+        """Raises a `TypeError` naming the first field of this class whose value does not have its annotated type
+        (an int is a valid float, a bool is not a valid int)."""
+        for name, annotation in type(self).__annotations__.items():  # this class's fields, not the base's
+            value, allowed = getattr(self, name), typing.get_args(annotation) or (annotation,)
+            if float in allowed:
+                allowed = (*allowed, int)
+            if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+                expected = " or ".join(
+                    _TYPE_NAMES[kind] for kind in allowed if kind is not int or float not in allowed
+                )
+                raise TypeError(f"`{name}` must be {expected}, got {type(value).__name__} {value!r}.")
+
+    def _check_field_ranges(self) -> None:
+        """Raises a `ValueError` naming the first field outside its range."""
+        for names, low, high, expected in (
+            (_AT_LEAST_ONE, 1, None, "at least 1"),
+            (_NON_NEGATIVE, 0, None, "non-negative"),
+            (_PROBABILITIES, 0, 1, "in [0, 1)"),
+        ):
+            for name in names:
+                value = getattr(self, name, None)
+                if value is not None and (value < low or (high is not None and value >= high)):
+                    raise ValueError(f"`{name}` must be {expected}, got {value!r}.")
+        if self.layer_norm_eps <= 0:
+            raise ValueError(f"`layer_norm_eps` must be positive, got {self.layer_norm_eps!r}.")
+        if self.hidden_act not in ACT2FN:
+            raise ValueError(f"`hidden_act` must be one of {sorted(ACT2FN)}, got {self.hidden_act!r}.")
+
+    def _check_labels(self) -> None:
+        """`num_labels` (from `num_labels` or `id2label`) at least 1, and every class name a string."""
+        if self.num_labels < 1:
+            raise ValueError(f"`num_labels` must be at least 1 (or `id2label` name one class), got {self.num_labels}.")
+        names = [name for name in self.id2label.values() if not isinstance(name, str)]
+        if names:
+            raise TypeError(f"`id2label` must map class ids to strings, got {names[0]!r} ({type(names[0]).__name__}).")
 
     def _set_official_conv_defaults(self) -> None:
         """The official `stride = max(1, kernel // 2 - 1)` and `padding = max(1, kernel // 2)` when not given."""
@@ -230,14 +281,26 @@ class CCTConfig(CompactTransformerConfigMixin, PreTrainedConfig):
     position_embedding_init_std: float = 0.2
 
     def __post_init__(self, **kwargs):
+        self._check_field_types()
         self._set_official_conv_defaults()
         super().__post_init__(**kwargs)
+        self._check_field_ranges()
+        self._check_labels()
         self._check_encoder_arguments()
         if self.tokenizer_type == "patch" and self.image_size % self.patch_size != 0:
             raise ValueError(
                 f"`image_size` must be divisible by `patch_size` for the patch tokenizer, got image_size="
                 f"{self.image_size} and patch_size={self.patch_size}."
             )
+
+    @property
+    def paper_name(self) -> str:
+        """The paper's name of this variant: `CCT-7/3x1` (layers / kernel x convolutions), `CVT-7/4` or
+        `ViT-Lite-7/4` (layers / patch size)."""
+        if self.tokenizer_type == "conv":
+            return f"CCT-{self.num_hidden_layers}/{self.conv_kernel_size}x{self.num_conv_layers}"
+        family = "CVT" if self.pooling_type == "seq_pool" else "ViT-Lite"
+        return f"{family}-{self.num_hidden_layers}/{self.patch_size}"
 
 
 __all__ = ["CCT_PRESETS", "CCTConfig", "CompactTransformerConfigMixin"]

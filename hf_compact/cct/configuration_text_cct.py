@@ -159,8 +159,11 @@ class TextCCTConfig(CompactTransformerConfigMixin, PreTrainedConfig):
     position_embedding_init_std: float = 0.2
 
     def __post_init__(self, **kwargs):
+        self._check_field_types()
         self._set_official_conv_defaults()
         super().__post_init__(**kwargs)
+        self._check_field_ranges()
+        self._check_labels()
         self._check_encoder_arguments()
         if self.tokenizer_type == "none" and self.hidden_size != self.word_embedding_dim:
             raise ValueError(
@@ -170,6 +173,14 @@ class TextCCTConfig(CompactTransformerConfigMixin, PreTrainedConfig):
             )
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(f"`pad_token_id` must be in [0, vocab_size={self.vocab_size}), got {self.pad_token_id}.")
+
+    @property
+    def paper_name(self) -> str:
+        """The official class name of this variant: `TextCCT-2`, `TextCVT-2`, `TextViTLite-2` or
+        `TextTransformerLite-2` (the number is the encoder depth)."""
+        family = {"conv": "CCT", "none": "TransformerLite"}.get(self.tokenizer_type)
+        family = family or ("CVT" if self.pooling_type == "seq_pool" else "ViTLite")
+        return f"Text{family}-{self.num_hidden_layers}"
 
 
 __all__ = ["TEXT_CCT_PRESETS", "TextCCTConfig"]

@@ -47,34 +47,22 @@ def sinusoidal_position_table(num_positions: int, dim: int) -> torch.Tensor:
 
 class CCTDropPath(nn.Module):
     """Stochastic depth: zeroes the whole residual branch of a sample with probability `drop_prob` during training
-    and rescales the kept ones by `1 / (1 - drop_prob)`. Identity in eval mode."""
+    and rescales the kept ones by `1 / (1 - drop_prob)`. Identity in eval mode.
+
+    `hidden_states` (the residual branch) `(batch, ...)` -> same shape; the input is never modified."""
 
     def __init__(self, drop_prob: float = 0.0):
         super().__init__()
         self.drop_prob = drop_prob
 
-    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        """`hidden_states` (the residual branch) `(batch, ...)` -> same shape; with `residual` (same shape),
-        `residual + drop_path(hidden_states)` in one fused pass.
-
-        With `residual` of the same dtype and the drop inactive (eval mode or `drop_prob == 0`), the sum is written
-        into `hidden_states`, which must be a fresh branch output that nothing else reads (as in `CCTLayer`; autograd
-        allows it, since no backward needs a linear layer's or dropout's output): at CCT's batch sizes every
-        activation is tens of MiB, and not allocating one more is faster than the add itself. (Under autocast the
-        branch is bfloat16 and the residual stream float32: the sum is then a new float32 tensor.)"""
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         if self.drop_prob == 0.0 or not self.training:
-            if residual is None:
-                return hidden_states
-            if hidden_states.dtype == residual.dtype:
-                return hidden_states.add_(residual)
-            return residual + hidden_states
+            return hidden_states
         keep_prob = 1.0 - self.drop_prob
         mask_shape = (hidden_states.shape[0],) + (1,) * (hidden_states.ndim - 1)
-        # One factor per sample, 0 or 1 / keep_prob, so that the full-size tensor is touched once.
+        # One factor per sample, 0 or 1 / keep_prob.
         scale = hidden_states.new_empty(mask_shape).bernoulli_(keep_prob).div_(keep_prob)
-        if residual is None:
-            return hidden_states * scale
-        return torch.addcmul(residual, hidden_states, scale)
+        return hidden_states * scale
 
     def extra_repr(self) -> str:
         return f"p={self.drop_prob}"
@@ -247,105 +235,11 @@ class CCTEmbeddings(CCTPositionalEmbeddings):
         return self.dropout(embeddings)
 
 
-class CCTDropoutAttentionFunction(torch.autograd.Function):
-    """Multi-head attention with dropout on the attention probabilities, straight from the fused `qkv` projection,
-    forward and backward written out for the CPU, where PyTorch's SDPA has no fused kernel with dropout and falls
-    back to its unfused "math" path.
-
-    Same math as SDPA: `softmax(q k^T * scaling)` per head, each probability kept with probability `1 - dropout_prob`
-    and rescaled by `1 / (1 - dropout_prob)`, times `v`. The keep mask is drawn by one `bernoulli_` call over a
-    `(batch, heads, num_tokens, num_tokens)` tensor, as SDPA and `"eager"` draw it, so a seeded run drops the same
-    probabilities. What it saves over SDPA's math path:
-
-    - no copies: every head's `q`, `k`, `v` is a strided slice of `qkv`, and the products write straight into
-      slices of the `(batch, num_tokens, hidden_size)` output and of the `qkv` gradient (per-head matmuls on
-      strided views also run faster here than one batched matmul over copied heads);
-    - the scalings (`scaling`, `1 / (1 - dropout_prob)`) ride on the matmuls (`alpha`), not on extra passes;
-    - the mask reuses the scores' buffer and is multiplied into it in place; the backward keeps `p` and
-      `p * mask` only, with the softmax gradient `p * (dP - rowsum(p * dP)) = t - p * rowsum(t)`,
-      `t = (p * mask) * dP'` (`dP'` the gradient of the dropped probabilities).
-
-    `qkv` `(batch, num_tokens, 3 * hidden_size)`, laid out `[q | k | v]` with head `j` in channels
-    `j * head_dim .. (j + 1) * head_dim - 1` of each part -> `(batch, num_tokens, hidden_size)`, heads concatenated.
-    """
-
-    @staticmethod
-    def forward(ctx, qkv: torch.Tensor, num_heads: int, dropout_prob: float, scaling: float) -> torch.Tensor:
-        batch_size, num_tokens, three_hidden = qkv.shape
-        hidden_size = three_hidden // 3
-        head_dim = hidden_size // num_heads
-        keep_prob = 1.0 - dropout_prob
-        heads = qkv.view(batch_size, num_tokens, 3, num_heads, head_dim)
-        ignored = qkv.new_zeros(()).expand(1, 1, 1)  # the `input` of baddbmm, ignored with beta=0
-        scores = qkv.new_empty(batch_size, num_heads, num_tokens, num_tokens)
-        for head in range(num_heads):
-            query, key = heads[:, :, 0, head], heads[:, :, 1, head]
-            torch.baddbmm(ignored, query, key.transpose(1, 2), beta=0.0, alpha=scaling, out=scores[:, head])
-        probs = torch.softmax(scores, dim=-1)
-        dropped = scores.bernoulli_(keep_prob).mul_(probs)
-        output = qkv.new_empty(batch_size, num_tokens, num_heads, head_dim)
-        for head in range(num_heads):
-            torch.baddbmm(
-                ignored,
-                dropped[:, head],
-                heads[:, :, 2, head],
-                beta=0.0,
-                alpha=1.0 / keep_prob,
-                out=output[:, :, head],
-            )
-        ctx.save_for_backward(qkv, probs, dropped)
-        ctx.num_heads, ctx.keep_prob, ctx.scaling = num_heads, keep_prob, scaling
-        return output.view(batch_size, num_tokens, hidden_size)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
-        qkv, probs, dropped = ctx.saved_tensors
-        num_heads, keep_prob, scaling = ctx.num_heads, ctx.keep_prob, ctx.scaling
-        batch_size, num_tokens, three_hidden = qkv.shape
-        head_dim = three_hidden // (3 * num_heads)
-        heads = qkv.view(batch_size, num_tokens, 3, num_heads, head_dim)
-        grad_heads = grad_output.view(batch_size, num_tokens, num_heads, head_dim)
-        grad_qkv = qkv.new_empty(batch_size, num_tokens, 3, num_heads, head_dim)
-        grad_scores = torch.empty_like(probs)
-        ignored = qkv.new_zeros(()).expand(1, 1, 1)
-        for head in range(num_heads):
-            grad_head, value = grad_heads[:, :, head], heads[:, :, 2, head]
-            torch.baddbmm(
-                ignored,
-                dropped[:, head].transpose(1, 2),
-                grad_head,
-                beta=0.0,
-                alpha=1.0 / keep_prob,
-                out=grad_qkv[:, :, 2, head],
-            )
-            torch.baddbmm(
-                ignored,
-                grad_head,
-                value.transpose(1, 2),
-                beta=0.0,
-                alpha=1.0 / keep_prob,
-                out=grad_scores[:, head],
-            )
-        grad_scores.mul_(dropped)
-        grad_scores.addcmul_(probs, grad_scores.sum(dim=-1, keepdim=True), value=-1.0)
-        for head in range(num_heads):
-            query, key = heads[:, :, 0, head], heads[:, :, 1, head]
-            torch.baddbmm(ignored, grad_scores[:, head], key, beta=0.0, alpha=scaling, out=grad_qkv[:, :, 0, head])
-            torch.baddbmm(
-                ignored,
-                grad_scores[:, head].transpose(1, 2),
-                query,
-                beta=0.0,
-                alpha=scaling,
-                out=grad_qkv[:, :, 1, head],
-            )
-        return grad_qkv.view(batch_size, num_tokens, three_hidden), None, None, None
-
-
 class CCTSelfAttention(nn.Module):
     """Multi-head self-attention with a fused bias-free `qkv` projection, through transformers' attention-function
-    registry (`config._attn_implementation`: `"sdpa"` by default, `"eager"` to return attention probabilities).
+    registry: `config._attn_implementation` (set with `attn_implementation=...` at load time or
+    `model.set_attn_implementation(...)`) is `"sdpa"` by default, `"eager"` to return attention probabilities, or any
+    implementation registered with `transformers.AttentionInterface`.
 
     `hidden_states` `(batch, num_tokens, hidden_size)` -> `(output (batch, num_tokens, hidden_size), attention
     probabilities (batch, heads, num_tokens, num_tokens) or None)`.
@@ -375,11 +269,6 @@ class CCTSelfAttention(nn.Module):
         if attention_mask is not None and attention_mask.ndim == 2:
             attention_mask = create_bidirectional_mask(self.config, hidden_states, attention_mask)
         qkv = self.qkv(hidden_states)
-        if self._uses_dropout_attention_function(qkv, attention_mask):
-            attention_output = CCTDropoutAttentionFunction.apply(
-                qkv, self.num_attention_heads, self.attention_dropout, self.scaling
-            )
-            return self.dropout(self.out_proj(attention_output)), None
         qkv = qkv.view(batch_size, num_tokens, 3, self.num_attention_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
 
@@ -401,48 +290,23 @@ class CCTSelfAttention(nn.Module):
         attention_output = attention_output.reshape(batch_size, num_tokens, self.num_attention_heads * self.head_dim)
         return self.dropout(self.out_proj(attention_output)), attention_probs
 
-    def _uses_dropout_attention_function(self, qkv: torch.Tensor, attention_mask: torch.Tensor | None) -> bool:
-        """`CCTDropoutAttentionFunction` replaces SDPA where SDPA has no fused kernel: training with attention
-        dropout on the CPU, without a mask, autocast or `torch.compile` (which fuses the math path itself)."""
-        return (
-            self.training
-            and self.attention_dropout > 0.0
-            and self.config._attn_implementation == "sdpa"
-            and attention_mask is None
-            and qkv.device.type == "cpu"
-            and qkv.shape[0] > 0
-            and not torch.is_autocast_enabled("cpu")
-            and not torch.compiler.is_compiling()
-        )
-
-
-# In-place forms of the activations that have one (same math as `ACT2FN`'s): without autograd nothing reads `fc1`'s
-# output again, so the activation overwrites it instead of allocating another (batch, num_tokens, intermediate_size).
-INPLACE_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "gelu": torch.ops.aten.gelu_,
-    "relu": torch.relu_,
-}
-
 
 class CCTMLP(nn.Module):
-    """Linear -> activation -> dropout -> Linear -> dropout, on `(batch, num_tokens, hidden_size)`. With gradients
-    off, the activation runs in place where it has an in-place form (`INPLACE_ACTIVATIONS`)."""
+    """Linear -> activation -> dropout -> Linear -> dropout, on `(batch, num_tokens, hidden_size)`."""
 
     def __init__(self, config: CCTConfig):
         super().__init__()
         self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
         self.activation = ACT2FN[config.hidden_act]
-        self.inplace_activation = INPLACE_ACTIVATIONS.get(config.hidden_act)
         self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         hidden_states = self.fc1(hidden_states)
-        if self.inplace_activation is not None and not torch.is_grad_enabled():
-            hidden_states = self.inplace_activation(hidden_states)
-        else:
-            hidden_states = self.activation(hidden_states)
-        return self.dropout(self.fc2(self.dropout(hidden_states)))
+        hidden_states = self.activation(hidden_states)
+        hidden_states = self.dropout(hidden_states)
+        hidden_states = self.fc2(hidden_states)
+        return self.dropout(hidden_states)
 
 
 class CCTLayer(GradientCheckpointingLayer):
@@ -470,9 +334,19 @@ class CCTLayer(GradientCheckpointingLayer):
         attention_mask: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
-        attention_output, _ = self.attention(self.layernorm_before(hidden_states), attention_mask, **kwargs)
-        hidden_states = self.layernorm_after(self.drop_path(attention_output, residual=hidden_states))
-        return self.drop_path(self.mlp(hidden_states), residual=hidden_states)
+        # Self-attention
+        residual = hidden_states
+        hidden_states = self.layernorm_before(hidden_states)
+        hidden_states, _ = self.attention(hidden_states, attention_mask, **kwargs)
+        hidden_states = self.drop_path(hidden_states)
+        hidden_states = hidden_states + residual
+
+        # The residual stream itself is normalised, then the MLP (no norm of its own)
+        hidden_states = self.layernorm_after(hidden_states)
+        residual = hidden_states
+        hidden_states = self.mlp(hidden_states)
+        hidden_states = self.drop_path(hidden_states)
+        return hidden_states + residual
 
 
 class CCTEncoder(nn.Module):
@@ -527,50 +401,47 @@ class CCTSequencePooling(nn.Module):
         return torch.einsum("bn,bnd->bd", weights, hidden_states)
 
 
-def check_classification_labels(labels: torch.Tensor, logits: torch.Tensor, config: PreTrainedConfig) -> None:
-    """Raises `TypeError`/`ValueError` naming `labels` when they do not fit the loss of `config.problem_type` (or,
-    without one, the type transformers infers: regression for `num_labels == 1`, single-label classification for
-    integer labels, multi-label classification for float labels) and `logits` `(batch, num_labels)`.
+# What `check_tensor_argument` accepts for each `dtype`: "int" is what embeddings and the cross-entropy take.
+TENSOR_KINDS = {
+    "float": ("a floating-point torch.Tensor", lambda tensor: tensor.is_floating_point()),
+    "int": ("an int64 torch.Tensor", lambda tensor: tensor.dtype in (torch.int64, torch.int32)),
+    None: ("a torch.Tensor", lambda tensor: True),
+}
 
-    The value check of class indices needs the values on the host, so it is skipped while `torch.compile` traces
-    (the loss then fails on the device instead).
+
+def check_tensor_argument(name: str, value, shape: tuple[int | str, ...], dtype: str | None) -> None:
+    """Raises a `TypeError` (not a tensor, wrong dtype) or a `ValueError` (wrong shape) naming the argument `name`.
+
+    `shape`: the expected sizes, an int where the size is fixed and a name (e.g. `"batch_size"`) where any size goes.
+    `dtype`: `"float"` (any floating-point dtype), `"int"` (int64 or int32) or `None` (any).
     """
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"`labels` must be a torch.Tensor, got {type(labels).__name__}.")
+    kind, dtype_fits = TENSOR_KINDS[dtype]
+    expected = f"{kind} of shape ({', '.join(map(str, shape))}{',' if len(shape) == 1 else ''})"
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"`{name}` must be {expected}, got {type(value).__name__}.")
+    if not dtype_fits(value):
+        raise TypeError(f"`{name}` must be {expected}, got dtype {value.dtype}.")
+    if value.ndim != len(shape) or any(size != got for size, got in zip(shape, value.shape) if isinstance(size, int)):
+        raise ValueError(f"`{name}` must be {expected}, got shape {tuple(value.shape)}.")
+
+
+def check_classification_labels(labels, logits: torch.Tensor, config: PreTrainedConfig) -> None:
+    """Checks `labels` against `logits` `(batch, num_labels)` and the loss transformers picks for them: float
+    targets `(batch, num_labels)` for regression (`problem_type="regression"` or one label) and multi-label
+    classification (`problem_type="multi_label_classification"`, or 2-D float labels without a problem type), else
+    class indices `(batch,)` in `[0, num_labels)` or -100.
+
+    The range check of class indices reads values on the host, so it is skipped while `torch.compile` traces.
+    """
     batch_size, num_labels = logits.shape
-    if labels.ndim == 0 or labels.shape[0] != batch_size:
-        raise ValueError(
-            f"`labels` must have one entry per sample (batch size {batch_size}), got shape {tuple(labels.shape)}."
-        )
-    problem_type = config.problem_type
-    if problem_type is None:
-        if num_labels == 1:
-            problem_type = "regression"
-        elif labels.dtype in (torch.long, torch.int):
-            problem_type = "single_label_classification"
-        else:
-            problem_type = "multi_label_classification"
-    if problem_type == "regression":
-        if not labels.is_floating_point() or labels.numel() != batch_size * num_labels:
-            raise ValueError(
-                f"`labels` for regression must be float targets of shape ({batch_size}, {num_labels}), got dtype "
-                f"{labels.dtype} and shape {tuple(labels.shape)}."
-            )
-    elif problem_type == "multi_label_classification":
-        if not labels.is_floating_point() or tuple(labels.shape) != (batch_size, num_labels):
-            raise ValueError(
-                f"`labels` must be int64 class indices of shape ({batch_size},) for single-label classification or "
-                f"float multi-hot targets of shape ({batch_size}, {num_labels}) for multi-label classification, got "
-                f"dtype {labels.dtype} and shape {tuple(labels.shape)}."
-            )
-    else:
-        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool or labels.ndim != 1:
-            raise ValueError(
-                f"`labels` must be integer class indices of shape ({batch_size},) for single-label classification, "
-                f"got dtype {labels.dtype} and shape {tuple(labels.shape)}."
-            )
-        if torch.compiler.is_compiling():
-            return
+    problem_type = config.problem_type or ("regression" if num_labels == 1 else None)
+    multi_hot = isinstance(labels, torch.Tensor) and labels.is_floating_point() and labels.ndim == 2
+    if problem_type in ("regression", "multi_label_classification") or (problem_type is None and multi_hot):
+        one_target = problem_type == "regression" and num_labels == 1 and getattr(labels, "ndim", None) == 1
+        check_tensor_argument("labels", labels, (batch_size,) if one_target else (batch_size, num_labels), "float")
+        return
+    check_tensor_argument("labels", labels, (batch_size,), "int")
+    if not torch.compiler.is_compiling():
         invalid = (labels >= num_labels) | ((labels < 0) & (labels != -100))
         if invalid.any():
             raise ValueError(
@@ -651,33 +522,14 @@ class CCTModel(CCTPreTrainedModel):
         interpolate_pos_encoding (`bool`, *optional*):
             Resize the position embeddings when the input resolution differs from `config.image_size`.
         """
-        pixel_values = self._check_pixel_values(pixel_values)
+        check_tensor_argument(
+            "pixel_values", pixel_values, ("batch_size", self.config.num_channels, "height", "width"), "float"
+        )
+        pixel_values = pixel_values.to(self.embeddings.tokenizer.convolutions[0].weight.dtype)
         embeddings = self.embeddings(pixel_values, interpolate_pos_encoding=bool(interpolate_pos_encoding))
         hidden_states = self.layernorm(self.encoder(embeddings, **kwargs))
         pooled_output = self.pooler(hidden_states) if self.pooler is not None else hidden_states[:, 0]
         return BaseModelOutputWithPooling(last_hidden_state=hidden_states, pooler_output=pooled_output)
-
-    def _check_pixel_values(self, pixel_values: torch.Tensor | None) -> torch.Tensor:
-        if pixel_values is None:
-            raise ValueError("You have to specify `pixel_values`.")
-        if not isinstance(pixel_values, torch.Tensor):
-            raise TypeError(
-                f"`pixel_values` must be a torch.Tensor of shape (batch_size, num_channels, height, width), got "
-                f"{type(pixel_values).__name__}; use `CCTImageProcessor(..., return_tensors='pt')` or `torch.as_tensor`."
-            )
-        if pixel_values.ndim != 4:
-            raise ValueError(
-                "`pixel_values` must have shape (batch_size, num_channels, height, width), got shape "
-                f"{tuple(pixel_values.shape)}."
-            )
-        if pixel_values.shape[1] != self.config.num_channels:
-            raise ValueError(
-                f"`pixel_values` must have {self.config.num_channels} channels (config.num_channels), got "
-                f"{pixel_values.shape[1]} (shape {tuple(pixel_values.shape)})."
-            )
-        if not pixel_values.is_floating_point():
-            raise ValueError(f"`pixel_values` must be a floating-point tensor, got dtype {pixel_values.dtype}.")
-        return pixel_values.to(self.embeddings.tokenizer.convolutions[0].weight.dtype)
 
 
 class CCTForImageClassification(CCTPreTrainedModel):
@@ -691,7 +543,7 @@ class CCTForImageClassification(CCTPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.cct = CCTModel(config)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
     @can_return_tuple
@@ -736,6 +588,7 @@ __all__ = [
     "CCTSelfAttention",
     "CCTSequencePooling",
     "check_classification_labels",
+    "check_tensor_argument",
     "conv_output_size",
     "sinusoidal_position_table",
 ]

@@ -34,6 +34,7 @@ from .modeling_cct import (
     CCTPreTrainedModel,
     CCTSequencePooling,
     check_classification_labels,
+    check_tensor_argument,
     conv_output_size,
 )
 
@@ -59,8 +60,8 @@ def _pack_words_to_the_front(
 
 
 class TextCCTConvEmbeddings(nn.Module):
-    """The paper's text "tokenizer" as a 1-D convolution over time (not a text tokenizer), `word_embeddings` `(batch, num_words,
-    word_embedding_dim)` -> tokens `(batch, num_tokens, hidden_size)`.
+    """The paper's text "tokenizer" as a 1-D convolution over time (not a text tokenizer), `word_embeddings`
+    `(batch, num_words, word_embedding_dim)` -> tokens `(batch, num_tokens, hidden_size)`.
 
     `"conv"` (TextCCT): Conv1d(kernel `conv_kernel_size`, no bias) -> ReLU -> MaxPool1d; `"patch"` (TextViTLite,
     TextCVT): Conv1d with kernel = stride = `patch_size`, no bias. Word vectors of padded positions must be zero.
@@ -284,12 +285,7 @@ class TextCCTModel(TextCCTPreTrainedModel):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("You have to specify exactly one of `input_ids` or `inputs_embeds`.")
         if input_ids is not None:
-            if input_ids.ndim != 2:
-                raise ValueError(
-                    f"`input_ids` must have shape (batch_size, num_words), got shape {tuple(input_ids.shape)}."
-                )
-            if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
-                raise TypeError(f"`input_ids` must be an integer tensor, got dtype {input_ids.dtype}.")
+            check_tensor_argument("input_ids", input_ids, ("batch_size", "num_words"), "int")
             if not torch.compiler.is_compiling():
                 out_of_range = (input_ids < 0) | (input_ids >= self.config.vocab_size)
                 if out_of_range.any():
@@ -299,12 +295,8 @@ class TextCCTModel(TextCCTPreTrainedModel):
                     )
             batch_size, num_words = input_ids.shape
         else:
-            expected = self.config.word_embedding_dim
-            if inputs_embeds.ndim != 3 or inputs_embeds.shape[-1] != expected:
-                raise ValueError(
-                    f"`inputs_embeds` must have shape (batch_size, num_words, {expected}), got shape "
-                    f"{tuple(inputs_embeds.shape)}."
-                )
+            shape = ("batch_size", "num_words", self.config.word_embedding_dim)
+            check_tensor_argument("inputs_embeds", inputs_embeds, shape, "float")
             batch_size, num_words = inputs_embeds.shape[:2]
         device = self.embeddings.word_embeddings.weight.device
         if num_words == 0:
@@ -318,11 +310,7 @@ class TextCCTModel(TextCCTPreTrainedModel):
             )
         if attention_mask is None:
             return self._check_enough_words(torch.full((batch_size,), num_words, dtype=torch.long, device=device))
-        if tuple(attention_mask.shape) != (batch_size, num_words):
-            raise ValueError(
-                f"`attention_mask` must have shape (batch_size, num_words) = {(batch_size, num_words)}, got shape "
-                f"{tuple(attention_mask.shape)}."
-            )
+        check_tensor_argument("attention_mask", attention_mask, (batch_size, num_words), None)
         word_lengths = (attention_mask != 0).sum(dim=1)
         if torch.compiler.is_compiling():
             return word_lengths.to(device)
@@ -340,8 +328,8 @@ class TextCCTModel(TextCCTPreTrainedModel):
         if too_short.any():
             raise ValueError(
                 f"Sequences {too_short.nonzero().flatten().tolist()} have {word_lengths[too_short].tolist()} words, "
-                f"fewer than the {self.embeddings.min_words} that the {self.config.tokenizer_type!r} tokenizer (kernel "
-                f"{self.embeddings.tokenizer.convolution.kernel_size[0]}) needs to make a token."
+                f"fewer than the {self.embeddings.min_words} that the {self.config.tokenizer_type!r} tokenizer "
+                f"(kernel {self.embeddings.tokenizer.convolution.kernel_size[0]}) needs to make a token."
             )
         return word_lengths
 
@@ -357,7 +345,7 @@ class TextCCTForSequenceClassification(TextCCTPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.text_cct = TextCCTModel(config)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
     @can_return_tuple

@@ -10,6 +10,7 @@ import torch
 from datasets import Dataset
 from PIL import Image
 from transformers import (
+    AttentionInterface,
     AutoConfig,
     AutoImageProcessor,
     AutoModel,
@@ -24,7 +25,7 @@ from transformers.testing_utils import CaptureLogger
 from hf_compact import CCT_PRESETS, CCTConfig, CCTForImageClassification, CCTImageProcessor, CCTModel
 from hf_compact.cct import CCTEncoder, CCTSequencePooling, sinusoidal_position_table
 from hf_compact.cct.image_processing_cct import CIFAR10_MEAN, CIFAR10_STD
-from hf_compact.cct.modeling_cct import CCTDropoutAttentionFunction, CCTDropPath
+from hf_compact.cct.modeling_cct import CCTDropPath
 
 # Tiny versions of each family: (config overrides, tokens for a 16x16 input, class token?)
 FAMILIES = {
@@ -253,31 +254,20 @@ def test_eager_and_sdpa_attention_agree():
     torch.testing.assert_close(eager_logits, sdpa_logits, rtol=1e-5, atol=1e-5)
 
 
-def test_dropout_attention_function_matches_reference_attention_with_the_same_mask():
-    batch_size, num_tokens, num_heads, head_dim, dropout_prob = 3, 7, 2, 4, 0.3
-    qkv = torch.randn(batch_size, num_tokens, 3 * num_heads * head_dim, dtype=torch.float64, requires_grad=True)
-    grad_output = torch.randn(batch_size, num_tokens, num_heads * head_dim, dtype=torch.float64)
-
-    torch.manual_seed(7)
-    output = CCTDropoutAttentionFunction.apply(qkv, num_heads, dropout_prob, head_dim**-0.5)
-    (grad_qkv,) = torch.autograd.grad(output, qkv, grad_output)
-
-    # Reference: the textbook formula, the keep mask drawn by the same bernoulli_ call on the same shape.
-    torch.manual_seed(7)
-    query, key, value = qkv.view(batch_size, num_tokens, 3, num_heads, head_dim).permute(2, 0, 3, 1, 4)
-    probs = (query @ key.transpose(-1, -2) * head_dim**-0.5).softmax(-1)
-    keep_mask = torch.empty_like(probs).bernoulli_(1 - dropout_prob)
-    assert 0 < keep_mask.sum() < keep_mask.numel()
-    expected = (probs * keep_mask / (1 - dropout_prob) @ value).transpose(1, 2).reshape(output.shape)
-    (expected_grad,) = torch.autograd.grad(expected, qkv, grad_output)
-
-    torch.testing.assert_close(output, expected)
-    torch.testing.assert_close(grad_qkv, expected_grad)
+def attention_spy(monkeypatch, name: str) -> list:
+    """Counts the calls of the registered attention function `name` (which keeps working)."""
+    calls, registered = [], AttentionInterface._global_mapping[name]
+    monkeypatch.setitem(
+        AttentionInterface._global_mapping,
+        name,
+        lambda *args, **kwargs: calls.append(1) or registered(*args, **kwargs),
+    )
+    return calls
 
 
-def test_training_with_attention_dropout_gives_the_same_gradients_in_sdpa_and_eager():
-    # On the CPU, "sdpa" training with attention dropout runs CCTDropoutAttentionFunction; it draws the same mask as
-    # the eager path, so a seeded step must give the same loss and gradients.
+def test_training_with_attention_dropout_goes_through_the_chosen_attention_and_sdpa_equals_eager(monkeypatch):
+    # Training with attention dropout on the CPU runs the registered "sdpa" function, as every other forward does
+    # (no private kernel takes over); it draws the same mask as "eager", so a seeded step gives the same gradients.
     torch.manual_seed(0)
     model = CCTForImageClassification(tiny_config(attention_probs_dropout_prob=0.5, drop_path_rate=0.3)).train()
     labels = torch.tensor([0, 2])
@@ -289,57 +279,85 @@ def test_training_with_attention_dropout_gives_the_same_gradients_in_sdpa_and_ea
         loss.backward()
         return loss.detach(), {name: parameter.grad.clone() for name, parameter in model.named_parameters()}
 
-    calls = []
-    original_apply = CCTDropoutAttentionFunction.apply
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(CCTDropoutAttentionFunction, "apply", lambda *args: calls.append(1) or original_apply(*args))
-        sdpa_loss, sdpa_gradients = loss_and_gradients()
-    assert len(calls) == model.config.num_hidden_layers
+    sdpa_calls = attention_spy(monkeypatch, "sdpa")
+    sdpa_loss, sdpa_gradients = loss_and_gradients()
+    assert len(sdpa_calls) == model.config.num_hidden_layers
     model.set_attn_implementation("eager")
     eager_loss, eager_gradients = loss_and_gradients()
+    assert len(sdpa_calls) == model.config.num_hidden_layers
 
     torch.testing.assert_close(sdpa_loss, eager_loss)
     for name, gradient in eager_gradients.items():
         torch.testing.assert_close(sdpa_gradients[name], gradient, rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_drop_path_with_residual_adds_the_dropped_branch():
+def test_attention_implementation_registered_by_the_user_is_used(monkeypatch):
+    calls = []
+
+    def scaled_dot_product(module, query, key, value, attention_mask, **kwargs):
+        calls.append(kwargs["dropout"])
+        return AttentionInterface._global_mapping["sdpa"](module, query, key, value, attention_mask, **kwargs)
+
+    monkeypatch.setitem(AttentionInterface._global_mapping, "counting_sdpa", scaled_dot_product)
+    model = CCTForImageClassification(tiny_config(attention_probs_dropout_prob=0.25)).train()
+    model.set_attn_implementation("counting_sdpa")
+    model(images())
+    model.eval()(images())
+    assert calls == [0.25, 0.25, 0.0, 0.0]  # two layers, training then eval
+
+
+def test_drop_path_drops_whole_samples_and_never_writes_into_its_input():
     drop_path = CCTDropPath(0.5).train()
-    branch, residual = torch.randn(64, 3, 4), torch.randn(64, 3, 4)
-    torch.manual_seed(0)
-    fused = drop_path(branch, residual=residual)
+    branch = torch.randn(64, 3, 4)
+    original = branch.clone()
     torch.manual_seed(0)
     dropped = drop_path(branch)
-    torch.testing.assert_close(fused, residual + dropped)
-    # Whole samples are dropped or kept and rescaled by 1 / keep_prob.
     kept = dropped.flatten(1).ne(0).all(1)
     assert 0 < kept.sum() < 64 and not dropped[~kept].any()
-    torch.testing.assert_close(dropped[kept], branch[kept] * 2)
-    expected = residual + branch
-    summed = drop_path.eval()(branch, residual=residual)
-    torch.testing.assert_close(summed, expected)
-    assert summed.data_ptr() == branch.data_ptr()  # inactive, it adds in place: no new activation-sized tensor
-    # Under autocast the branch is bfloat16: the sum is a new tensor, and the residual stream stays float32.
-    bfloat16_branch = torch.randn(64, 3, 4, dtype=torch.bfloat16)
-    assert drop_path(bfloat16_branch, residual=residual).dtype == torch.float32
+    torch.testing.assert_close(dropped[kept], branch[kept] * 2)  # rescaled by 1 / keep_prob
+    assert drop_path.eval()(branch) is branch
+    torch.testing.assert_close(branch, original, rtol=0, atol=0)
 
 
-def test_in_place_residuals_and_activation_give_the_same_outputs_and_gradients():
-    """Under `no_grad` the MLP activation overwrites `fc1`'s output and the residual adds overwrite the branch
-    outputs; the logits and every hidden state must match the out-of-place forward with autograd, whose gradients
-    must match a plain re-implementation of the layer."""
+@pytest.mark.parametrize("grad_enabled", [False, True])
+def test_no_module_writes_into_a_tensor_another_module_returned(grad_enabled):
+    """Every submodule's output keeps its value to the end of the forward (no residual added in place, no in-place
+    activation when gradients are off), so hooks and recorded states see what the module returned."""
     torch.manual_seed(0)
     model = CCTForImageClassification(deterministic_config("cct_2_conv")).eval()
-    pixel_values = images()
-    with torch.no_grad():
-        in_place = model(pixel_values, output_hidden_states=True)
-    with_autograd = model(pixel_values, output_hidden_states=True)
-    torch.testing.assert_close(in_place.logits, with_autograd.logits, rtol=0, atol=0)
-    for recorded, expected in zip(in_place.hidden_states, with_autograd.hidden_states, strict=True):
-        torch.testing.assert_close(recorded, expected, rtol=0, atol=0)  # no recorded state was overwritten later
+    returned = []
 
-    layer = model.cct.encoder.layers[0].train()
-    hidden_states = torch.randn(2, 16, model.config.hidden_size, requires_grad=True)
+    def record(module, args, output):
+        for tensor in output if isinstance(output, tuple) else (output,):
+            if isinstance(tensor, torch.Tensor):
+                returned.append((module, tensor, tensor.detach().clone()))
+
+    for module in model.modules():
+        module.register_forward_hook(record)
+    pixel_values = images()
+    pixel_values_before = pixel_values.clone()
+    with torch.set_grad_enabled(grad_enabled):
+        model(pixel_values)
+    overwritten = [type(module).__name__ for module, tensor, value in returned if not torch.equal(tensor, value)]
+    assert not overwritten
+    torch.testing.assert_close(pixel_values, pixel_values_before, rtol=0, atol=0)
+
+
+def test_outputs_do_not_depend_on_whether_gradients_are_on():
+    torch.manual_seed(0)
+    model = CCTForImageClassification(deterministic_config("cct_2_conv")).eval()
+    with torch.no_grad():
+        without_grad = model(images(), output_hidden_states=True)
+    with_grad = model(images(), output_hidden_states=True)
+    torch.testing.assert_close(without_grad.logits, with_grad.logits, rtol=0, atol=0)
+    for recorded, expected in zip(without_grad.hidden_states, with_grad.hidden_states, strict=True):
+        torch.testing.assert_close(recorded, expected, rtol=0, atol=0)
+
+
+def test_layer_is_the_official_post_attention_norm_block():
+    torch.manual_seed(0)
+    layer = CCTForImageClassification(deterministic_config("cct_2_conv")).cct.encoder.layers[0].train()
+    hidden_states = torch.randn(2, 16, 32, requires_grad=True)
     layer(hidden_states).square().sum().backward()
     gradients = [hidden_states.grad] + [parameter.grad for parameter in layer.parameters()]
     layer.zero_grad()
@@ -474,19 +492,24 @@ def test_padding_mask_hides_padded_tokens(attn_implementation):
 # --- bad input ----------------------------------------------------------------------------------------------------
 
 
+PIXEL_VALUES = r"`pixel_values` must be a floating-point torch.Tensor of shape \(batch_size, 3, height, width\), got "
+
+
 def test_wrong_channel_count_raises():
-    with pytest.raises(ValueError, match="`pixel_values` must have 3 channels.*got 1"):
+    with pytest.raises(ValueError, match=PIXEL_VALUES + r"shape \(2, 1, 16, 16\)\.$"):
         tiny_model()(torch.randn(2, 1, 16, 16))
 
 
 def test_wrong_rank_raises():
-    with pytest.raises(ValueError, match=r"`pixel_values` must have shape .* got shape \(3, 16, 16\)"):
+    with pytest.raises(ValueError, match=PIXEL_VALUES + r"shape \(3, 16, 16\)\.$"):
         tiny_model()(torch.randn(3, 16, 16))
 
 
-def test_integer_pixel_values_raise():
-    with pytest.raises(ValueError, match="`pixel_values` must be a floating-point tensor, got dtype torch.uint8"):
+def test_integer_or_missing_pixel_values_raise_type_errors():
+    with pytest.raises(TypeError, match=PIXEL_VALUES + r"dtype torch.uint8\.$"):
         tiny_model()(torch.zeros(2, 3, 16, 16, dtype=torch.uint8))
+    with pytest.raises(TypeError, match=PIXEL_VALUES + r"NoneType\.$"):
+        tiny_model()()
 
 
 def test_image_not_divisible_by_patch_raises():
@@ -515,30 +538,44 @@ def test_empty_batch_gives_empty_outputs():
 
 
 def test_numpy_pixel_values_raise_type_error():
-    with pytest.raises(TypeError, match="`pixel_values` must be a torch.Tensor .* got ndarray"):
+    with pytest.raises(TypeError, match=PIXEL_VALUES + r"ndarray\.$"):
         tiny_model()(images().numpy())
 
 
+CLASS_INDICES = r"`labels` must be an int64 torch.Tensor of shape \(2,\), got "
+
+
 def test_labels_of_another_batch_size_raise():
-    with pytest.raises(
-        ValueError, match=r"`labels` must have one entry per sample \(batch size 2\), got shape \(3,\)"
-    ):
+    with pytest.raises(ValueError, match=CLASS_INDICES + r"shape \(3,\)\.$"):
         tiny_model()(images(), labels=torch.tensor([0, 1, 2]))
 
 
 def test_float_class_labels_raise():
-    with pytest.raises(
-        ValueError, match=r"`labels` must be int64 class indices of shape \(2,\).*got dtype torch.float32"
-    ):
+    with pytest.raises(TypeError, match=CLASS_INDICES + r"dtype torch.float32\.$"):
         tiny_model()(images(), labels=torch.tensor([0.0, 1.0]))
     # float multi-hot targets of the right shape are multi-label classification, as in transformers
-    loss = tiny_model()(images(), labels=torch.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]])).loss
-    assert torch.isfinite(loss)
+    targets = torch.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    output = tiny_model()(images(), labels=targets)
+    torch.testing.assert_close(
+        output.loss, torch.nn.functional.binary_cross_entropy_with_logits(output.logits, targets)
+    )
+    with pytest.raises(ValueError, match=r"`labels` must be a floating-point torch.Tensor of shape \(2, 3\), got "):
+        tiny_model()(images(), labels=targets[:, :2])
 
 
 def test_labels_that_are_not_a_tensor_raise():
-    with pytest.raises(TypeError, match="`labels` must be a torch.Tensor, got list"):
+    with pytest.raises(TypeError, match=CLASS_INDICES + r"list\.$"):
         tiny_model()(images(), labels=[0, 1])
+
+
+def test_regression_labels_are_one_float_per_sample():
+    model = tiny_model(num_labels=1)
+    output = model(images(), labels=torch.tensor([0.5, -1.0]))
+    torch.testing.assert_close(
+        output.loss, torch.nn.functional.mse_loss(output.logits[:, 0], torch.tensor([0.5, -1.0]))
+    )
+    with pytest.raises(TypeError, match=r"`labels` must be a floating-point torch.Tensor of shape \(2,\), got dtype"):
+        model(images(), labels=torch.tensor([1, 0]))
 
 
 # --- input embeddings (PEFT with gradient checkpointing) ------------------------------------------------------------
@@ -585,6 +622,66 @@ def test_invalid_config_values_raise():
         CCTConfig(hidden_size=30, num_attention_heads=4)
     with pytest.raises(ValueError, match="`image_size` must be divisible by `patch_size`"):
         CCTConfig(tokenizer_type="patch", image_size=30, patch_size=4)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        ({"hidden_size": "32"}, TypeError, "`hidden_size` must be an int, got str '32'."),
+        ({"hidden_size": 32.0}, TypeError, "`hidden_size` must be an int, got float 32.0."),
+        ({"image_size": True}, TypeError, "`image_size` must be an int, got bool True."),
+        ({"conv_stride": "2"}, TypeError, "`conv_stride` must be an int or None, got str '2'."),
+        ({"drop_path_rate": "0.1"}, TypeError, "`drop_path_rate` must be a number, got str '0.1'."),
+        ({"pooling_type": None}, TypeError, "`pooling_type` must be a string, got NoneType None."),
+        ({"num_hidden_layers": -1}, ValueError, "`num_hidden_layers` must be at least 1, got -1."),
+        ({"num_conv_layers": 0}, ValueError, "`num_conv_layers` must be at least 1, got 0."),
+        ({"conv_padding": -1}, ValueError, "`conv_padding` must be non-negative, got -1."),
+        ({"attention_probs_dropout_prob": 1.5}, ValueError, r"`attention_probs_dropout_prob` must be in \[0, 1\)"),
+        ({"drop_path_rate": 1}, ValueError, r"`drop_path_rate` must be in \[0, 1\), got 1."),
+        ({"layer_norm_eps": 0.0}, ValueError, "`layer_norm_eps` must be positive, got 0.0."),
+        ({"hidden_act": "gleu"}, ValueError, r"`hidden_act` must be one of \[.*'gelu'.*\], got 'gleu'."),
+        ({"num_labels": 0}, ValueError, "`num_labels` must be at least 1"),
+        ({"id2label": {}}, ValueError, "`num_labels` must be at least 1"),
+        ({"id2label": {0: 1, 1: 2}}, TypeError, r"`id2label` must map class ids to strings, got 1 \(int\)."),
+    ],
+)
+def test_config_fields_are_type_and_range_checked(arguments, error, message):
+    with pytest.raises(error, match=message):
+        CCTConfig(**arguments)
+
+
+def test_checked_config_still_round_trips_through_transformers(tmp_path):
+    config = CCTConfig(drop_path_rate=0, id2label={0: "cat", 1: "dog"}, conv_stride=None)  # an int is a valid float
+    assert config.drop_path_rate == 0 and config.conv_stride == 1
+    config.save_pretrained(tmp_path)
+    reloaded = CCTConfig.from_pretrained(tmp_path, hidden_dropout_prob=0.2)
+    assert reloaded.id2label == {0: "cat", 1: "dog"} and reloaded.hidden_dropout_prob == 0.2
+    assert CCTConfig.from_dict(config.to_dict()).to_dict() == config.to_dict()
+    without_path = {key: value for key, value in config.to_dict().items() if key != "_name_or_path"}
+    assert {
+        key: value for key, value in AutoConfig.from_pretrained(tmp_path).to_dict().items() if key != "_name_or_path"
+    } == without_path
+
+
+PAPER_NAMES = {"cct": "CCT-{layers}/{kernel}x{convs}", "cvt": "CVT-{layers}/4", "vit": "ViT-Lite-{layers}/4"}
+
+
+@pytest.mark.parametrize("name", sorted(CCT_PRESETS))
+def test_every_preset_knows_its_paper_name(name):
+    family, layers, tokenizer = name.split("_")[:3]
+    kernel, _, convs = tokenizer.partition("x")
+    assert CCTConfig.from_preset(name).paper_name == PAPER_NAMES[family].format(
+        layers=layers, kernel=kernel, convs=convs
+    )
+
+
+def test_paper_name_follows_the_config_and_is_read_only():
+    assert CCTConfig().paper_name == "CCT-7/3x1"
+    assert CCTConfig(tokenizer_type="patch", patch_size=2, num_hidden_layers=3).paper_name == "CVT-3/2"
+    assert CCTConfig(tokenizer_type="patch", pooling_type="cls", num_hidden_layers=2).paper_name == "ViT-Lite-2/4"
+    with pytest.raises(AttributeError):
+        CCTConfig().paper_name = "CCT-1/1x1"
+    assert "paper_name" not in CCTConfig().to_dict()
 
 
 # --- image processor ------------------------------------------------------------------------------------------------
@@ -639,6 +736,56 @@ def test_image_processor_scales_16_bit_images_by_their_range():
     torch.testing.assert_close(pixel_values, torch.full((1, 3, 8, 8), 156 / 255))  # round(40000 / 257) = 156
     array = np.full((8, 8, 3), 65535, dtype=np.uint16)
     torch.testing.assert_close(processor(array, return_tensors="pt")["pixel_values"], torch.ones(1, 3, 8, 8))
+
+
+def identity_processor(size: int = 8) -> CCTImageProcessor:
+    """Resizes to `size` and rescales to [0, 1]; no normalisation. (The tests' arrays are 8x8: transformers reads a
+    (4, 4, 3) array as a channels-first image with 4 channels.)"""
+    return CCTImageProcessor(size={"height": size, "width": size}, image_mean=[0.0] * 3, image_std=[1.0] * 3)
+
+
+def test_image_processor_scales_32_bit_and_float_pil_images_by_their_range():
+    processor = identity_processor()
+    thirty_two_bit = Image.new("I", (8, 8))
+    thirty_two_bit.putdata([51400] * 64)  # a 16-bit PNG as PIL opens it
+    pixel_values = processor(thirty_two_bit, return_tensors="pt")["pixel_values"]
+    torch.testing.assert_close(pixel_values, torch.full((1, 3, 8, 8), 200 / 255))  # 51400 / 257 = 200
+    float_image = Image.new("F", (8, 8))
+    float_image.putdata([0.8] * 64)
+    torch.testing.assert_close(
+        processor(float_image, return_tensors="pt")["pixel_values"], torch.full((1, 3, 8, 8), 0.8)
+    )
+    float_image.putdata([2.5] * 64)
+    with pytest.raises(
+        ValueError, match=r"`images`: the values of a mode-F image must be in \[0, 1\], got \[2.5, 2.5\]"
+    ):
+        processor(float_image)
+    thirty_two_bit.putdata([70000] * 64)
+    with pytest.raises(ValueError, match=r"the values of a mode-I image must be in \[0, 65535\], got \[70000.0"):
+        processor(thirty_two_bit)
+
+
+def test_image_processor_refuses_empty_images_and_reads_bool_arrays_as_black_and_white():
+    processor = identity_processor()
+    with pytest.raises(ValueError, match=r"`images` must have at least one pixel, got an image of size \(0, 0, 3\)"):
+        processor(np.zeros((0, 0, 3), dtype=np.uint8))
+    mask = np.zeros((8, 8, 3), dtype=bool)
+    mask[:4] = True
+    pixel_values = processor(mask, return_tensors="pt")["pixel_values"]
+    torch.testing.assert_close(pixel_values[0, :, :4], torch.ones(3, 4, 8))
+    torch.testing.assert_close(pixel_values[0, :, 4:], torch.zeros(3, 4, 8))
+
+
+def test_image_processor_takes_2d_arrays_as_grayscale_images():
+    processor = identity_processor()
+    gray = np.full((8, 8), 102, dtype=np.uint8)
+    expected = torch.full((1, 3, 8, 8), 0.4)
+    torch.testing.assert_close(processor(gray, return_tensors="pt")["pixel_values"], expected)
+    torch.testing.assert_close(processor(torch.from_numpy(gray), return_tensors="pt")["pixel_values"], expected)
+    batch = processor([gray, np.zeros((3, 6), dtype=np.uint8)], return_tensors="pt")["pixel_values"]
+    torch.testing.assert_close(batch, torch.cat([expected, torch.zeros(1, 3, 8, 8)]))
+    # the same image as a (height, width, 1) array
+    torch.testing.assert_close(processor(gray[..., None], return_tensors="pt")["pixel_values"], expected)
 
 
 def test_image_processor_warns_when_rescaling_images_already_in_0_1():

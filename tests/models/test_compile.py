@@ -6,14 +6,13 @@ without generating code, which keeps the tests fast; the outputs must equal the 
 """
 
 import pytest
+import tiny_models
 import torch
 
 from hf_compact import (
     AutoencoderViTok,
-    CCTConfig,
     CCTForImageClassification,
     DiTTransformer3DModel,
-    TextCCTConfig,
     TextCCTForSequenceClassification,
 )
 
@@ -29,40 +28,43 @@ def compiled(module: torch.nn.Module):
     return torch.compile(module, fullgraph=True, backend="aot_eager")
 
 
-def tiny_cct() -> CCTForImageClassification:
-    torch.manual_seed(0)
-    config = CCTConfig(
-        image_size=16,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_conv_layers=2,
-        conv_intermediate_channels=8,
-        num_labels=3,
-    )
-    return CCTForImageClassification(config).eval()
+def tiny_cct(**overrides) -> CCTForImageClassification:
+    """Two layers, a two-convolution tokenizer, 16 px, 3 classes."""
+    overrides = {"num_hidden_layers": 2, "num_attention_heads": 2, "conv_intermediate_channels": 8, **overrides}
+    return tiny_models.tiny_cct("cct_2_3x2_32", num_labels=3, **overrides)
 
 
 def tiny_text_cct() -> TextCCTForSequenceClassification:
-    torch.manual_seed(0)
-    config = TextCCTConfig(
-        vocab_size=50,
-        word_embedding_dim=12,
-        max_position_embeddings=16,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        conv_kernel_size=2,
-        num_labels=3,
-    )
-    return TextCCTForSequenceClassification(config).eval()
+    """Word vectors 12 wide, kernel 2, 3 classes."""
+    return tiny_models.tiny_text_cct(word_embedding_dim=12, num_hidden_layers=2, conv_kernel_size=2, num_labels=3)
 
 
-def test_models_declare_that_they_compile_whole():
-    assert CCTForImageClassification._can_compile_fullgraph
-    assert TextCCTForSequenceClassification._can_compile_fullgraph
+def test_cct_hidden_states_compile_whole():
+    """`output_hidden_states` records every layer through forward hooks; they must not break the graph."""
+    model = tiny_cct()
+    pixel_values = torch.randn(2, 3, 16, 16)
+    expected = model(pixel_values, output_hidden_states=True)
+    output = compiled(model)(pixel_values, output_hidden_states=True)
+    assert len(output.hidden_states) == len(expected.hidden_states) == 3
+    for state, expected_state in zip(output.hidden_states, expected.hidden_states, strict=True):
+        torch.testing.assert_close(state, expected_state)
+
+
+def test_cct_training_with_dropout_compiles_whole():
+    """Train mode with attention dropout and stochastic depth: the forward and backward trace as one graph each."""
+    model = tiny_cct(attention_probs_dropout_prob=0.3, drop_path_rate=0.3).train()
+    pixel_values, labels = torch.randn(4, 3, 16, 16), torch.tensor([1, 0, 2, 1])
+    loss = compiled(model)(pixel_values, labels=labels).loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(parameter.grad).all() for parameter in model.parameters())
+
+
+def test_text_cct_with_inputs_embeds_compiles_whole():
+    model = tiny_text_cct()
+    inputs_embeds = torch.randn(2, 6, 12)
+    expected = model(inputs_embeds=inputs_embeds).logits
+    torch.testing.assert_close(compiled(model)(inputs_embeds=inputs_embeds).logits, expected)
 
 
 @pytest.mark.parametrize("with_labels", [False, True])
@@ -78,10 +80,7 @@ def test_cct_compiles_whole(with_labels):
 
 
 def test_cct_training_step_compiles_whole():
-    model = tiny_cct().train()
-    config = model.config
-    config.attention_probs_dropout_prob = config.drop_path_rate = 0.0
-    model = CCTForImageClassification(config)
+    model = tiny_cct(attention_probs_dropout_prob=0.0, drop_path_rate=0.0).train()
     pixel_values, labels = torch.randn(2, 3, 16, 16), torch.tensor([1, 0])
     model(pixel_values, labels=labels).loss.backward()
     expected = [parameter.grad.clone() for parameter in model.parameters()]

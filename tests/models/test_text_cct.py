@@ -21,6 +21,8 @@ from transformers import (
 
 from hf_compact import (
     TEXT_CCT_PRESETS,
+    CCTConfig,
+    CCTForImageClassification,
     TextCCTConfig,
     TextCCTForSequenceClassification,
     TextCCTModel,
@@ -499,14 +501,16 @@ def test_bad_input_raises_clear_errors():
         (
             {"input_ids": ids.float()},
             TypeError,
-            "`input_ids` must be an integer tensor, got dtype torch.float32",
+            r"`input_ids` must be an int64 torch.Tensor of shape \(batch_size, num_words\), got dtype torch.float32",
         ),
+        ({"input_ids": ids.to(torch.uint8)}, TypeError, "got dtype torch.uint8"),
+        ({"input_ids": ids.tolist()}, TypeError, r"`input_ids` must be an int64 torch.Tensor .* got list\.$"),
         ({"input_ids": ids[0]}, ValueError, r"shape \(batch_size, num_words\), got shape \(8,\)"),
         ({"input_ids": ids[:, :0]}, ValueError, "empty"),
         (
             {"input_ids": ids, "attention_mask": torch.ones(2, 7)},
             ValueError,
-            r"`attention_mask` must have shape \(batch_size, num_words\) = \(2, 8\), got shape \(2, 7\)",
+            r"`attention_mask` must be a torch.Tensor of shape \(2, 8\), got shape \(2, 7\)",
         ),
         (
             {"input_ids": ids, "attention_mask": torch.tensor([[1] * 8, [0] * 8])},
@@ -526,8 +530,8 @@ def test_bad_input_raises_clear_errors():
         (
             {"inputs_embeds": torch.randn(2, 8, 11)},
             ValueError,
-            r"`inputs_embeds` must have shape \(batch_size, "
-            r"num_words, 12\), got shape \(2, 8, 11\)",
+            r"`inputs_embeds` must be a floating-point torch.Tensor of shape \(batch_size, num_words, 12\), got shape "
+            r"\(2, 8, 11\)",
         ),
         ({"input_ids": ids, "inputs_embeds": torch.randn(2, 8, 12)}, ValueError, "exactly one of"),
         ({"input_ids": ids, "labels": torch.tensor([0, 3])}, ValueError, r"class indices in \[0, 3\)"),
@@ -546,6 +550,39 @@ def test_invalid_configurations_are_rejected():
         TextCCTConfig(vocab_size=10, pad_token_id=10)
     with pytest.raises(ValueError, match="`max_position_embeddings`=3 words are too few"):
         TextCCTModel(tiny_config("vit", max_position_embeddings=3))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        ({"vocab_size": "50"}, TypeError, "`vocab_size` must be an int, got str '50'."),
+        ({"word_embedding_dim": 12.0}, TypeError, "`word_embedding_dim` must be an int, got float 12.0."),
+        ({"freeze_word_embeddings": 1}, TypeError, "`freeze_word_embeddings` must be a bool, got int 1."),
+        ({"pad_token_id": "1"}, TypeError, "`pad_token_id` must be an int or None, got str '1'."),
+        ({"num_hidden_layers": -2}, ValueError, "`num_hidden_layers` must be at least 1, got -2."),
+        ({"max_position_embeddings": 0}, ValueError, "`max_position_embeddings` must be at least 1, got 0."),
+        ({"word_embedding_init_std": -1.0}, ValueError, "`word_embedding_init_std` must be non-negative, got -1.0."),
+        ({"num_labels": 0}, ValueError, "`num_labels` must be at least 1"),
+        (
+            {"id2label": {0: "sport", 1: None}, "num_labels": 2},
+            TypeError,
+            r"`id2label` must map class ids to strings, got None",
+        ),
+    ],
+)
+def test_config_fields_are_type_and_range_checked(arguments, error, message):
+    with pytest.raises(error, match=message):
+        tiny_config(**arguments)
+
+
+PAPER_NAMES = {"transformer": "TextTransformerLite", "vit": "TextViTLite", "cvt": "TextCVT", "cct": "TextCCT"}
+
+
+@pytest.mark.parametrize("name", sorted(TEXT_CCT_PRESETS))
+def test_every_preset_knows_its_paper_name(name):
+    _, family, layers = name.split("_")
+    assert TextCCTConfig.from_preset(name).paper_name == f"{PAPER_NAMES[family]}-{layers}"
+    assert tiny_config("cct_k2", num_hidden_layers=3).paper_name == "TextCCT-3"
 
 
 # --- input embeddings, dtype, labels ---------------------------------------------------------------------------------
@@ -592,7 +629,23 @@ def test_sine_position_table_follows_the_load_dtype(tmp_path):
 def test_labels_of_another_batch_size_or_float_class_labels_raise():
     model = TextCCTForSequenceClassification(tiny_config())
     input_ids, attention_mask = right_padded([6, 4], 6)
-    with pytest.raises(ValueError, match=r"`labels` must have one entry per sample \(batch size 2\)"):
+    with pytest.raises(ValueError, match=r"`labels` must be an int64 torch.Tensor of shape \(2,\), got shape \(1,\)"):
         model(input_ids, attention_mask=attention_mask, labels=torch.tensor([0]))
-    with pytest.raises(ValueError, match=r"`labels` must be int64 class indices of shape \(2,\)"):
+    with pytest.raises(TypeError, match=r"`labels` must be an int64 torch.Tensor of shape \(2,\), got dtype"):
         model(input_ids, attention_mask=attention_mask, labels=torch.tensor([0.0, 2.0]))
+
+
+@pytest.mark.parametrize(
+    "labels", [torch.tensor([0, 3]), torch.tensor([0]), torch.tensor([0.0, 2.0]), [0, 1], torch.ones(2, 2)]
+)
+def test_vision_and_text_heads_check_labels_alike(labels):
+    text_model = TextCCTForSequenceClassification(tiny_config())
+    vision_model = CCTForImageClassification(
+        CCTConfig(image_size=16, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, num_labels=3)
+    )
+    input_ids, attention_mask = right_padded([6, 4], 6)
+    with pytest.raises((TypeError, ValueError)) as text_error:
+        text_model(input_ids, attention_mask=attention_mask, labels=labels)
+    with pytest.raises(text_error.type) as vision_error:
+        vision_model(torch.randn(2, 3, 16, 16), labels=labels)
+    assert str(vision_error.value) == str(text_error.value)
