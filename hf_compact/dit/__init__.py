@@ -1,32 +1,23 @@
 """Class-conditional DiT generation on ViTok latents: image and video pipelines and a 3-D DiT transformer.
 
-``DiffusionPipeline.from_pretrained`` looks a saved pipeline's ``_class_name`` up on the ``diffusers`` module, so
-importing this package registers the two pipeline classes there; a folder saved by either pipeline then loads with
-``DiffusionPipeline.from_pretrained(path)`` after ``import hf_compact``.
+Importing this package registers the pipelines with diffusers (:mod:`hf_compact.dit.diffusers_registration`): a
+folder saved by either pipeline loads with ``DiffusionPipeline.from_pretrained(path)`` after ``import hf_compact``.
 """
 
-import diffusers
-from diffusers import ModelMixin  # noqa: F401  (see the note on __module__ below)
+from diffusers import ModelMixin  # noqa: F401  (looked up here by diffusers' loader; see diffusers_registration)
 
+from . import diffusers_registration  # noqa: F401
 from .pipeline_dit import DiTImagePipeline
 from .pipeline_dit_video import DiTVideoPipeline, DiTVideoPipelineOutput
+from .presets import DIT_PRESETS, dit_paper_name, dit_preset
 from .transformer_dit_3d import DiTTransformer3DModel
 
-# diffusers records a component as (module, class) in model_index.json; for a class defined in
-# ``hf_compact.dit.<file>`` it mistakes the folder name ``dit`` for its own ``diffusers.pipelines.dit`` and cannot
-# load it back. So the transformer is recorded under this package (which keeps saved pipelines loadable if the file
-# moves); the loader also looks up ``ModelMixin`` in that module to pick the loading method, hence the import above.
-DiTTransformer3DModel.__module__ = __name__
-
-
-def _register_pipelines_with_diffusers() -> None:
-    for pipeline_class in (DiTImagePipeline, DiTVideoPipeline):
-        existing = getattr(diffusers, pipeline_class.__name__, None)
-        if existing is not None and existing is not pipeline_class:
-            raise RuntimeError(f"diffusers already defines {pipeline_class.__name__}; hf_compact would shadow it.")
-        setattr(diffusers, pipeline_class.__name__, pipeline_class)
-
-
-_register_pipelines_with_diffusers()
-
-__all__ = ["DiTImagePipeline", "DiTTransformer3DModel", "DiTVideoPipeline", "DiTVideoPipelineOutput"]
+__all__ = [
+    "DIT_PRESETS",
+    "DiTImagePipeline",
+    "DiTTransformer3DModel",
+    "DiTVideoPipeline",
+    "DiTVideoPipelineOutput",
+    "dit_paper_name",
+    "dit_preset",
+]

@@ -1,7 +1,9 @@
 """Model cards and Hub uploads for every model and pipeline of the package.
 
 - :func:`push_to_hub`: save a model / pipeline / training output folder with its code and model card, and upload it
-  through one swappable `huggingface_hub.HfApi` client;
+  through one swappable `huggingface_hub.HfApi` client; :func:`save_for_hub` writes the same folder locally;
+- :func:`save_pretrained_with_code`: `save_pretrained` plus the modelling code, so that the folder loads with
+  `trust_remote_code=True` where hf-compact is not installed;
 - :func:`render_model_card`: the card alone (YAML metadata + sections from the family's template in `model_cards/`);
 - :func:`count_macs`: multiply-accumulates of one forward pass, as reported in the cards.
 """
@@ -16,6 +18,7 @@ from .push import (
     push_to_hub,
     remote_code_registration,
     save_for_hub,
+    save_pretrained_with_code,
     upload_folder_to_hub,
 )
 
@@ -36,6 +39,7 @@ __all__ = [
     "remote_code_registration",
     "render_model_card",
     "save_for_hub",
+    "save_pretrained_with_code",
     "training_recipe",
     "upload_folder_to_hub",
 ]

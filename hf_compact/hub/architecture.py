@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from diffusers import DiTTransformer2DModel
 from torch import nn
 
-from ..dit.presets import DIT_PRESETS
-from ..vitok.presets import V1_SIZES
+from ..dit.presets import dit_paper_name
 from .families import CCT, DIT, DIT_VIDEO, TEXT_CCT, VITOK, VITOK_VIDEO, CardFamily
 from .macs import MacCount, count_macs
 
@@ -71,6 +71,11 @@ def _encoder_rows(config, tokenizer: str) -> list[tuple[str, str]]:
     ]
 
 
+def _paper_name(config, fallback) -> str:
+    # TEMPORARY until CCTConfig / TextCCTConfig.paper_name land.
+    return config.paper_name if hasattr(type(config), "paper_name") else fallback(config)
+
+
 def _cct_name(config) -> str:
     """The paper's names: `CCT-7/3x1`, `CVT-7/4`, `ViT-Lite-7/4`."""
     if config.tokenizer_type == "conv":
@@ -101,7 +106,7 @@ def _describe_cct(model, training_config: Mapping[str, Any]) -> Architecture:
         f"one {_shape(config.num_channels, size, size)} image",
         count_macs(lambda: model(pixel_values)),
     )
-    return Architecture(_cct_name(config), rows, {"model": count_parameters(model)}, [cost])
+    return Architecture(_paper_name(config, _cct_name), rows, {"model": count_parameters(model)}, [cost])
 
 
 def _describe_text_cct(model, training_config: Mapping[str, Any]) -> Architecture:
@@ -119,7 +124,7 @@ def _describe_text_cct(model, training_config: Mapping[str, Any]) -> Architectur
         *_encoder_rows(config, tokenizer),
     ]
     cost = ComputeCost("model", f"one text of {num_words} words", count_macs(lambda: model(input_ids)))
-    return Architecture(_text_cct_name(config), rows, {"model": count_parameters(model)}, [cost])
+    return Architecture(_paper_name(config, _text_cct_name), rows, {"model": count_parameters(model)}, [cost])
 
 
 def _vitok_sample_shape(config, num_frames: int | None) -> tuple[int, ...]:
@@ -149,22 +154,6 @@ def _vitok_rows(config) -> list[tuple[str, str]]:
     ]
 
 
-def _vitok_name(config) -> str:
-    """The paper's names (`ViTok S-B/16`, `ViTok S-B/4x8` = tubelet 4, patch 8) when the sizes are the paper's;
-    `ViTok-v2 f16x16` (patch 16, 16 latent channels) for the v2 architecture."""
-    grid = f"{config.tubelet_size}x{config.patch_size}" if config.tubelet_size > 1 else str(config.patch_size)
-    letters = {size: letter for letter, size in V1_SIZES.items()}
-    encoder = letters.get((config.encoder_width, config.encoder_depth, config.encoder_heads))
-    decoder = letters.get((config.decoder_width, config.decoder_depth, config.decoder_heads))
-    if config.block_type == "parallel":
-        return f"ViTok-v2 f{config.patch_size}x{config.latent_channels}"  # the published names: stride x channels
-    if encoder and decoder:
-        return f"ViTok {encoder}-{decoder}/{grid}"
-    return f"ViTok (patch {config.patch_size}" + (
-        f", tubelet {config.tubelet_size})" if config.tubelet_size > 1 else ")"
-    )
-
-
 def _describe_vitok(vae, training_config: Mapping[str, Any]) -> Architecture:
     config = vae.config
     sample_shape = _vitok_sample_shape(config, training_config.get("num_frames"))
@@ -182,7 +171,7 @@ def _describe_vitok(vae, training_config: Mapping[str, Any]) -> Architecture:
         ComputeCost("decoder", f"one {_shape(*latents.shape[1:])} latent", count_macs(lambda: vae.decode(latents))),
     ]
     parameters = {"encoder": count_parameters(vae.encoder), "decoder": count_parameters(vae.decoder)}
-    return Architecture(_vitok_name(config), rows, parameters, costs)
+    return Architecture(vae.paper_name, rows, parameters, costs)
 
 
 def _dit_latent_shape(transformer) -> tuple[int, ...]:
@@ -191,20 +180,6 @@ def _dit_latent_shape(transformer) -> tuple[int, ...]:
     if hasattr(config, "sample_frames"):
         return (1, config.in_channels, config.sample_frames, size, size)
     return (1, config.in_channels, size, size)
-
-
-def _dit_name(config, patch: int | str) -> str:
-    """`DiT-S/1` style name when the size is one of the DiT paper's, else the size itself."""
-    size = {
-        "num_layers": config.num_layers,
-        "num_attention_heads": config.num_attention_heads,
-        "attention_head_dim": config.attention_head_dim,
-    }
-    preset = next((name for name, preset_size in DIT_PRESETS.items() if preset_size == size), None)
-    if preset is not None:
-        return f"{preset}/{patch}"
-    layers = f"{config.num_layers} layer" + ("s" if config.num_layers != 1 else "")
-    return f"DiT ({layers}, width {config.num_attention_heads * config.attention_head_dim})"
 
 
 def _describe_dit(model_or_pipeline, training_config: Mapping[str, Any]) -> Architecture:
@@ -239,7 +214,9 @@ def _describe_dit(model_or_pipeline, training_config: Mapping[str, Any]) -> Arch
         vae_latents = latents.to(next(vae.parameters())) / vae.config.scaling_factor
         decode = count_macs(lambda: vae.decode(vae_latents))
         costs.append(ComputeCost("autoencoder decoder", f"one {_shape(*latent_shape[1:])} latent", decode))
-    return Architecture(_dit_name(config, patch), rows, parameters, costs)
+    # diffusers' own DiTTransformer2DModel has no `paper_name`: the DiT presets name it.
+    name = dit_paper_name(config) if isinstance(transformer, DiTTransformer2DModel) else transformer.paper_name
+    return Architecture(name, rows, parameters, costs)
 
 
 _DESCRIBERS = {

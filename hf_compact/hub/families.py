@@ -40,9 +40,8 @@ _CLASSIFICATION_METRICS = {
     "top_5_accuracy": EvaluationMetric("accuracy", "Top-5 accuracy"),
 }
 
-# CCT and Text CCT load with plain transformers (`trust_remote_code=True`), hence `library_name: transformers`.
-# ViTok and DiT-on-ViTok need this package installed (`import hf_compact`), hence `library_name: hf_compact`;
-# the `diffusers` tag keeps them discoverable next to other diffusers models.
+# Every family is uploaded with its modelling code (`custom_code`): CCT and Text CCT load with plain transformers,
+# ViTok, the video DiT and the DiT pipelines with plain diffusers (`trust_remote_code=True`).
 CCT = CardFamily(
     name="cct",
     template="cct.md",
@@ -64,10 +63,10 @@ TEXT_CCT = CardFamily(
 VITOK = CardFamily(
     name="vitok",
     template="vitok.md",
-    library_name="hf_compact",
+    library_name="diffusers",
     pipeline_tag="image-to-image",
     task_type="image-reconstruction",
-    tags=("hf_compact", "vitok", "autoencoder", "diffusers"),
+    tags=("hf_compact", "vitok", "autoencoder", "custom_code"),
     evaluation_metrics={
         "psnr": EvaluationMetric("psnr", "PSNR (dB)"),
         "ssim": EvaluationMetric("ssim", "SSIM"),
@@ -78,10 +77,10 @@ VITOK = CardFamily(
 DIT = CardFamily(
     name="dit",
     template="dit.md",
-    library_name="hf_compact",
+    library_name="diffusers",
     pipeline_tag="unconditional-image-generation",
     task_type="class-conditional-generation",
-    tags=("hf_compact", "dit", "vitok", "class-conditional", "diffusers"),
+    tags=("hf_compact", "dit", "vitok", "class-conditional", "custom_code"),
     evaluation_metrics={
         "class_agreement": EvaluationMetric("accuracy", "Class agreement (held-out classifier)"),
         "video_class_agreement": EvaluationMetric("accuracy", "Class agreement per frame (held-out classifier)"),

@@ -2,9 +2,10 @@
 
 Every push goes the same way, whatever the object:
 
-1. the weights (and processor / tokenizer) are saved with `save_pretrained` into a staging folder; transformers
-   models are saved with their modelling code and an `auto_map` (`register_for_auto_class`), so that users without
-   hf-compact load them with `trust_remote_code=True`;
+1. the weights (and processor / tokenizer) are saved into a staging folder with their modelling code
+   (:func:`save_pretrained_with_code`), so that users without hf-compact load them with `trust_remote_code=True`:
+   transformers models with an `auto_map` (`register_for_auto_class`), diffusers models and pipelines with one
+   self-contained file per class (:mod:`hf_compact.hub.remote_code`);
 2. the family's model card is rendered into `README.md` (see :mod:`hf_compact.hub.model_card`);
 3. the folder is uploaded in one commit through one `huggingface_hub.HfApi` client, which tests swap out.
 
@@ -27,11 +28,14 @@ import diffusers
 import transformers
 from diffusers import DiffusionPipeline
 from huggingface_hub import CommitInfo, HfApi
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 from transformers import AutoImageProcessor, AutoTokenizer, PreTrainedModel
 
 from ..registry import resolve_class
 from .families import card_family
 from .model_card import render_model_card
+from .remote_code import code_file_name, write_model_code, write_pipeline_code
 
 # Files written by the training scripts next to the weights; uploaded with them when a run's folder is pushed.
 RUN_RESULT_FILES = ("all_results.json", "results.json")
@@ -94,6 +98,9 @@ def load_for_push(folder: str | os.PathLike) -> tuple[Any, Any]:
     """
     folder = Path(folder)
     if (folder / "model_index.json").is_file():
+        index = json.loads((folder / "model_index.json").read_text())
+        if isinstance(index.get("_class_name"), list):  # saved with its code: loaded with this package's classes
+            return _load_pipeline_with_code(folder, index), None
         return DiffusionPipeline.from_pretrained(folder), None
     config_path = folder / "config.json"
     if not config_path.is_file():
@@ -116,6 +123,21 @@ def load_for_push(folder: str | os.PathLike) -> tuple[Any, Any]:
     return model, processor
 
 
+def _load_pipeline_with_code(folder: Path, index: dict) -> DiffusionPipeline:
+    """A pipeline folder written by :func:`save_pretrained_with_code`, built from this package's classes (the
+    folder's own `.py` files are not run)."""
+    source = f"folder ({folder / 'model_index.json'}: {{}})"
+    pipeline_class = resolve_class(index["_class_name"][1], source.format("_class_name"))
+    components, optional = pipeline_class._get_signature_keys(pipeline_class)
+    kwargs = {name: index[name] for name in optional if name in index}
+    for name in components:
+        library, class_name = index.get(name) or (None, None)
+        if class_name is not None:
+            component_class = resolve_class(class_name, source.format(name), diffusers)
+            kwargs[name] = component_class.from_pretrained(folder / name)
+    return pipeline_class(**kwargs)
+
+
 def _check_uploadable(model_or_pipeline, processor) -> None:
     card_family(model_or_pipeline)  # TypeError for objects that are not this package's
     if processor is not None and not isinstance(model_or_pipeline, PreTrainedModel):
@@ -129,6 +151,57 @@ def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _check_repo_id(repo_id: str) -> None:
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise ValueError(
+            f"repo_id: expected a Hub repository id such as 'user/name', got {repo_id!r} ({error})"
+        ) from error
+
+
+def save_pretrained_with_code(
+    model_or_pipeline, folder: str | os.PathLike, *, processor=None, **save_kwargs: Any
+) -> Path:
+    """`save_pretrained` that also writes the modelling code, so that the folder loads without hf-compact.
+
+    A CCT / Text CCT model gets its modelling files and an `auto_map` (`transformers.AutoModel*.from_pretrained(
+    folder, trust_remote_code=True)`); an `AutoencoderViTok` or `DiTTransformer3DModel` gets one self-contained file
+    and an `auto_map` (`diffusers.AutoModel.from_pretrained(folder, trust_remote_code=True)`); a DiT pipeline gets
+    the pipeline's file and its custom components' files, named in `model_index.json`
+    (`DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`, with or without hf-compact).
+    With hf-compact installed, models still load without `trust_remote_code` (`AutoencoderViTok.from_pretrained`,
+    `AutoModelForImageClassification.from_pretrained`).
+
+    Args:
+        model_or_pipeline: a model or pipeline of this package (or diffusers' `DiTTransformer2DModel`).
+        folder: where to save.
+        processor: the image processor or tokenizer of a CCT / Text CCT model, saved beside it.
+        save_kwargs: passed on to `save_pretrained` (e.g. `save_function=accelerator.save`).
+
+    Returns:
+        `folder` as a `Path`.
+
+    Raises:
+        TypeError: `model_or_pipeline` is not a model or pipeline of this package.
+        ValueError: a processor was given for a diffusers model or pipeline.
+    """
+    folder = Path(folder)
+    _check_uploadable(model_or_pipeline, processor)
+    if isinstance(model_or_pipeline, PreTrainedModel):
+        with remote_code_registration(model_or_pipeline, processor):
+            model_or_pipeline.save_pretrained(folder, **save_kwargs)
+            if processor is not None:
+                processor.save_pretrained(folder)
+        return folder
+    model_or_pipeline.save_pretrained(folder, **save_kwargs)
+    if isinstance(model_or_pipeline, DiffusionPipeline):
+        write_pipeline_code(model_or_pipeline, folder)
+    elif code_file_name(type(model_or_pipeline)) is not None:  # not diffusers' own DiTTransformer2DModel
+        write_model_code(model_or_pipeline, folder)
+    return folder
+
+
 def save_for_hub(
     model_or_pipeline,
     folder: str | os.PathLike,
@@ -137,28 +210,37 @@ def save_for_hub(
     processor=None,
     training_config: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
-    dataset: str | None = None,
+    dataset: str | list[str] | None = None,
     license: str = "apache-2.0",
 ) -> Path:
-    """Writes exactly what `push_to_hub` uploads into `folder`: the saved weights (with their code for
-    transformers models), the processor / tokenizer, `README.md` and, when given, `training_config.json`.
+    """Writes into `folder` exactly what :func:`push_to_hub` would upload, without uploading anything.
+
+    The folder holds the weights with their modelling code (:func:`save_pretrained_with_code`: it loads with
+    `trust_remote_code=True` in an environment without hf-compact), the processor / tokenizer, the model card
+    (`README.md`, written for `repo_id`) and, when given, `training_config.json` (credentials removed). Upload it
+    later with :func:`upload_folder_to_hub` or `hf upload`.
+
+    Args:
+        model_or_pipeline: a CCT / Text CCT model, an `AutoencoderViTok`, a DiT transformer or a DiT pipeline.
+        folder: where to write (created if needed).
+        repo_id: the Hub repository the card's snippets point at, `"user/name"`.
+        processor, training_config, metrics, dataset, license: as in :func:`push_to_hub`.
 
     Returns:
         `folder` as a `Path`.
+
+    Raises:
+        ValueError: `repo_id` is not a valid Hub repository id (checked before anything is written).
+        TypeError: `model_or_pipeline` is not a model or pipeline of this package.
     """
     from hf_compact.training_utils.secrets import redact_secrets
 
+    _check_repo_id(repo_id)
     folder = Path(folder)
     _check_uploadable(model_or_pipeline, processor)
     if training_config:  # credentials (`hub_token`...) never reach the file or the card
         training_config = redact_secrets(training_config)
-    if isinstance(model_or_pipeline, PreTrainedModel):
-        with remote_code_registration(model_or_pipeline, processor):
-            model_or_pipeline.save_pretrained(folder)
-            if processor is not None:
-                processor.save_pretrained(folder)
-    else:
-        model_or_pipeline.save_pretrained(folder)
+    save_pretrained_with_code(model_or_pipeline, folder, processor=processor)
     if training_config:
         (folder / RUN_CONFIG_FILE).write_text(json.dumps(dict(training_config), indent=2, default=str))
     card = render_model_card(
@@ -222,7 +304,7 @@ def push_to_hub(
     processor=None,
     training_config: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
-    dataset: str | None = None,
+    dataset: str | list[str] | None = None,
     license: str = "apache-2.0",
     local_dir: str | os.PathLike | None = None,
     commit_message: str = "Upload with hf-compact",
@@ -243,7 +325,7 @@ def push_to_hub(
         processor: image processor or tokenizer to upload with a transformers model.
         training_config: the run's arguments (e.g. `vars(args)`) for the card's training recipe.
         metrics: the run's results for the card's evaluation section and model-index.
-        dataset: the training dataset (Hub id); defaults to `training_config["dataset_name"]`.
+        dataset: the training dataset (Hub id), or a list of them; defaults to `training_config["dataset_name"]`.
         license: license of the weights.
         local_dir: an empty or new folder to stage the upload in (kept afterwards). By default a temporary folder,
             removed after a successful upload and kept after a failed one.
@@ -256,9 +338,11 @@ def push_to_hub(
 
     Raises:
         PushToHubError: the upload failed; the error names the step and the folder that still holds the files.
-        ValueError: `local_dir` exists and is not empty.
+        ValueError: `repo_id` is not a valid Hub repository id, or `local_dir` exists and is not empty (both
+            checked before anything is written).
         TypeError: `model_or_pipeline` is not a model or pipeline of this package.
     """
+    _check_repo_id(repo_id)
     extra_files: list[Path] = []
     if isinstance(model_or_pipeline, (str, os.PathLike)):
         source_folder = Path(model_or_pipeline)

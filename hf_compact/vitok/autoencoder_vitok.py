@@ -24,7 +24,7 @@ from ..layers.config_checks import check_bool, check_choice, check_int, check_po
 from ..layers.mlp import MLP_TYPES
 from ..layers.normalization import NORM_TYPES
 from ..layers.transformer_block import BLOCK_TYPES
-from .presets import VITOK_PRESETS
+from .presets import VITOK_PRESETS, vitok_paper_name
 from .tiling import tiled_apply
 from .tubelets import PATCH_EMBED_TYPES
 from .vit_coder import LATENT_TYPES, ViTokDecoder, ViTokEncoder
@@ -124,6 +124,7 @@ class AutoencoderViTok(ModelMixin, AttentionMixin, AutoencoderMixin, ConfigMixin
 
     _supports_gradient_checkpointing = True
     _no_split_modules = ["TransformerBlock"]
+    paper_name = property(lambda self: vitok_paper_name(self.config), doc="The papers' name, e.g. `ViTok S-B/16`.")
     _repeated_blocks = ["TransformerBlock"]
     _skip_layerwise_casting_patterns = ["norm"]
 

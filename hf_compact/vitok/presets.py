@@ -4,6 +4,8 @@
   and decoder sizes, which is what reproduces the paper's parameter counts (S-B/16 128.86M, S-L/16 426.84M).
 * ViTok-v2 published weights (``v2-350M-f16x16`` ... ``v2-5B-f32x256``), built from the official variant strings
   (``Ld4-Ld24/1x16x16``) with :func:`v2_config_from_variant`.
+
+:func:`vitok_paper_name` names a configuration the papers' way (``AutoencoderViTok.paper_name`` calls it).
 """
 
 from __future__ import annotations
@@ -139,3 +141,20 @@ VITOK_PRESETS: dict[str, dict[str, Any]] = {
     "S-B/4x16": _v1_preset("S", "B", 4, 16),
     **{name: v2_config_from_variant(variant) for name, variant in V2_VARIANTS.items()},
 }
+
+
+def vitok_paper_name(config) -> str:
+    """The papers' name of an :class:`AutoencoderViTok` config: ``"ViTok S-B/16"`` or ``"ViTok S-B/4x8"`` (tubelet 4,
+    patch 8) when the encoder and decoder sizes are ViTok-v1's, ``"ViTok-v2 f16x16"`` (patch 16, 16 latent channels,
+    as the published weights are named) for the v2 architecture, else ``"ViTok (patch 4)"`` /
+    ``"ViTok (patch 4, tubelet 2)"``."""
+    if config.block_type == "parallel":
+        return f"ViTok-v2 f{config.patch_size}x{config.latent_channels}"
+    grid = f"{config.tubelet_size}x{config.patch_size}" if config.tubelet_size > 1 else str(config.patch_size)
+    letters = {size: letter for letter, size in V1_SIZES.items()}
+    encoder = letters.get((config.encoder_width, config.encoder_depth, config.encoder_heads))
+    decoder = letters.get((config.decoder_width, config.decoder_depth, config.decoder_heads))
+    if encoder and decoder:
+        return f"ViTok {encoder}-{decoder}/{grid}"
+    tubelet = f", tubelet {config.tubelet_size}" if config.tubelet_size > 1 else ""
+    return f"ViTok (patch {config.patch_size}{tubelet})"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tiny_models
 import torch
 from diffusers import DDIMScheduler, DiffusionPipeline
 from huggingface_hub import CommitInfo, HfApi, ModelCard, RepoUrl
@@ -20,7 +21,6 @@ from PIL import Image
 
 import hf_compact
 from hf_compact import (
-    AutoencoderViTok,
     CCTConfig,
     CCTForImageClassification,
     CCTImageProcessor,
@@ -36,10 +36,12 @@ from hf_compact import (
 from hf_compact.hub import (
     PushToHubError,
     count_macs,
+    load_for_push,
     push_to_hub,
     remote_code_registration,
     render_model_card,
     save_for_hub,
+    save_pretrained_with_code,
     upload_folder_to_hub,
 )
 
@@ -95,16 +97,7 @@ class RecordingHub(HfApi):
 
 
 def tiny_cct() -> CCTForImageClassification:
-    torch.manual_seed(0)
-    config = CCTConfig.from_preset(
-        "cct_2_3x2_32",
-        hidden_size=32,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        image_size=16,
-        id2label=LABELS,
-    )
-    return CCTForImageClassification(config).eval()
+    return tiny_models.tiny_cct(id2label=LABELS)
 
 
 def tiny_text_cct():
@@ -125,51 +118,15 @@ def tiny_text_cct():
     return TextCCTForSequenceClassification(config).eval(), tokenizer
 
 
-def tiny_vitok(**overrides) -> AutoencoderViTok:
-    torch.manual_seed(0)
-    config = dict(
-        latent_channels=4,
-        patch_size=4,
-        encoder_width=16,
-        encoder_depth=1,
-        encoder_heads=2,
-        decoder_width=16,
-        decoder_depth=1,
-        decoder_heads=2,
-        sample_size=16,
-    )
-    return AutoencoderViTok(**{**config, **overrides}).eval()
+tiny_vitok = tiny_models.tiny_vitok
 
 
 def tiny_image_pipeline() -> DiTImagePipeline:
-    from diffusers import DiTTransformer2DModel
-
-    torch.manual_seed(0)
-    transformer = DiTTransformer2DModel(
-        num_attention_heads=2,
-        attention_head_dim=8,
-        in_channels=4,
-        out_channels=8,
-        num_layers=1,
-        sample_size=4,
-        patch_size=1,
-        norm_num_groups=1,
-        num_embeds_ada_norm=3,
-    ).eval()
-    return DiTImagePipeline(transformer, tiny_vitok(), DDIMScheduler(), id2label=LABELS)
+    return DiTImagePipeline(tiny_models.tiny_dit_2d(), tiny_vitok(), DDIMScheduler(), id2label=LABELS)
 
 
 def tiny_video_transformer() -> DiTTransformer3DModel:
-    torch.manual_seed(0)
-    return DiTTransformer3DModel(
-        num_attention_heads=2,
-        attention_head_dim=8,
-        in_channels=4,
-        num_layers=1,
-        sample_size=2,
-        sample_frames=2,
-        num_embeds_ada_norm=3,
-    ).eval()
+    return tiny_models.tiny_dit_3d(sample_size=2, sample_frames=2)
 
 
 def tiny_video_pipeline() -> DiTVideoPipeline:
@@ -185,8 +142,8 @@ def python_blocks(markdown: str) -> list[str]:
 
 
 def test_count_macs_matches_the_official_model():
-    """Measured on the official cct_2_3x2_32 (SHI-Labs/Compact-Transformers): 0.0353 GMACs in all, 0.0332 without attention (the
-    README's 0.033G), 0.0021 in the attention matmuls."""
+    """Measured on the official cct_2_3x2_32 (SHI-Labs/Compact-Transformers): 0.0353 GMACs in all, 0.0332 without
+    attention (the README's 0.033G), 0.0021 in the attention matmuls."""
     model = CCTForImageClassification(CCTConfig.from_preset("cct_2_3x2_32")).eval()
     macs = count_macs(lambda: model(torch.zeros(1, 3, 32, 32)))
     assert macs.total / 1e9 == pytest.approx(0.0353, abs=1e-4)
@@ -247,23 +204,23 @@ def test_render_rejects_objects_of_other_libraries_and_missing_templates(tmp_pat
 @pytest.mark.parametrize(
     ("build", "library_name", "pipeline_tag", "citations", "names"),
     [
-        (tiny_vitok, "hf_compact", "image-to-image", ["arXiv:2501.09755"], ["encoder", "decoder"]),
+        (tiny_vitok, "diffusers", "image-to-image", ["arXiv:2501.09755"], ["encoder", "decoder"]),
         (
             tiny_image_pipeline,
-            "hf_compact",
+            "diffusers",
             "unconditional-image-generation",
             ["arXiv:2501.09755", "arXiv:2212.09748"],
             ["transformer", "autoencoder"],
         ),
         (
             lambda: tiny_vitok(tubelet_size=2, sample_size=8),
-            "hf_compact",
+            "diffusers",
             None,
             ["arXiv:2501.09755"],
             ["encoder", "decoder"],
         ),
-        (tiny_video_pipeline, "hf_compact", None, ["arXiv:2212.09748"], ["transformer", "autoencoder"]),
-        (tiny_video_transformer, "hf_compact", None, ["arXiv:2212.09748"], ["transformer"]),
+        (tiny_video_pipeline, "diffusers", None, ["arXiv:2212.09748"], ["transformer", "autoencoder"]),
+        (tiny_video_transformer, "diffusers", None, ["arXiv:2212.09748"], ["transformer"]),
     ],
     ids=["vitok", "dit-image-pipeline", "video-vitok", "dit-video-pipeline", "dit-3d-transformer"],
 )
@@ -286,20 +243,28 @@ def test_diffusers_family_cards(build, library_name, pipeline_tag, citations, na
     assert metric_names == ({"PSNR (dB)", "SSIM"} if "encoder" in names else {"Class agreement (held-out classifier)"})
 
 
-def test_vitok_card_counts_the_latent_size_and_runs_its_snippet(tmp_path):
+@pytest.fixture
+def diffusers_modules_cache(tmp_path, monkeypatch):
+    """diffusers copies remote code into `$HF_HOME/modules`; point it at the test's own folder."""
+    monkeypatch.setattr("diffusers.utils.dynamic_modules_utils.HF_MODULES_CACHE", str(tmp_path / "hf_modules"))
+
+
+def test_vitok_card_counts_the_latent_size_and_runs_its_snippet(tmp_path, diffusers_modules_cache):
     vae = tiny_vitok()
-    vae.save_pretrained(tmp_path)
-    card = render_model_card(vae, str(tmp_path))
+    save_pretrained_with_code(vae, tmp_path / "vitok")
+    card = render_model_card(vae, str(tmp_path / "vitok"))
     assert "| tokens / latent size E per input | 16 / 64 |" in card.text  # (16 / 4)^2 tokens x 4 channels
-    namespace = {"images": torch.rand(2, 3, 16, 16) * 2 - 1}
+    images = torch.rand(2, 3, 16, 16) * 2 - 1
+    namespace = {"images": images}
     exec(python_blocks(card.text)[0], namespace)
-    assert namespace["reconstruction"].shape == (2, 3, 16, 16)
+    assert type(namespace["vae"]).__module__ == "diffusers_modules.local.autoencoder_vitok"  # the saved file
+    torch.testing.assert_close(namespace["reconstruction"], vae(images).sample, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("build", [tiny_image_pipeline, tiny_video_pipeline], ids=["image", "video"])
-def test_dit_card_snippet_generates_from_the_saved_pipeline(tmp_path, build):
+def test_dit_card_snippet_generates_from_the_saved_pipeline(tmp_path, build, diffusers_modules_cache):
     pipeline = build()
-    pipeline.save_pretrained(tmp_path)
+    save_pretrained_with_code(pipeline, tmp_path)
     card = render_model_card(pipeline, str(tmp_path))
     namespace: dict = {}
     exec(python_blocks(card.text)[0].replace("num_inference_steps=50", "num_inference_steps=2"), namespace)
@@ -440,21 +405,35 @@ def test_command_line_pushes_a_saved_text_cct_folder(tmp_path, monkeypatch, caps
     assert "https://huggingface.co/someone/text-cct/commit/" in capsys.readouterr().out
 
 
+MODEL_FILES = {"README.md", "config.json", "diffusion_pytorch_model.safetensors"}
+VIDEO_PIPELINE_CODE = {"pipeline_dit_video.py", "vae/autoencoder_vitok.py", "transformer/transformer_dit_3d.py"}
+
+
 @pytest.mark.parametrize(
-    ("build", "expected_files"),
+    ("build", "expected_files", "code"),
     [
-        (tiny_vitok, {"README.md", "config.json", "diffusion_pytorch_model.safetensors"}),
-        (tiny_video_transformer, {"README.md", "config.json", "diffusion_pytorch_model.safetensors"}),
-        (tiny_image_pipeline, PIPELINE_FILES),
-        (tiny_video_pipeline, PIPELINE_FILES),
+        (tiny_vitok, MODEL_FILES | {"autoencoder_vitok.py"}, "autoencoder_vitok.AutoencoderViTok"),
+        (tiny_video_transformer, MODEL_FILES | {"transformer_dit_3d.py"}, "transformer_dit_3d.DiTTransformer3DModel"),
+        (tiny_models.tiny_dit_2d, MODEL_FILES, None),  # diffusers' own class travels without code
+        (tiny_image_pipeline, PIPELINE_FILES | {"pipeline_dit.py", "vae/autoencoder_vitok.py"}, "pipeline_dit"),
+        (tiny_video_pipeline, PIPELINE_FILES | VIDEO_PIPELINE_CODE, "pipeline_dit_video"),
     ],
-    ids=["vitok", "dit-3d-transformer", "dit-image-pipeline", "dit-video-pipeline"],
+    ids=["vitok", "dit-3d-transformer", "dit-2d-transformer", "dit-image-pipeline", "dit-video-pipeline"],
 )
-def test_push_diffusers_objects(build, expected_files):
+def test_push_diffusers_objects_with_their_code(build, expected_files, code):
     hub = RecordingHub()
-    push_to_hub(build(), "someone/model", api=hub)
+    model_or_pipeline = build()
+    push_to_hub(model_or_pipeline, "someone/model", api=hub)
     assert set(hub.uploaded) == expected_files
-    assert hub.card().data.library_name == "hf_compact"
+    assert hub.card().data.library_name == "diffusers"
+    if "model_index.json" in hub.uploaded:
+        index = json.loads(hub.uploaded["model_index.json"])
+        assert index["_class_name"] == [code, type(model_or_pipeline).__name__]
+        assert index["vae"] == ["autoencoder_vitok", "AutoencoderViTok"] and index["scheduler"][0] == "diffusers"
+        assert "auto_map" not in json.loads(hub.uploaded["vae/config.json"])  # the pipeline loader needs none
+    else:
+        auto_map = json.loads(hub.uploaded["config.json"]).get("auto_map")
+        assert auto_map == ({"AutoModel": code} if code else None)
 
 
 def test_push_a_training_output_folder_uses_its_results_and_config(tmp_path):
@@ -533,6 +512,7 @@ def test_failed_push_keeps_the_temporary_folder():
         push_to_hub(tiny_vitok(), "someone/vitok", api=RecordingHub("upload_folder"))
     assert sorted(path.name for path in error.value.folder.iterdir()) == [
         "README.md",
+        "autoencoder_vitok.py",
         "config.json",
         "diffusion_pytorch_model.safetensors",
     ]
@@ -569,7 +549,7 @@ def test_remote_code_registration_rejects_unregistered_models():
 
 # ---------------------------------------------------------------- trust_remote_code without hf_compact
 
-REMOTE_USER = textwrap.dedent(
+NO_HF_COMPACT = textwrap.dedent(
     r"""
     import importlib.abc, json, re, sys
 
@@ -586,7 +566,10 @@ REMOTE_USER = textwrap.dedent(
         pass
     else:
         raise SystemExit("hf_compact is importable")
-
+    """
+)
+REMOTE_USER = NO_HF_COMPACT + textwrap.dedent(
+    r"""
     import torch
     from safetensors.torch import load_file
 
@@ -647,12 +630,109 @@ def test_pushed_transformers_models_load_with_trust_remote_code_without_hf_compa
     assert outputs["text_cct"][0]["label"] in {"negative", "positive"}
 
 
-def test_reloaded_pipeline_is_the_pushed_one(tmp_path):
-    """What `push_to_hub` stages for a pipeline is a folder `DiffusionPipeline.from_pretrained` reloads exactly."""
-    pipeline = tiny_image_pipeline()
-    save_for_hub(pipeline, tmp_path, "someone/dit")
-    reloaded = DiffusionPipeline.from_pretrained(tmp_path)
-    assert isinstance(reloaded, DiTImagePipeline) and reloaded.id2label == LABELS
-    for name in ("transformer", "vae"):
-        expected, actual = getattr(pipeline, name).state_dict(), getattr(reloaded, name).state_dict()
-        assert all(torch.equal(expected[key], actual[key]) for key in expected)
+@pytest.mark.parametrize("build", [tiny_image_pipeline, tiny_video_pipeline], ids=["image", "video"])
+def test_reloaded_pipeline_is_the_pushed_one(tmp_path, build, diffusers_modules_cache):
+    """What `push_to_hub` stages for a pipeline reloads exactly: with this package's classes (`load_for_push`, which
+    runs none of the folder's code) and with the folder's own code (`trust_remote_code=True`)."""
+    pipeline = build()
+    save_for_hub(pipeline, tmp_path / "staged", "someone/dit")
+    (package_classes, _), remote_code = (
+        load_for_push(tmp_path / "staged"),
+        DiffusionPipeline.from_pretrained(tmp_path / "staged", trust_remote_code=True),
+    )
+    assert type(package_classes) is type(pipeline) and package_classes.id2label == LABELS
+    assert type(remote_code).__module__.startswith("diffusers_modules.") and remote_code.id2label == LABELS
+    for reloaded in (package_classes, remote_code):
+        for name in ("transformer", "vae"):
+            expected, actual = getattr(pipeline, name).state_dict(), getattr(reloaded, name).state_dict()
+            assert expected.keys() == actual.keys() and all(
+                torch.equal(expected[key], actual[key]) for key in expected
+            )
+    push_to_hub(tmp_path / "staged", "someone/dit-again", local_dir=tmp_path / "again", api=RecordingHub())
+    assert (tmp_path / "again" / "model_index.json").read_text() == (
+        tmp_path / "staged" / "model_index.json"
+    ).read_text()
+
+
+DIFFUSERS_USER = NO_HF_COMPACT + textwrap.dedent(
+    r"""
+    import torch
+    from diffusers import AutoModel, DiffusionPipeline
+    from safetensors.torch import load_file, save_file
+
+    torch.set_num_threads(1)
+    inputs, outputs, modules = load_file("inputs.safetensors"), {}, {}
+    with torch.no_grad():
+        vae = AutoModel.from_pretrained("vitok", trust_remote_code=True)
+        outputs["decoded"] = vae.decode(vae.encode(inputs["images"]).latent_dist.mode()).sample
+        transformer = AutoModel.from_pretrained("transformer_3d", trust_remote_code=True)
+        outputs["noise_prediction"] = transformer(
+            inputs["video_latents"], timestep=torch.tensor([10]), class_labels=torch.tensor([1])
+        ).sample
+        for name in ("image_pipeline", "video_pipeline"):
+            pipeline = DiffusionPipeline.from_pretrained(name, trust_remote_code=True)
+            generator = torch.Generator().manual_seed(0)
+            result = pipeline(class_labels=[0, 2], num_inference_steps=2, generator=generator, output_type="pt")
+            outputs[name] = result.images if name == "image_pipeline" else result.frames
+            modules[name] = [type(pipeline).__module__, type(pipeline.vae).__module__]
+    save_file({name: tensor.contiguous() for name, tensor in outputs.items()}, "outputs.safetensors")
+    modules["models"] = [type(vae).__module__, type(transformer).__module__]
+    modules["hf_compact_imported"] = any(module.startswith("hf_compact") for module in sys.modules)
+    print(json.dumps(modules))
+    """
+)
+
+
+def test_pushed_diffusers_objects_load_with_trust_remote_code_without_hf_compact(tmp_path):
+    """ViTok, the video DiT and both pipelines, staged as `push_to_hub` stages them, give the same decodes and the
+    same samples (fixed generator) in a process that cannot import hf_compact."""
+    from safetensors.torch import load_file, save_file
+
+    vae, transformer = tiny_vitok(), tiny_video_transformer()
+    image_pipeline, video_pipeline = tiny_image_pipeline(), tiny_video_pipeline()
+    for name, saved in [
+        ("vitok", vae),
+        ("transformer_3d", transformer),
+        ("image_pipeline", image_pipeline),
+        ("video_pipeline", video_pipeline),
+    ]:
+        save_for_hub(saved, tmp_path / name, f"someone/{name}")
+    inputs = {"images": torch.rand(2, 3, 16, 16) * 2 - 1, "video_latents": torch.randn(1, 4, 2, 2, 2)}
+    save_file(inputs, tmp_path / "inputs.safetensors")
+    with torch.no_grad():
+        expected = {
+            "decoded": vae.decode(vae.encode(inputs["images"]).latent_dist.mode()).sample,
+            "noise_prediction": transformer(
+                inputs["video_latents"], timestep=torch.tensor([10]), class_labels=torch.tensor([1])
+            ).sample,
+        }
+    for name, pipeline in [("image_pipeline", image_pipeline), ("video_pipeline", video_pipeline)]:
+        result = pipeline(
+            class_labels=[0, 2], num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="pt"
+        )
+        expected[name] = result.images if name == "image_pipeline" else result.frames
+
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", DIFFUSERS_USER],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    modules = json.loads(result.stdout.strip().splitlines()[-1])
+    assert not modules["hf_compact_imported"]
+    assert modules["models"] == [
+        "diffusers_modules.local.autoencoder_vitok",
+        "diffusers_modules.local.transformer_dit_3d",
+    ]
+    assert modules["video_pipeline"] == [
+        "diffusers_modules.local.pipeline_dit_video",
+        "diffusers_modules.local.autoencoder_vitok",
+    ]
+    outputs = load_file(tmp_path / "outputs.safetensors")
+    assert outputs.keys() == expected.keys()
+    for name, tensor in expected.items():
+        torch.testing.assert_close(outputs[name], tensor, rtol=0, atol=0, msg=name)
