@@ -160,15 +160,18 @@ class ClassConditionalPipelineMixin:
         num_train_timesteps = self.scheduler.config.num_train_timesteps
 
         self.scheduler.set_timesteps(num_inference_steps, device=self._execution_device)
-        for timestep in self.progress_bar(self.scheduler.timesteps):
-            progress = 1 - float(timestep) / num_train_timesteps
-            guided = guidance_scale > 1 and in_guidance_interval(progress, guidance_interval)
+        timesteps = self.scheduler.timesteps
+        guided_steps = [  # positions on the trajectory, read on the host once
+            guidance_scale > 1 and in_guidance_interval(1 - float(timestep) / num_train_timesteps, guidance_interval)
+            for timestep in timesteps.cpu()
+        ]
+        for timestep, guided in zip(self.progress_bar(timesteps), guided_steps):
             model_input = torch.cat([latents, latents]) if guided else latents
             if hasattr(self.scheduler, "scale_model_input"):  # flow-matching Euler/Heun have none
                 model_input = self.scheduler.scale_model_input(model_input, timestep)
-            timesteps = timestep.reshape(1).to(model_input.device).expand(model_input.shape[0])
+            batch_timesteps = timestep.reshape(1).to(model_input.device).expand(model_input.shape[0])
             labels = guided_labels if guided else class_labels
-            prediction = self.transformer(model_input, timestep=timesteps, class_labels=labels).sample
+            prediction = self.transformer(model_input, timestep=batch_timesteps, class_labels=labels).sample
             model_output, variance = prediction[:, :latent_channels], prediction[:, latent_channels:]
             if guided:
                 cond_output, uncond_output = model_output.chunk(2)
@@ -187,7 +190,7 @@ class ClassConditionalPipelineMixin:
                 f"are not valid. With guidance_scale={guidance_scale} the guided prediction may overflow; use a "
                 "smaller guidance_scale (DiT uses 1.5-4), or check the transformer's weights.",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=4,  # the caller of the pipeline (through torch.no_grad's wrapper and __call__)
             )
         return latents
 
