@@ -173,6 +173,23 @@ def test_image_pipeline_save_and_reload(image_pipeline, tmp_path):
     np.testing.assert_array_equal(generate(reloaded).images, generate(image_pipeline).images)
 
 
+def record_step_outputs(pipeline, monkeypatch) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The transformer's outputs and what the scheduler steps with."""
+    predictions, model_outputs = [], []
+    pipeline.transformer.register_forward_hook(
+        lambda module, args, kwargs, output: predictions.append(output.sample), with_kwargs=True
+    )
+    step = pipeline.scheduler.step
+    monkeypatch.setattr(
+        pipeline.scheduler,
+        "step",
+        lambda model_output, *args, **kwargs: (
+            model_outputs.append(model_output) or step(model_output, *args, **kwargs)
+        ),
+    )
+    return predictions, model_outputs
+
+
 @pytest.mark.parametrize(
     ("scheduler", "channels_to_scheduler"),
     [(DDPMScheduler(variance_type="learned_range"), 2 * 4), (DDIMScheduler(), 4)],
@@ -181,21 +198,9 @@ def test_image_pipeline_save_and_reload(image_pipeline, tmp_path):
 def test_learned_variance_reaches_a_scheduler_that_uses_it(scheduler, channels_to_scheduler, monkeypatch):
     """The transformer predicts 2c channels (noise, variance); a learned-variance scheduler gets all of them, with
     the variance of the conditional half, and any other scheduler the c noise channels."""
-    transformer = tiny_transformer_2d()
-    pipeline = DiTImagePipeline(transformer, tiny_image_vae(), scheduler)
+    pipeline = DiTImagePipeline(tiny_transformer_2d(), tiny_image_vae(), scheduler)
     pipeline.set_progress_bar_config(disable=True)
-    predictions, model_outputs = [], []
-    transformer.register_forward_hook(
-        lambda module, args, kwargs, output: predictions.append(output.sample), with_kwargs=True
-    )
-    step = scheduler.step
-    monkeypatch.setattr(
-        scheduler,
-        "step",
-        lambda model_output, *args, **kwargs: (
-            model_outputs.append(model_output) or step(model_output, *args, **kwargs)
-        ),
-    )
+    predictions, model_outputs = record_step_outputs(pipeline, monkeypatch)
     generate(pipeline, seed=5, class_labels=[0, 4], guidance_scale=3.0, num_inference_steps=2)
 
     assert len(model_outputs) == 2 and all(
@@ -386,23 +391,6 @@ def test_guidance_applies_inside_the_interval_only(image_pipeline, scheduler_nam
         np.testing.assert_array_equal(limited, full)  # (0, 1) is the default: guidance everywhere
     else:
         assert np.abs(limited - full).max() > 1e-4 and np.abs(limited - unguided).max() > 1e-4
-
-
-def record_step_outputs(pipeline, monkeypatch) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """The transformer's outputs and what the scheduler steps with."""
-    predictions, model_outputs = [], []
-    pipeline.transformer.register_forward_hook(
-        lambda module, args, kwargs, output: predictions.append(output.sample), with_kwargs=True
-    )
-    step = pipeline.scheduler.step
-    monkeypatch.setattr(
-        pipeline.scheduler,
-        "step",
-        lambda model_output, *args, **kwargs: (
-            model_outputs.append(model_output) or step(model_output, *args, **kwargs)
-        ),
-    )
-    return predictions, model_outputs
 
 
 @pytest.mark.parametrize("scheduler_name", ["ddim", "flow-euler"])
