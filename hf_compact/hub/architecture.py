@@ -71,26 +71,6 @@ def _encoder_rows(config, tokenizer: str) -> list[tuple[str, str]]:
     ]
 
 
-def _paper_name(config, fallback) -> str:
-    # TEMPORARY until CCTConfig / TextCCTConfig.paper_name land.
-    return config.paper_name if hasattr(type(config), "paper_name") else fallback(config)
-
-
-def _cct_name(config) -> str:
-    """The paper's names: `CCT-7/3x1`, `CVT-7/4`, `ViT-Lite-7/4`."""
-    if config.tokenizer_type == "conv":
-        return f"CCT-{config.num_hidden_layers}/{config.conv_kernel_size}x{config.num_conv_layers}"
-    family = "CVT" if config.pooling_type == "seq_pool" else "ViT-Lite"
-    return f"{family}-{config.num_hidden_layers}/{config.patch_size}"
-
-
-def _text_cct_name(config) -> str:
-    """The official text class names: `TextCCT-2`, `TextCVT-2`, `TextViTLite-2`, `TextTransformerLite-2`."""
-    family = {"conv": "CCT", "none": "TransformerLite"}.get(config.tokenizer_type)
-    family = family or ("CVT" if config.pooling_type == "seq_pool" else "ViTLite")
-    return f"Text{family}-{config.num_hidden_layers}"
-
-
 def _describe_cct(model, training_config: Mapping[str, Any]) -> Architecture:
     config = model.config
     size = config.image_size
@@ -106,7 +86,7 @@ def _describe_cct(model, training_config: Mapping[str, Any]) -> Architecture:
         f"one {_shape(config.num_channels, size, size)} image",
         count_macs(lambda: model(pixel_values)),
     )
-    return Architecture(_paper_name(config, _cct_name), rows, {"model": count_parameters(model)}, [cost])
+    return Architecture(config.paper_name, rows, {"model": count_parameters(model)}, [cost])
 
 
 def _describe_text_cct(model, training_config: Mapping[str, Any]) -> Architecture:
@@ -124,7 +104,7 @@ def _describe_text_cct(model, training_config: Mapping[str, Any]) -> Architectur
         *_encoder_rows(config, tokenizer),
     ]
     cost = ComputeCost("model", f"one text of {num_words} words", count_macs(lambda: model(input_ids)))
-    return Architecture(_paper_name(config, _text_cct_name), rows, {"model": count_parameters(model)}, [cost])
+    return Architecture(config.paper_name, rows, {"model": count_parameters(model)}, [cost])
 
 
 def _vitok_sample_shape(config, num_frames: int | None) -> tuple[int, ...]:

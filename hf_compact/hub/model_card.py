@@ -23,6 +23,7 @@ from typing import Any
 import jinja2
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from ..utils.run_files import RUN_HISTORY_KEY
 from .architecture import describe_architecture
 from .families import CardFamily, card_family
 from .remote_code import code_file_name
@@ -45,6 +46,7 @@ _RUN_ONLY_ARGUMENTS = frozenset(
         "dataloader_num_workers",
         "config",
         "logging_steps",
+        RUN_HISTORY_KEY,  # the segments of a resumed run: each one's flags, not a flag
     }
 )
 

@@ -33,13 +33,11 @@ from huggingface_hub.utils import validate_repo_id
 from transformers import AutoImageProcessor, AutoTokenizer, PreTrainedModel
 
 from ..registry import resolve_class
+from ..utils.run_files import LEGACY_RESULTS_FILE, RESULTS_FILE, TRAINING_CONFIG_FILE
+from ..utils.secrets import redact_secrets
 from .families import card_family
 from .model_card import render_model_card
 from .remote_code import code_file_name, write_model_code, write_pipeline_code
-
-# Files written by the training scripts next to the weights; uploaded with them when a run's folder is pushed.
-RUN_RESULT_FILES = ("all_results.json", "results.json")
-RUN_CONFIG_FILE = "training_config.json"
 
 _AUTO_MODEL_CLASSES = ("AutoModelForImageClassification", "AutoModelForSequenceClassification", "AutoModel")
 _MISSING = object()
@@ -233,8 +231,6 @@ def save_for_hub(
         ValueError: `repo_id` is not a valid Hub repository id (checked before anything is written).
         TypeError: `model_or_pipeline` is not a model or pipeline of this package.
     """
-    from hf_compact.training_utils.secrets import redact_secrets
-
     _check_repo_id(repo_id)
     folder = Path(folder)
     _check_uploadable(model_or_pipeline, processor)
@@ -242,7 +238,7 @@ def save_for_hub(
         training_config = redact_secrets(training_config)
     save_pretrained_with_code(model_or_pipeline, folder, processor=processor)
     if training_config:
-        (folder / RUN_CONFIG_FILE).write_text(json.dumps(dict(training_config), indent=2, default=str))
+        (folder / TRAINING_CONFIG_FILE).write_text(json.dumps(dict(training_config), indent=2, default=str))
     card = render_model_card(
         model_or_pipeline,
         repo_id,
@@ -348,11 +344,13 @@ def push_to_hub(
         source_folder = Path(model_or_pipeline)
         model_or_pipeline, saved_processor = load_for_push(source_folder)
         processor = processor if processor is not None else saved_processor
-        extra_files = [source_folder / name for name in RUN_RESULT_FILES if (source_folder / name).is_file()]
+        # The run's results travel with its weights (older scripts wrote results.json).
+        results = (RESULTS_FILE, LEGACY_RESULTS_FILE)
+        extra_files = [source_folder / name for name in results if (source_folder / name).is_file()]
         if metrics is None and extra_files:
             metrics = _read_json(extra_files[0])
         if training_config is None:
-            training_config = _read_json(source_folder / RUN_CONFIG_FILE)
+            training_config = _read_json(source_folder / TRAINING_CONFIG_FILE)
     _check_uploadable(model_or_pipeline, processor)  # before anything is written
 
     if local_dir is not None:

@@ -736,3 +736,24 @@ def test_pushed_diffusers_objects_load_with_trust_remote_code_without_hf_compact
     assert outputs.keys() == expected.keys()
     for name, tensor in expected.items():
         torch.testing.assert_close(outputs[name], tensor, rtol=0, atol=0, msg=name)
+
+
+def test_save_pretrained_with_code_is_what_the_scripts_call_at_their_final_save(tmp_path):
+    """A training script's folder: weights, processor and code, no card; `save_pretrained` keywords pass through."""
+    processor = CCTImageProcessor(size={"height": 16, "width": 16})
+    save_pretrained_with_code(tiny_cct(), tmp_path / "cct", processor=processor)
+    assert {path.name for path in (tmp_path / "cct").iterdir()} == CCT_FILES - {"README.md"}
+    save_pretrained_with_code(tiny_vitok(), tmp_path / "vitok", variant="fp16")
+    assert {path.name for path in (tmp_path / "vitok").iterdir()} == {
+        "autoencoder_vitok.py",
+        "config.json",
+        "diffusion_pytorch_model.fp16.safetensors",
+    }
+    with pytest.raises(ValueError, match="processor: only CCT / Text CCT models"):
+        save_pretrained_with_code(tiny_vitok(), tmp_path / "vitok", processor=processor)
+
+
+def test_card_recipe_leaves_out_the_run_history():
+    training_config = {**TRAINING_CONFIG, "run_history": [{"learning_rate": 0.1, "max_train_steps": 5}]}
+    card = render_model_card(tiny_cct(), "someone/cct", training_config=training_config)
+    assert "| `learning_rate` | 0.0005 |" in card.text and "run_history" not in card.text
