@@ -18,6 +18,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, load_dataset
 from datasets import Image as ImageFeature
 from datasets.utils import disable_progress_bars, enable_progress_bars, is_progress_bar_enabled
 from PIL import Image
+from transformers.utils import logging as transformers_logging
 
 from .digits import load_digits_dataset
 from .moving_digits import load_moving_digits_dataset
@@ -273,14 +274,18 @@ def load_text_classification_data(
 
 @contextlib.contextmanager
 def quiet_progress_bars() -> Iterator[None]:
-    """``datasets``' progress bars off inside the block (restored after)."""
-    was_enabled = is_progress_bar_enabled()
+    """``datasets``' and ``transformers``' progress bars off inside the block, restored after: for work whose bars
+    say nothing (reading a local file, writing or reading the weights of a small model)."""
+    datasets_bars, transformers_bars = is_progress_bar_enabled(), transformers_logging.is_progress_bar_enabled()
     disable_progress_bars()
+    transformers_logging.disable_progress_bar()
     try:
         yield
     finally:
-        if was_enabled:
+        if datasets_bars:
             enable_progress_bars()
+        if transformers_bars:
+            transformers_logging.enable_progress_bar()
 
 
 __all__ = [

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from ..cct import CCTConfig, CCTForImageClassification, CCTImageProcessor
+from ..data.loading import quiet_progress_bars
 from ..utils.overrides import check_override_keys, init_keywords
 
 
@@ -36,9 +37,10 @@ def build_image_classifier(
         return CCTForImageClassification(config)
     if config_overrides:
         raise ValueError("--config_overrides: expected no overrides for a saved model (--model_name_or_path).")
-    model = AutoModelForImageClassification.from_pretrained(
-        model_name_or_path, id2label=id2label, label2id=label2id, ignore_mismatched_sizes=ignore_mismatched_sizes
-    )
+    with quiet_progress_bars():
+        model = AutoModelForImageClassification.from_pretrained(
+            model_name_or_path, id2label=id2label, label2id=label2id, ignore_mismatched_sizes=ignore_mismatched_sizes
+        )
     if image_size is not None and image_size != model.config.image_size:
         model = change_resolution(model, image_size)
     return model

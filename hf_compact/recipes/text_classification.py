@@ -9,6 +9,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 
 from ..cct import TextCCTConfig, TextCCTForSequenceClassification
 from ..cct.tokenization_text_cct import load_word_vectors, train_word_level_tokenizer
+from ..data.loading import quiet_progress_bars
 from ..utils.overrides import check_override_keys, init_keywords
 
 
@@ -53,7 +54,8 @@ def tokenize_for_classification(
             "labels": rows[label_column],
         }
 
-    return dataset.map(tokenize, batched=True, remove_columns=dataset.column_names)
+    with quiet_progress_bars():  # seconds of work on texts already in memory
+        return dataset.map(tokenize, batched=True, remove_columns=dataset.column_names)
 
 
 def build_text_classifier(
@@ -99,9 +101,13 @@ def build_text_classifier(
     else:
         if config_overrides:
             raise ValueError("--config_overrides: expected no overrides for a saved model (--model_name_or_path).")
-        model = AutoModelForSequenceClassification.from_pretrained(
-            model_name_or_path, id2label=id2label, label2id=label2id, ignore_mismatched_sizes=ignore_mismatched_sizes
-        )
+        with quiet_progress_bars():
+            model = AutoModelForSequenceClassification.from_pretrained(
+                model_name_or_path,
+                id2label=id2label,
+                label2id=label2id,
+                ignore_mismatched_sizes=ignore_mismatched_sizes,
+            )
     config = model.config
     if config.position_embedding_type != "none" and max_seq_length > config.max_position_embeddings:
         raise ValueError(

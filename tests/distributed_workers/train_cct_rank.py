@@ -9,8 +9,8 @@ import json
 import os
 import sys
 
-import train_cct
 from accelerate import Accelerator
+from launch import load_training_script  # this folder is the script's own, so on its path
 from safetensors.torch import save_file
 from torch import nn
 
@@ -26,7 +26,7 @@ def recording_prepare(self, *objects, **kwargs):
 
 
 Accelerator.prepare = recording_prepare
-results = train_cct.main(sys.argv[2:])
+results = load_training_script("train_cct").main(sys.argv[2:])
 accelerator, model = prepared[0]
 rank = int(os.environ["RANK"])
 state = {name: value.detach().contiguous() for name, value in accelerator.unwrap_model(model).state_dict().items()}

@@ -15,6 +15,7 @@ from accelerate.commands.config.config_args import ClusterConfig, load_config_fr
 from accelerate.commands.launch import launch_command_parser
 from accelerate.utils.fsdp_utils import fsdp2_prepare_auto_wrap_policy
 from diffusers import DiTTransformer2DModel
+from launch import load_training_script
 
 from hf_compact import (
     AutoencoderViTok,
@@ -25,10 +26,8 @@ from hf_compact import (
     TextCCTForSequenceClassification,
 )
 from hf_compact.losses.discriminator import StyleGANDiscriminator
+from hf_compact.recipes.reconstruction import AutoencoderTrainingForward
 from hf_compact.training_utils.distributed import block_class_names
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "training"))
-from train_vitok import AutoencoderTrainingForward  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / "training" / "configs" / "accelerate"
@@ -165,4 +164,4 @@ def test_scaling_doc_commands_parse(monkeypatch):
         index = next(i for i, word in enumerate(words) if word.endswith(".py"))
         arguments = words[index + 1 :]
         assert (ROOT / arguments[arguments.index("--config") + 1]).is_file()
-        importlib.import_module(Path(words[index]).stem).parse_args(arguments)  # argparse exits on a bad flag
+        load_training_script(Path(words[index]).stem).parse_args(arguments)  # argparse exits on a bad flag

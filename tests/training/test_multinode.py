@@ -41,7 +41,7 @@ def test_two_nodes_end_with_the_same_parameters(tmp_path):
     port = free_port()
     environment = {
         **os.environ, "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "training"), str(REPO_ROOT)]),
+        "PYTHONPATH": str(REPO_ROOT),
     }  # fmt: skip
     agents = [
         subprocess.Popen(
