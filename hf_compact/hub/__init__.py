@@ -14,6 +14,7 @@ from .macs import MacCount, count_macs
 from .model_card import TEMPLATES_DIR, render_model_card, training_recipe
 from .push import (
     PushToHubError,
+    check_repo_id,
     load_for_push,
     push_to_hub,
     remote_code_registration,
@@ -31,6 +32,7 @@ __all__ = [
     "MacCount",
     "PushToHubError",
     "card_family",
+    "check_repo_id",
     "count_macs",
     "count_parameters",
     "describe_architecture",

@@ -149,12 +149,17 @@ def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _check_repo_id(repo_id: str) -> None:
+def check_repo_id(repo_id: str, argument: str = "repo_id") -> None:
+    """Refuses what the Hub would refuse as a repository id, before anything is saved or trained.
+
+    Raises:
+        ValueError: naming `argument`, e.g. `"--hub_model_id"`.
+    """
     try:
         validate_repo_id(repo_id)
     except HFValidationError as error:
         raise ValueError(
-            f"repo_id: expected a Hub repository id such as 'user/name', got {repo_id!r} ({error})"
+            f"{argument}: expected a Hub repository id such as 'user/name', got {repo_id!r} ({error})"
         ) from error
 
 
@@ -231,7 +236,7 @@ def save_for_hub(
         ValueError: `repo_id` is not a valid Hub repository id (checked before anything is written).
         TypeError: `model_or_pipeline` is not a model or pipeline of this package.
     """
-    _check_repo_id(repo_id)
+    check_repo_id(repo_id)
     folder = Path(folder)
     _check_uploadable(model_or_pipeline, processor)
     if training_config:  # credentials (`hub_token`...) never reach the file or the card
@@ -338,7 +343,7 @@ def push_to_hub(
             checked before anything is written).
         TypeError: `model_or_pipeline` is not a model or pipeline of this package.
     """
-    _check_repo_id(repo_id)
+    check_repo_id(repo_id)
     extra_files: list[Path] = []
     if isinstance(model_or_pipeline, (str, os.PathLike)):
         source_folder = Path(model_or_pipeline)

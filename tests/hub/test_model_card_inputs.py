@@ -10,7 +10,7 @@ import tiny_models
 import yaml
 from huggingface_hub import ModelCard
 
-from hf_compact.hub import push_to_hub, render_model_card, save_for_hub
+from hf_compact.hub import check_repo_id, push_to_hub, render_model_card, save_for_hub
 
 INJECTED_REPO = 'user/m"); import os; os.system("echo pwned'
 HOSTILE = "a | b\nsecond line <script>alert(1)</script> `code` [link](javascript:x)"
@@ -120,3 +120,6 @@ def test_invalid_repo_ids_are_refused_before_anything_is_staged(tmp_path, repo_i
     with pytest.raises(ValueError, match="^repo_id: "):
         save_for_hub(tiny_models.tiny_cct(), staging, repo_id)
     assert not staging.exists()
+    with pytest.raises(ValueError, match="^--hub_model_id: expected a Hub repository id"):
+        check_repo_id(repo_id, "--hub_model_id")  # what the training engine checks before training
+    check_repo_id("someone/cct-digits_v1.0")
