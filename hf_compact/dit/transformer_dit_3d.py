@@ -26,8 +26,8 @@ from diffusers.models.normalization import AdaLayerNormContinuous, AdaLayerNormZ
 from torch import nn
 
 from ..layers import Attention, Mlp
-from .presets import dit_paper_name
 from ..layers.config_checks import check_bool, check_int, check_positive_number
+from .presets import dit_paper_name
 
 
 class DiTBlock3D(nn.Module):
@@ -98,8 +98,8 @@ class DiTTransformer3DModel(ModelMixin, AttentionMixin, ConfigMixin, PeftAdapter
 
     _supports_gradient_checkpointing = True
     _no_split_modules = ["DiTBlock3D"]
-    paper_name = property(lambda self: dit_paper_name(self.config), doc="The DiT paper's name, e.g. `DiT-S/1x2x2`.")
     _repeated_blocks = ["DiTBlock3D"]
+    paper_name = property(lambda self: dit_paper_name(self.config), doc="The DiT paper's name, e.g. `DiT-S/1x2x2`.")
     _skip_layerwise_casting_patterns = ["norm"]
 
     @register_to_config

@@ -7,6 +7,7 @@ configuration; see :mod:`hf_compact.vitok.presets` and :func:`hf_compact.vitok.l
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -124,8 +125,8 @@ class AutoencoderViTok(ModelMixin, AttentionMixin, AutoencoderMixin, ConfigMixin
 
     _supports_gradient_checkpointing = True
     _no_split_modules = ["TransformerBlock"]
-    paper_name = property(lambda self: vitok_paper_name(self.config), doc="The papers' name, e.g. `ViTok S-B/16`.")
     _repeated_blocks = ["TransformerBlock"]
+    paper_name = property(lambda self: vitok_paper_name(self.config), doc="The papers' name, e.g. `ViTok S-B/16`.")
     _skip_layerwise_casting_patterns = ["norm"]
 
     @register_to_config
@@ -213,16 +214,18 @@ class AutoencoderViTok(ModelMixin, AttentionMixin, AutoencoderMixin, ConfigMixin
             )
 
     @staticmethod
-    def _check_finite(name: str, tensor: torch.Tensor) -> None:
-        # Reads values on the host: skipped while torch.compile traces (no graph break, no sync).
-        if torch.compiler.is_compiling():
-            return
-        finite = torch.isfinite(tensor)
-        if not finite.all():
+    def _largest_magnitude(name: str, tensor: torch.Tensor) -> float:
+        """``max |tensor|`` (0 for an empty tensor), read in one host sync; raises if ``tensor`` has NaN or inf."""
+        if not tensor.numel():
+            return 0.0
+        largest = tensor.detach().abs().amax().item()  # NaN if any value is NaN
+        if not math.isfinite(largest):
+            num_bad = tensor.numel() - torch.isfinite(tensor).sum().item()
             raise ValueError(
-                f"{name}: expected finite values, got {tensor.numel() - finite.sum().item()} NaN or infinite "
-                f"of {tensor.numel()} (shape {tuple(tensor.shape)})"
+                f"{name}: expected finite values, got {num_bad} NaN or infinite of {tensor.numel()} "
+                f"(shape {tuple(tensor.shape)})"
             )
+        return largest
 
     def _as_video(self, sample: torch.Tensor) -> torch.Tensor:
         """Validates pixels and returns them as ``(B, C, T, H, W)``."""
@@ -252,12 +255,10 @@ class AutoencoderViTok(ModelMixin, AttentionMixin, AutoencoderMixin, ConfigMixin
         video = sample if sample.ndim == 5 else sample.unsqueeze(2)
         if video.shape[2] % q:
             raise ValueError(f"sample frames must be divisible by tubelet_size={q}, got T={video.shape[2]}")
-        self._check_finite("sample", sample)
-        # The range check reads values on the host: skipped while torch.compile traces (no graph break, no sync).
+        # The value checks read values on the host: skipped while torch.compile traces (no graph break, no sync).
         if (
             not torch.compiler.is_compiling()
-            and sample.numel()
-            and sample.detach().abs().amax() > _PIXEL_RANGE_WARNING_THRESHOLD
+            and self._largest_magnitude("sample", sample) > _PIXEL_RANGE_WARNING_THRESHOLD
         ):
             warnings.warn(
                 f"sample values should be in [-1, 1], got range [{sample.min().item():.3g}, {sample.max().item():.3g}]"
@@ -288,7 +289,8 @@ class AutoencoderViTok(ModelMixin, AttentionMixin, AutoencoderMixin, ConfigMixin
                 f"z is a 4-D image latent {tuple(latents.shape)}, but tubelet_size={self.config.tubelet_size} "
                 "decodes (B, c, t, h, w) video latents"
             )
-        self._check_finite("z", latents)
+        if not torch.compiler.is_compiling():
+            self._largest_magnitude("z", latents)
         return latents if latents.ndim == 5 else latents.unsqueeze(2)
 
     def _require_loaded(self, component: str) -> None:
