@@ -13,6 +13,7 @@ holds a backtick or a newline).
 from __future__ import annotations
 
 import html
+import json
 import math
 import os
 import re
@@ -71,7 +72,7 @@ _MARKDOWN_PUNCTUATION = re.compile(r"([\\`*\[\]|])")  # what could end a cell or
 
 def _python_string(value: Any) -> str:
     """A Python string literal of `value` that can close neither the snippet's string nor its Markdown fence."""
-    return repr(str(value)).replace("`", "\\x60")
+    return json.dumps(str(value)).replace("`", "\\u0060")  # a JSON string is a Python string literal
 
 
 def _cell(value: Any) -> str:

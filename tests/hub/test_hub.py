@@ -44,6 +44,7 @@ from hf_compact.hub import (
     save_pretrained_with_code,
     upload_folder_to_hub,
 )
+from hf_compact.vitok.presets import V2_ARCHITECTURE
 
 LABELS = {0: "zero", 1: "one", 2: "two"}
 TRAINING_CONFIG = {
@@ -663,8 +664,9 @@ DIFFUSERS_USER = NO_HF_COMPACT + textwrap.dedent(
     torch.set_num_threads(1)
     inputs, outputs, modules = load_file("inputs.safetensors"), {}, {}
     with torch.no_grad():
-        vae = AutoModel.from_pretrained("vitok", trust_remote_code=True)
-        outputs["decoded"] = vae.decode(vae.encode(inputs["images"]).latent_dist.mode()).sample
+        for name in ("vitok", "vitok_v2"):
+            vae = AutoModel.from_pretrained(name, trust_remote_code=True)
+            outputs[name] = vae.decode(vae.encode(inputs["images"]).latent_dist.mode()).sample
         transformer = AutoModel.from_pretrained("transformer_3d", trust_remote_code=True)
         outputs["noise_prediction"] = transformer(
             inputs["video_latents"], timestep=torch.tensor([10]), class_labels=torch.tensor([1])
@@ -684,14 +686,15 @@ DIFFUSERS_USER = NO_HF_COMPACT + textwrap.dedent(
 
 
 def test_pushed_diffusers_objects_load_with_trust_remote_code_without_hf_compact(tmp_path):
-    """ViTok, the video DiT and both pipelines, staged as `push_to_hub` stages them, give the same decodes and the
-    same samples (fixed generator) in a process that cannot import hf_compact."""
+    """ViTok (v1 and v2), the video DiT and both pipelines, staged as `push_to_hub` stages them, give the same
+    decodes and the same samples (fixed generator) in a process that cannot import hf_compact."""
     from safetensors.torch import load_file, save_file
 
-    vae, transformer = tiny_vitok(), tiny_video_transformer()
+    vaes = {"vitok": tiny_vitok(), "vitok_v2": tiny_vitok(**V2_ARCHITECTURE)}  # the v1 and v2 architectures
+    transformer = tiny_video_transformer()
     image_pipeline, video_pipeline = tiny_image_pipeline(), tiny_video_pipeline()
     for name, saved in [
-        ("vitok", vae),
+        *vaes.items(),
         ("transformer_3d", transformer),
         ("image_pipeline", image_pipeline),
         ("video_pipeline", video_pipeline),
@@ -701,7 +704,9 @@ def test_pushed_diffusers_objects_load_with_trust_remote_code_without_hf_compact
     save_file(inputs, tmp_path / "inputs.safetensors")
     with torch.no_grad():
         expected = {
-            "decoded": vae.decode(vae.encode(inputs["images"]).latent_dist.mode()).sample,
+            name: vae.decode(vae.encode(inputs["images"]).latent_dist.mode()).sample for name, vae in vaes.items()
+        }
+        expected |= {
             "noise_prediction": transformer(
                 inputs["video_latents"], timestep=torch.tensor([10]), class_labels=torch.tensor([1])
             ).sample,
