@@ -40,7 +40,10 @@ train_dit = load_training_script("train_dit")
 NUM_EVAL_SAMPLES = 7  # not a multiple of the 2 x 2 samples per step: gather_for_metrics drops the padding
 NUM_GRID_SAMPLES = 4
 CLASS_NAMES = ["zero", "one", "two"]
-SAMPLING = argparse.Namespace(samples_per_class=2, guidance_scale=4.0, num_inference_steps=3, seed=0)
+# train_dit's sampling flags (guidance over the whole trajectory, its default).
+SAMPLING = argparse.Namespace(
+    samples_per_class=2, guidance_scale=4.0, guidance_interval=(0.0, 1.0), num_inference_steps=3, seed=0
+)
 # What the Accelerate config of each model passes to fully_shard (fsdp_reshard_after_forward).
 RESHARD_AFTER_FORWARD = {"vitok": True, "dit_2d": False, "dit_3d": True}
 
@@ -138,9 +141,9 @@ def main() -> None:
     saves: list[str] = []
     save_sample_grid = train_dit.save_sample_grid
 
-    def recording_save(samples, rows, path):
+    def recording_save(samples, rows, path, **kwargs):
         saves.append(str(path))
-        return save_sample_grid(samples, rows, path)
+        return save_sample_grid(samples, rows, path, **kwargs)
 
     train_dit.save_sample_grid = recording_save
     results: dict = {"world": world}
