@@ -28,7 +28,7 @@ import torch
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 
 from hf_compact.data import ClassificationTrainAugmentation
-from hf_compact.data.loading import load_image_classification_data
+from hf_compact.data.loading import load_image_classification_data, quiet_progress_bars
 from hf_compact.data.splits import HELD_OUT_FRACTION
 from hf_compact.hub import push_to_hub
 from hf_compact.metrics.accuracy import Accuracy, top_k_for
@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> dict:
         processing_class=image_processor,
     )
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.save_model()
+    with quiet_progress_bars():  # a bar for writing one small file says nothing
+        trainer.save_model()
     trainer.log_metrics("train", train_result.metrics)
     trainer.save_metrics("train", train_result.metrics)
     eval_metrics = trainer.evaluate()

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from transformers import DataCollatorWithPadding, EvalPrediction, HfArgumentParser, Trainer, TrainingArguments
 
-from hf_compact.data.loading import load_text_classification_data
+from hf_compact.data.loading import load_text_classification_data, quiet_progress_bars
 from hf_compact.data.splits import HELD_OUT_FRACTION
 from hf_compact.hub import push_to_hub
 from hf_compact.metrics.accuracy import Accuracy, top_k_for
@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     metrics = {**train_result.metrics, **trainer.evaluate()}
-    trainer.save_model()
+    with quiet_progress_bars():  # a bar for writing one small file says nothing
+        trainer.save_model()
     if trainer.is_world_process_zero():
         (Path(training_args.output_dir) / "all_results.json").write_text(json.dumps(metrics, indent=2))
     if push_at_end and trainer.is_world_process_zero():

@@ -402,3 +402,13 @@ def test_torchscript_networks_need_explicit_consent(tmp_path):
     args.fid_feature_extractor = "someone/inception"
     with pytest.raises(ValueError, match="revision: a TorchScript network from the Hub .* pinned to a commit"):
         train_vitok.build_frechet_metrics(args, torch.device("cpu"))
+
+
+def test_model_overrides_take_both_forms_and_name_an_unknown_key(tmp_path):
+    base = [*TINY_IMAGE_RUN, "--output_dir", str(tmp_path)]
+    as_pairs = train_vitok.parse_args([*base, "--model_overrides", "decoder_depth=2,qk_norm=true"])
+    as_json = train_vitok.parse_args([*base, "--model_overrides", '{"decoder_depth": 2, "qk_norm": true}'])
+    assert as_pairs.model_overrides == as_json.model_overrides == {"decoder_depth": 2, "qk_norm": True}
+    typo = train_vitok.parse_args([*base, "--model_overrides", "decoder_dept=2"])
+    with pytest.raises(ValueError, match=r"--model_overrides: unknown config keys \['decoder_dept'\]; valid keys .*"):
+        train_vitok.build_autoencoder(typo)
