@@ -396,8 +396,10 @@ def main(argv: list[str] | None = None) -> dict:
             else None,
         )
     )
+    accumulated_modules = [training_forward]
     if stage_two:
         adversarial.prepare(accelerator, *gan_parts, max_train_steps)
+        accumulated_modules.append(adversarial.discriminator)  # it accumulates its gradients too
     autoencoder = accelerator.unwrap_model(training_forward).autoencoder  # the (possibly moved) module itself
     # Built from the prepared parameters: under FSDP each process averages its own shards.
     ema = ShardedEMAModel(autoencoder.decoder.parameters(), decay=args.ema_decay) if stage_two else None
@@ -439,8 +441,7 @@ def main(argv: list[str] | None = None) -> dict:
     training_forward.train()
     for batch in run:
         pixels = batch["pixel_values"]
-        accumulated = (training_forward, *gan_parts[:1])  # the discriminator accumulates too
-        with accelerator.accumulate(*accumulated):
+        with accelerator.accumulate(*accumulated_modules):
             reconstructions, posterior = training_forward(pixels, generator=run.step_generator())
             gan_weight = adversarial.weight(run.completed_steps) if stage_two else 0.0
             with accelerator.autocast():
