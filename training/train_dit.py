@@ -4,17 +4,24 @@ Recipe (DiT, Peebles & Xie 2023; ViTok, Hansen-Estruch et al. 2025):
 
 * the dataset is encoded once and cached (:func:`hf_compact.data.latent_cache.build_latent_cache`, keyed by the
   autoencoder's config + weights and the data); every step draws a fresh posterior sample from the cache;
-* DDPM, 1000 steps, linear betas; epsilon prediction with a learned-range variance: loss = MSE + VLB
-  (:func:`hf_compact.dit.diffusion_loss.diffusion_loss`), optionally Min-SNR-gamma weighted (``--snr_gamma``, Hang
-  et al. 2023; not in DiT, off by default; the demo uses 5);
+* ``--objective flow_matching`` (SD3, Esser et al. 2024; SiT, Ma et al. 2024): ``x_t = (1 - sigma) * x_0 + sigma *
+  noise``, velocity prediction (``noise - x_0``), timestep ``1000 * sigma``, sigma logit-normal (0, 1) and shifted by
+  SD3's resolution rule ``sqrt(latent size / 4096)`` (SiT's unshifted ImageNet-256 latent as the reference; see
+  :func:`hf_compact.losses.resolution_shift`; ``--flow_shift`` overrides it); ``c`` output channels; the pipeline
+  samples with a flow-matching scheduler (``--sampler``);
+* ``--objective ddpm`` (DiT's): DDPM, 1000 steps, linear betas; epsilon prediction with a learned-range variance:
+  loss = MSE + VLB (:func:`hf_compact.losses.ddpm_loss`), optionally Min-SNR-gamma weighted (``--snr_gamma``, Hang
+  et al. 2023; not in DiT, off by default); the pipeline samples with the learned-variance DDPM, as DiT;
 * label dropout 0.1 (the null class is ``num_classes``) for classifier-free guidance;
-* AdamW (0.9, 0.95), grad clip 1.0, EMA of the weights (diffusers' ``EMAModel`` over the prepared, possibly sharded, parameters), bf16 on GPU;
+* AdamW (0.9, 0.95), grad clip 1.0, EMA of the weights (diffusers' ``EMAModel`` over the prepared, possibly sharded,
+  parameters), bf16 on GPU;
 * images: diffusers' ``DiTTransformer2DModel(in_channels=c, sample_size=H/p, patch_size=1)``; videos (latents
   ``(c, T/q, H/p, W/p)``, or ``--video``): :class:`hf_compact.DiTTransformer3DModel`.
 
-The output folder is a complete pipeline (``DiTImagePipeline`` or ``DiTVideoPipeline`` with the EMA weights and a
-learned-variance DDPM scheduler): ``import hf_compact; DiffusionPipeline.from_pretrained(output_dir)``. Sample grids (PNG; GIF for
-videos) are written to ``output_dir/samples`` every ``--sample_steps`` steps.
+The output folder is a complete pipeline (``DiTImagePipeline`` or ``DiTVideoPipeline`` with the EMA weights and the
+objective's scheduler, which records it): ``import hf_compact; DiffusionPipeline.from_pretrained(output_dir)``. With
+``--sample_steps N``, sample grids (PNG; GIF for videos) are written to ``output_dir/samples`` every N steps and at
+the end.
 
 Run with ``accelerate launch training/train_dit.py --config training/configs/dit_xl_vitok_s_b16_imagenet256.yaml`` (or
 ``torchrun --nproc_per_node N``, or plain ``python``). ``--dataset_name digits`` / ``moving_digits`` use the
@@ -32,7 +39,13 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from datasets import Dataset
-from diffusers import DDPMScheduler, DiTTransformer2DModel
+from diffusers import (
+    DDPMScheduler,
+    DiTTransformer2DModel,
+    DPMSolverMultistepScheduler,
+    FlowMatchEulerDiscreteScheduler,
+    UniPCMultistepScheduler,
+)
 from diffusers.models.embeddings import LabelEmbedding
 from PIL import Image, ImageOps
 from torch.distributed.tensor import DTensor
@@ -43,9 +56,8 @@ from hf_compact.data import load_digits_dataset
 from hf_compact.data.latent_cache import LatentCacheDataset, build_latent_cache
 from hf_compact.data.moving_digits import load_moving_digits_dataset
 from hf_compact.dit import DiTImagePipeline, DiTTransformer3DModel, DiTVideoPipeline
-from hf_compact.dit.diffusion_loss import diffusion_loss
 from hf_compact.dit.presets import DIT_PRESETS
-from hf_compact.dit.sample_grid import save_sample_grid
+from hf_compact.losses import ddpm_loss, flow_matching_loss, resolution_shift, sample_flow_sigmas
 from hf_compact.registry import resolve_class
 from hf_compact.training_utils import (
     TrainingRun,
@@ -57,9 +69,13 @@ from hf_compact.training_utils import (
     updates_per_epoch,
 )
 from hf_compact.training_utils.distributed import ShardedEMAModel, sharded_inference, unsharded_copy
-from hf_compact.utils import derive_seed
+from hf_compact.utils.sample_grid import save_sample_grid
 
 BUILTIN_DATASETS = ("digits", "moving_digits")
+OBJECTIVES = ("flow_matching", "ddpm")
+FLOW_SAMPLERS = ("euler", "dpmsolver++", "unipc")
+# Network evaluations per sample of the saved pipeline (one per step), by objective.
+DEFAULT_INFERENCE_STEPS = {"ddpm": 250, "flow_matching": 16}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -108,15 +124,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--cache_dir", default=None)
 
     diffusion = parser.add_argument_group("diffusion")
+    diffusion.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default="flow_matching",
+        help="'flow_matching': velocity on a straight path (SD3 / SiT); 'ddpm': DiT's epsilon + learned variance.",
+    )
     diffusion.add_argument("--num_train_timesteps", type=int, default=1000)
     diffusion.add_argument("--label_dropout", type=float, default=0.1)
-    diffusion.add_argument("--learn_sigma", action=argparse.BooleanOptionalAction, default=True)
+    diffusion.add_argument(
+        "--learn_sigma",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ddpm: learn the variance (2c output channels; default on, as DiT). Not for flow_matching.",
+    )
     diffusion.add_argument("--ema_decay", type=float, default=0.9999)
     diffusion.add_argument(
         "--snr_gamma",
         type=float,
         default=None,
-        help="Min-SNR-gamma weighting of the MSE (Hang et al., 2023); e.g. 5.",
+        help="ddpm: Min-SNR-gamma weighting of the MSE (Hang et al., 2023); e.g. 5.",
+    )
+    diffusion.add_argument(
+        "--flow_shift",
+        type=float,
+        default=None,
+        help="flow_matching: timestep shift, training and sampling (default: max(1, sqrt(latent size / 4096))).",
+    )
+    diffusion.add_argument("--logit_mean", type=float, default=0.0, help="flow_matching: logit-normal mean (SD3).")
+    diffusion.add_argument("--logit_std", type=float, default=1.0, help="flow_matching: logit-normal std (SD3).")
+    diffusion.add_argument(
+        "--sampler",
+        choices=FLOW_SAMPLERS,
+        default="euler",
+        help="flow_matching: the saved pipeline's scheduler (flow Euler, or DPM-Solver++ / UniPC with flow sigmas).",
     )
 
     optim = parser.add_argument_group("optimisation")
@@ -135,11 +176,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     run = add_run_arguments(parser)
     run.add_argument(
-        "--sample_steps", type=int, default=None, help="Save a sample grid every N steps (and at the end)."
+        "--sample_steps",
+        type=int,
+        default=None,
+        help="Save a sample grid every N steps and one at the end (default: no sample grids).",
     )
     run.add_argument("--samples_per_class", type=int, default=4)
     run.add_argument("--guidance_scale", type=float, default=4.0, help="For the sample grids.")
-    run.add_argument("--num_inference_steps", type=int, default=250, help="For the sample grids (DDPM, as DiT).")
+    run.add_argument(
+        "--guidance_interval",
+        type=float,
+        nargs=2,
+        default=(0.0, 1.0),
+        metavar=("START", "END"),
+        help="For the sample grids: the part of the trajectory (0: noise, 1: clean) where guidance applies.",
+    )
+    run.add_argument(
+        "--num_inference_steps",
+        type=int,
+        default=None,
+        help=f"For the sample grids (default: {DEFAULT_INFERENCE_STEPS}, by objective).",
+    )
     args = parse_args_with_config(parser, argv)
     check_run_arguments(args)
 
@@ -149,6 +206,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         raise ValueError(f"--label_dropout: expected a probability in [0, 1), got {args.label_dropout}.")
     if args.mixed_precision is None:
         args.mixed_precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    if args.sample_steps is not None and args.sample_steps <= 0:
+        raise ValueError(f"--sample_steps: expected a positive number of steps, got {args.sample_steps}.")
+    if args.objective == "flow_matching":
+        for flag, value in (("--learn_sigma", args.learn_sigma), ("--snr_gamma", args.snr_gamma)):
+            if value:
+                raise ValueError(f"{flag}: only for --objective ddpm, got {value} with --objective flow_matching.")
+        if args.flow_shift is not None and not args.flow_shift > 0:
+            raise ValueError(f"--flow_shift: expected a positive number, got {args.flow_shift}.")
+        if not args.logit_std > 0:
+            raise ValueError(f"--logit_std: expected a positive number, got {args.logit_std}.")
+    args.learn_sigma = args.objective == "ddpm" and args.learn_sigma is not False
+    if args.num_inference_steps is None:
+        args.num_inference_steps = DEFAULT_INFERENCE_STEPS[args.objective]
     return args
 
 
@@ -258,11 +328,43 @@ def disable_internal_label_dropout(transformer: torch.nn.Module) -> None:
             module.dropout_prob = 0.0
 
 
-def build_pipeline(transformer, vae, noise_scheduler: DDPMScheduler, names: list[str]):
-    """The pipeline that is saved: DDPM ancestral sampling with the learned variance, as DiT samples (swap in
-    ``DDIMScheduler.from_config(pipeline.scheduler.config)`` for fewer steps)."""
+def build_noise_scheduler(args: argparse.Namespace, latent_shape: tuple[int, ...]):
+    """The scheduler the pipeline samples with, which also records the objective.
+
+    * ``ddpm``: DDPM, linear betas, ancestral sampling with the learned variance, as DiT samples;
+    * ``flow_matching``: ``FlowMatchEulerDiscreteScheduler(shift=...)`` (``--sampler euler``), or DPM-Solver++ /
+      UniPC with ``use_flow_sigmas=True, prediction_type="flow_prediction"`` and the same ``flow_shift``.
+    """
+    if args.objective == "ddpm":
+        return DDPMScheduler(
+            num_train_timesteps=args.num_train_timesteps,
+            beta_schedule="linear",
+            variance_type="learned_range" if args.learn_sigma else "fixed_small",
+            clip_sample=False,
+        )
+    shift = args.flow_shift if args.flow_shift is not None else resolution_shift(latent_shape)
+    if args.sampler == "euler":
+        return FlowMatchEulerDiscreteScheduler(num_train_timesteps=args.num_train_timesteps, shift=shift)
+    solver = {"dpmsolver++": DPMSolverMultistepScheduler, "unipc": UniPCMultistepScheduler}[args.sampler]
+    return solver(
+        num_train_timesteps=args.num_train_timesteps,
+        use_flow_sigmas=True,
+        flow_shift=shift,
+        prediction_type="flow_prediction",
+        solver_order=2,
+    )
+
+
+def flow_shift(noise_scheduler) -> float:
+    """The shift of a flow-matching scheduler (``shift`` of flow Euler, ``flow_shift`` of the multistep solvers)."""
+    config = noise_scheduler.config
+    return config.shift if isinstance(noise_scheduler, FlowMatchEulerDiscreteScheduler) else config.flow_shift
+
+
+def build_pipeline(transformer, vae, noise_scheduler, names: list[str]):
+    """The pipeline that is saved, with a fresh copy of the objective's scheduler."""
     pipeline_class = DiTVideoPipeline if isinstance(transformer, DiTTransformer3DModel) else DiTImagePipeline
-    scheduler = DDPMScheduler.from_config(noise_scheduler.config)
+    scheduler = type(noise_scheduler).from_config(noise_scheduler.config)
     return pipeline_class(transformer=transformer, vae=vae, scheduler=scheduler, id2label=dict(enumerate(names)))
 
 
@@ -278,6 +380,7 @@ def generate_samples(pipeline, num_classes: int, args: argparse.Namespace) -> tu
     output = pipeline(
         labels,
         guidance_scale=args.guidance_scale,
+        guidance_interval=tuple(args.guidance_interval),
         num_inference_steps=args.num_inference_steps,
         generator=torch.Generator(device="cpu").manual_seed(args.seed),
         output_type="np",
@@ -289,7 +392,7 @@ def sample_grid(
     model: torch.nn.Module,
     ema: ShardedEMAModel,
     vae: torch.nn.Module,
-    noise_scheduler: DDPMScheduler,
+    noise_scheduler,
     names: list[str],
     args: argparse.Namespace,
     accelerator: Accelerator,
@@ -316,7 +419,7 @@ def sample_grid(
     model.train(was_training)
     ema.restore(model.parameters())
     if accelerator.is_main_process:
-        save_sample_grid(samples, rows, path)
+        save_sample_grid(samples, rows, path, row_labels=names[:rows])
     accelerator.wait_for_everyone()
     return samples
 
@@ -366,12 +469,7 @@ def main(argv: list[str] | None = None) -> dict:
     disable_internal_label_dropout(transformer)
     if args.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
-    noise_scheduler = DDPMScheduler(
-        num_train_timesteps=args.num_train_timesteps,
-        beta_schedule="linear",
-        variance_type="learned_range" if args.learn_sigma else "fixed_small",
-        clip_sample=False,
-    )
+    noise_scheduler = build_noise_scheduler(args, cache.latent_shape)
 
     train_dataloader = torch.utils.data.DataLoader(
         cache,
@@ -414,9 +512,11 @@ def main(argv: list[str] | None = None) -> dict:
     run.resume()
 
     num_parameters = sum(parameter.numel() for parameter in model.parameters())
+    shift = flow_shift(noise_scheduler) if args.objective == "flow_matching" else None
     accelerator.print(
         f"{type(model).__name__}: {num_parameters / 1e6:.2f}M parameters, latents {cache.latent_shape}, "
-        f"{len(names)} classes, {len(cache)} samples, {max_train_steps} steps"
+        f"{len(names)} classes, {len(cache)} samples, {max_train_steps} steps, objective {args.objective}"
+        + (f" (shift {shift:.3g})" if shift is not None else "")
     )
 
     progress = tqdm(
@@ -429,31 +529,41 @@ def main(argv: list[str] | None = None) -> dict:
     last_losses: dict[str, float] = {}
     transformer.train()
     for batch in run:
-        # All randomness of a step from (seed, process, micro-step): a resumed run repeats a straight one.
-        generator = torch.Generator(accelerator.device).manual_seed(
-            derive_seed(args.seed, accelerator.process_index, run.micro_step)
-        )
+        generator = run.step_generator()  # every draw of this batch: a resumed run repeats a straight one
         posterior = cache.latent_distribution(batch["moments"])
         latents = (posterior.sample(generator=generator) - shift_factor) * scaling_factor
         batch_size = latents.shape[0]
         noise = torch.randn(latents.shape, generator=generator, device=latents.device)
-        timesteps = torch.randint(
-            0, args.num_train_timesteps, (batch_size,), generator=generator, device=latents.device
-        )
+        if args.objective == "flow_matching":
+            sigmas = sample_flow_sigmas(
+                batch_size, shift, args.logit_mean, args.logit_std, generator=generator, device=latents.device
+            )
+            timesteps = sigmas * args.num_train_timesteps
+        else:
+            timesteps = torch.randint(
+                0, args.num_train_timesteps, (batch_size,), generator=generator, device=latents.device
+            )
         dropped = torch.rand(batch_size, generator=generator, device=latents.device) < args.label_dropout
         labels = torch.where(dropped, model.config.num_embeds_ada_norm, batch["label"])
-        noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
+        if args.objective == "flow_matching":
+            sigmas = sigmas.reshape(-1, *([1] * (latents.ndim - 1)))
+            noisy_latents = (1 - sigmas) * latents + sigmas * noise
+        else:
+            noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
         with accelerator.accumulate(transformer):
             model_output = transformer(noisy_latents, timestep=timesteps, class_labels=labels).sample
-            losses = diffusion_loss(
-                noise_scheduler,
-                model_output,
-                latents,
-                noise,
-                noisy_latents,
-                timesteps,
-                snr_gamma=args.snr_gamma,
-            )
+            if args.objective == "flow_matching":
+                losses = flow_matching_loss(model_output, latents, noise)
+            else:
+                losses = ddpm_loss(
+                    noise_scheduler,
+                    model_output,
+                    latents,
+                    noise,
+                    noisy_latents,
+                    timesteps,
+                    snr_gamma=args.snr_gamma,
+                )
             accelerator.backward(losses["loss"])
             if accelerator.sync_gradients and args.max_grad_norm:
                 accelerator.clip_grad_norm_(transformer.parameters(), args.max_grad_norm)
@@ -467,7 +577,7 @@ def main(argv: list[str] | None = None) -> dict:
         last_losses = {name: value.detach().item() for name, value in losses.items()}
         loss_history.append(last_losses["loss"])
         progress.set_postfix(loss=f"{last_losses['loss']:.4f}")
-        run.update_done()
+        run.update_done(last_losses["loss"])
         accelerator.log(
             {f"train/{k}": v for k, v in last_losses.items()} | {"train/lr": lr_scheduler.get_last_lr()[0]},
             step=run.completed_steps,
@@ -481,17 +591,21 @@ def main(argv: list[str] | None = None) -> dict:
     # One number per process: equal values show the replicas stayed in sync (checked by the multi-process test).
     parameter_sums = accelerator.gather(parameter_sum(model).reshape(1)).tolist()
     window = max(1, len(loss_history) // 10)
-    results = {
-        "step": run.completed_steps,
-        "train_seconds": run.train_seconds,
-        "num_parameters": num_parameters,
-        "num_processes": accelerator.num_processes,
-        "parameter_sums_per_process": parameter_sums,
-        "latent_cache": str(cache.path),
-        "initial_loss": float(np.mean(loss_history[:window])) if loss_history else None,
-        "final_loss": float(np.mean(loss_history[-window:])) if loss_history else None,
-        **{f"train_{k}": v for k, v in last_losses.items()},
-    }
+    results = run.build_results(
+        num_parameters=num_parameters,
+        num_processes=accelerator.num_processes,
+        parameter_sums_per_process=parameter_sums,
+        latent_cache=str(cache.path),
+        latent_scaling_factor=scaling_factor,
+        objective=args.objective,
+        flow_shift=shift,
+        scheduler=type(noise_scheduler).__name__,
+        num_inference_steps=args.num_inference_steps,
+        # means over the first and the last tenth of this launch's updates (one update's loss depends on its timesteps)
+        initial_loss=float(np.mean(loss_history[:window])) if loss_history else None,
+        final_loss=float(np.mean(loss_history[-window:])) if loss_history else None,
+        **{f"train_{name}": value for name, value in last_losses.items() if name != "loss"},
+    )
     if args.sample_steps:
         grid_path = output_dir / "samples" / "final"
         sample_grid(model, ema, vae, noise_scheduler, names, args, accelerator, grid_path)

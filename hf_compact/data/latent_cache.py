@@ -27,6 +27,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from ..vitok.latent_statistics import LatentStatistics
+
 METADATA_FILE = "latent_cache.json"
 
 
@@ -94,7 +96,8 @@ class LatentCacheDataset(torch.utils.data.Dataset):
         self.labels = torch.cat([self._shard(index).get_tensor("labels") for index in range(len(self.shard_ends))])
         if len(self.labels) != self.metadata["num_samples"]:
             raise ValueError(
-                f"path: {self.path} should hold {self.metadata['num_samples']} samples, its shards hold {len(self.labels)}."
+                f"path: {self.path} should hold {self.metadata['num_samples']} samples, its shards hold "
+                f"{len(self.labels)}."
             )
 
     def _shard(self, index: int):
@@ -134,16 +137,13 @@ class LatentCacheDataset(torch.utils.data.Dataset):
             yield self._shard(index).get_tensor("moments")
 
     def latent_std(self) -> float:
-        """Standard deviation of the posterior means over the whole cache (``1 / std`` is a ``scaling_factor``)."""
-        count, total, total_squares = 0, 0.0, 0.0
+        """Standard deviation of posterior samples (what the DiT trains on) over the whole cache, exact from the
+        cached moments (:class:`hf_compact.vitok.latent_statistics.LatentStatistics`); ``1 / std`` is a
+        ``scaling_factor``."""
+        statistics = LatentStatistics(sample_posterior=True)
         for moments in self.shard_moments():
-            means = self.latent_distribution(moments).mean.double()
-            count, total, total_squares = (
-                count + means.numel(),
-                total + means.sum(),
-                total_squares + means.square().sum(),
-            )
-        return float(((total_squares - total**2 / count) / (count - 1)).sqrt())
+            statistics.update(self.latent_distribution(moments))
+        return statistics.std
 
     def latent_distribution(self, moments: torch.Tensor) -> DiagonalGaussianDistribution:
         """The posterior of a batch of cached ``moments`` (deterministic for latent_type="deterministic")."""

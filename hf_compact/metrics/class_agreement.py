@@ -16,6 +16,56 @@ import numpy as np
 import torch
 
 
+class PretrainedImageClassifier:
+    """A saved ``transformers`` image-classification model (``AutoModelForImageClassification`` +
+    ``AutoImageProcessor``) as ``pixels -> logits``, and the features its classification head reads.
+
+    The features (``(N, D)``, float64) serve as the feature network of a Fréchet distance when no Inception weights
+    are at hand (``FrechetDistance(classifier.features)``); they are the input of the model's ``classifier`` module.
+
+    Args:
+        name_or_path: a saved model folder or Hub id.
+        device: where the model runs (default: CPU).
+
+    Attributes:
+        class_names: the model's ``id2label`` names, index = output id.
+    """
+
+    def __init__(self, name_or_path: str | os.PathLike, device: str | None = None) -> None:
+        from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+        self.model = AutoModelForImageClassification.from_pretrained(name_or_path).eval().to(device or "cpu")
+        self.processor = AutoImageProcessor.from_pretrained(name_or_path)
+        id2label = self.model.config.id2label
+        self.class_names = [id2label[index] for index in range(len(id2label))]
+
+    @torch.no_grad()
+    def logits_and_features(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(N, 3, H, W)`` pixels in [0, 1] -> ``(N, K)`` logits and ``(N, D)`` float64 head inputs."""
+        head = getattr(self.model, "classifier", None)
+        if not isinstance(head, torch.nn.Module):
+            raise ValueError(
+                f"{type(self.model).__name__}: expected a `classifier` head module to read features from, got none."
+            )
+        images = list((pixels.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+        inputs = self.processor(images=images, return_tensors="pt").to(self.model.device)
+        captured = []
+        hook = head.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
+        try:
+            logits = self.model(**inputs).logits
+        finally:
+            hook.remove()
+        return logits, captured[0].reshape(len(images), -1).double()
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, H, W)`` pixels in [0, 1] -> ``(N, K)`` logits."""
+        return self.logits_and_features(pixels)[0]
+
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, H, W)`` pixels in [0, 1] -> ``(N, D)`` float64 features (the classification head's input)."""
+        return self.logits_and_features(pixels)[1]
+
+
 class ClassAgreement:
     """Class agreement with the ``evaluate`` calling convention (``add_batch(predictions=, references=)``).
 
@@ -57,21 +107,9 @@ class ClassAgreement:
         device: str | None = None,
         name: str = "class_agreement",
     ) -> ClassAgreement:
-        """Use a saved image-classification model (``AutoModelForImageClassification`` + ``AutoImageProcessor``)."""
-        from transformers import AutoImageProcessor, AutoModelForImageClassification
-
-        model = AutoModelForImageClassification.from_pretrained(name_or_path).eval().to(device or "cpu")
-        processor = AutoImageProcessor.from_pretrained(name_or_path)
-
-        @torch.no_grad()
-        def classify(pixels: torch.Tensor) -> torch.Tensor:
-            images = list((pixels.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
-            inputs = processor(images=images, return_tensors="pt").to(model.device)
-            return model(**inputs).logits
-
-        id2label = model.config.id2label
-        classifier_names = [id2label[index] for index in range(len(id2label))]
-        return cls(classify, class_names, classifier_names, name=name)
+        """Use a saved image-classification model (:class:`PretrainedImageClassifier`)."""
+        classifier = PretrainedImageClassifier(name_or_path, device=device)
+        return cls(classifier, class_names, classifier.class_names, name=name)
 
     @torch.no_grad()
     def add_batch(self, *, predictions: torch.Tensor | np.ndarray, references: Sequence[int] | torch.Tensor) -> None:
@@ -88,7 +126,8 @@ class ClassAgreement:
             raise TypeError(f"references: expected integer class ids, got dtype {labels.dtype}.")
         if pixels.ndim not in (4, 5) or pixels.shape[-3] != 3:
             raise ValueError(
-                f"predictions: expected images (B, 3, H, W) or videos (B, T, 3, H, W), got shape {tuple(pixels.shape)}."
+                "predictions: expected images (B, 3, H, W) or videos (B, T, 3, H, W), got shape "
+                f"{tuple(pixels.shape)}."
             )
         if pixels.shape[0] != labels.shape[0]:
             raise ValueError(

@@ -1,11 +1,52 @@
-"""Measure the standard deviation of an autoencoder's latents, to set ``config.scaling_factor``."""
+"""The standard deviation of an autoencoder's latents, to set ``config.scaling_factor``.
+
+One definition for the package: the std of what a latent diffusion model is trained on, i.e. of posterior *samples*
+``z = mean + std * epsilon`` (``posterior.sample()``, a fresh draw every step, as ViTok's and this package's DiT
+training do). It is computed exactly from the posteriors' moments, by the law of total variance,
+``Var(z) = Var(mean) + E[var]`` (``Var(mean)`` with Bessel's correction), so no draw is needed and the figure is the
+same on every run; for a deterministic autoencoder (``var = 0``) it is the std of the latents themselves.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
 import torch
+from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from tqdm.auto import tqdm
+
+
+class LatentStatistics:
+    """Running std of posterior samples (or of posterior means) over any number of batches, in float64.
+
+    Args:
+        sample_posterior: measure posterior samples (what a diffusion model trains on); ``False``: the means only.
+    """
+
+    def __init__(self, sample_posterior: bool = True) -> None:
+        self.sample_posterior = sample_posterior
+        self.count = 0
+        self.total = 0.0
+        self.total_squares = 0.0
+        self.total_variances = 0.0
+
+    def update(self, posterior: DiagonalGaussianDistribution) -> None:
+        """Add a batch of posteriors (``mean`` and ``var`` of any shape; ``deterministic`` ones have ``var = 0``)."""
+        means = posterior.mean.detach().double()
+        self.count += means.numel()
+        self.total += means.sum().item()
+        self.total_squares += means.square().sum().item()
+        if self.sample_posterior and not posterior.deterministic:
+            self.total_variances += posterior.var.detach().double().sum().item()
+
+    @property
+    def std(self) -> float:
+        """Standard deviation over every latent element seen."""
+        if self.count < 2:
+            raise ValueError(f"LatentStatistics: expected at least two latent values, got {self.count}.")
+        mean = self.total / self.count
+        variance_of_means = max(self.total_squares / self.count - mean * mean, 0.0) * self.count / (self.count - 1)
+        return (variance_of_means + self.total_variances / self.count) ** 0.5
 
 
 @torch.no_grad()
@@ -15,28 +56,28 @@ def compute_latent_std(
     input_key: str = "pixel_values",
     sample_posterior: bool = True,
     max_batches: int | None = None,
-    generator: torch.Generator | None = None,
     show_progress: bool = True,
 ) -> float:
-    """Standard deviation of all latent elements of ``vae`` over ``batches``.
+    """Standard deviation of the latents of ``vae`` over ``batches`` (see the module docstring for which).
 
     Diffusion models train best on unit-variance latents; set the result with
     ``vae.register_to_config(scaling_factor=1 / std)`` (the ViTok paper itself uses raw latents, i.e. 1.0).
+    ``train_dit.py --latent_scaling auto`` sets the same figure, from its latent cache.
 
     Args:
         vae: any model with the ``AutoencoderKL`` ``encode(x).latent_dist`` API.
         batches: pixel batches ``(B, C, H, W)`` / ``(B, C, T, H, W)`` in ``[-1, 1]``, or dicts holding them under
             ``input_key`` (e.g. a ``datasets`` / ``DataLoader`` stream).
         input_key: key of the pixels in dict batches.
-        sample_posterior: measure posterior samples (what a diffusion model is trained on) instead of means.
+        sample_posterior: the std of posterior samples (what a diffusion model is trained on, exact from the
+            posteriors' moments); ``False``: of the posterior means.
         max_batches: stop after this many batches.
-        generator: random generator for the posterior samples.
         show_progress: show a tqdm bar.
 
     Returns:
         The standard deviation (float64 accumulation) over every latent element seen.
     """
-    count, total, total_sq = 0, 0.0, 0.0
+    statistics = LatentStatistics(sample_posterior)
     parameter = next(vae.parameters())
     for index, batch in enumerate(tqdm(batches, desc="latent std", total=max_batches, disable=not show_progress)):
         if max_batches is not None and index >= max_batches:
@@ -48,12 +89,7 @@ def compute_latent_std(
         pixels = batch[input_key] if isinstance(batch, Mapping) else batch
         if not isinstance(pixels, torch.Tensor):
             raise TypeError(f"batches must yield tensors or dicts with {input_key!r}, got {type(pixels).__name__}")
-        posterior = vae.encode(pixels.to(device=parameter.device, dtype=parameter.dtype)).latent_dist
-        latents = (posterior.sample(generator=generator) if sample_posterior else posterior.mode()).double()
-        count += latents.numel()
-        total += latents.sum().item()
-        total_sq += latents.square().sum().item()
-    if count < 2:
+        statistics.update(vae.encode(pixels.to(device=parameter.device, dtype=parameter.dtype)).latent_dist)
+    if statistics.count < 2:
         raise ValueError("batches must provide at least two latent values to measure a standard deviation")
-    mean = total / count
-    return max(total_sq / count - mean * mean, 0.0) ** 0.5 * (count / (count - 1)) ** 0.5
+    return statistics.std

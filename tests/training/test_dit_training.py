@@ -1,4 +1,5 @@
-"""Latent cache, DiT loss and ``training/train_dit.py`` (loss goes down, saved pipeline, exact resume, videos)."""
+"""Latent cache, DiT losses (DDPM, flow matching) and ``training/train_dit.py`` (loss goes down, saved pipeline,
+exact resume, videos)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 import torch
 import train_dit  # noqa: E402
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
-from diffusers import DDPMScheduler, DiffusionPipeline
+from diffusers import DDPMScheduler, DiffusionPipeline, FlowMatchEulerDiscreteScheduler
 from PIL import Image as PILImage
 from safetensors.torch import load_file
 
@@ -22,7 +23,15 @@ import hf_compact  # noqa: F401  (registers the pipelines)
 from hf_compact import AutoencoderViTok, DiTImagePipeline, DiTVideoPipeline
 from hf_compact.data.latent_cache import autoencoder_fingerprint, build_latent_cache, pixels_from_example
 from hf_compact.data.moving_digits import make_moving_image_videos
-from hf_compact.dit.diffusion_loss import diffusion_loss, learned_range_log_variance
+from hf_compact.losses.diffusion import (
+    ddpm_loss,
+    flow_matching_loss,
+    learned_range_log_variance,
+    resolution_shift,
+    sample_flow_sigmas,
+    shift_sigmas,
+)
+from hf_compact.vitok.latent_statistics import compute_latent_std
 
 NUM_CLASSES = 3
 
@@ -122,7 +131,14 @@ def test_latent_cache_is_reused_and_invalidated_by_the_autoencoder(tmp_path, mon
     with torch.no_grad():
         expected = vae.encode(torch.stack([pixels_from_example(image) for image in dataset["image"]])).latent_dist
     torch.testing.assert_close(torch.stack([item["moments"] for item in cache]), expected.parameters)
-    assert cache.latent_std() == pytest.approx(expected.mean.std().item(), rel=1e-5)
+    # The std of posterior samples, what the DiT trains on: Var(z) = Var(mean) + E[var] (law of total variance).
+    samples_std = (expected.mean.var() + expected.var.mean()).sqrt().item()
+    assert cache.latent_std() == pytest.approx(samples_std, rel=1e-5)
+    assert cache.latent_std() > expected.mean.std().item() * 1.001, "the posterior variance must count"
+    drawn = torch.stack([expected.sample(generator=torch.Generator().manual_seed(seed)) for seed in range(400)])
+    assert cache.latent_std() == pytest.approx(drawn.std().item(), rel=0.02)
+    batches = torch.stack([pixels_from_example(image) for image in dataset["image"]]).split(4)
+    assert compute_latent_std(vae, batches, show_progress=False) == pytest.approx(cache.latent_std(), rel=1e-6)
     assert cache.labels.tolist() == dataset["label"]
 
     encode_calls.clear()
@@ -174,18 +190,16 @@ def test_diffusion_loss_terms():
     noise, timesteps = torch.randn_like(latents), torch.tensor([3, 50, 400, 900])
     noisy = scheduler.add_noise(latents, noise, timesteps)
     # Exact noise and the posterior variance (v = -1): MSE and every KL term vanish.
-    perfect = diffusion_loss(
-        scheduler, torch.cat([noise, -torch.ones_like(noise)], 1), latents, noise, noisy, timesteps
-    )
+    perfect = ddpm_loss(scheduler, torch.cat([noise, -torch.ones_like(noise)], 1), latents, noise, noisy, timesteps)
     assert perfect["mse"] == 0 and perfect["vlb"].abs() < 1e-5
-    wrong_variance = diffusion_loss(
+    wrong_variance = ddpm_loss(
         scheduler, torch.cat([noise, torch.ones_like(noise)], 1), latents, noise, noisy, timesteps
     )
     assert wrong_variance["vlb"] > 1e-3 and wrong_variance["loss"] == wrong_variance["vlb"]
-    fixed = diffusion_loss(scheduler, noise + 1, latents, noise, noisy, timesteps)  # c channels: MSE only
+    fixed = ddpm_loss(scheduler, noise + 1, latents, noise, noisy, timesteps)  # c channels: MSE only
     assert math.isclose(fixed["loss"].item(), 1.0, rel_tol=1e-6) and fixed["vlb"] == 0
     with pytest.raises(ValueError, match="model_output: expected 2 or 4 channels"):
-        diffusion_loss(scheduler, torch.randn(4, 3, 3, 3), latents, noise, noisy, timesteps)
+        ddpm_loss(scheduler, torch.randn(4, 3, 3, 3), latents, noise, noisy, timesteps)
 
 
 def test_min_snr_weighting_caps_the_weight_of_nearly_clean_steps():
@@ -194,54 +208,101 @@ def test_min_snr_weighting_caps_the_weight_of_nearly_clean_steps():
     noise, timesteps = torch.randn_like(latents), torch.tensor([3, 50, 400, 900])
     noisy = scheduler.add_noise(latents, noise, timesteps)
     errors = torch.tensor([1.0, 2.0, 3.0, 4.0]).view(4, 1, 1, 1)  # per-sample epsilon error, squared: 1, 4, 9, 16
-    weighted = diffusion_loss(scheduler, noise + errors, latents, noise, noisy, timesteps, snr_gamma=5.0)
+    weighted = ddpm_loss(scheduler, noise + errors, latents, noise, noisy, timesteps, snr_gamma=5.0)
     alphas_cumprod = scheduler.alphas_cumprod[timesteps].double()
     snr = alphas_cumprod / (1 - alphas_cumprod)
     assert snr[0] > 5 > snr[3], "the steps straddle gamma"
     expected = (errors.flatten().double() ** 2 * snr.clamp(max=5.0) / snr).mean()
     assert math.isclose(weighted["mse"].item(), expected.item(), rel_tol=1e-5)
-    unweighted = diffusion_loss(scheduler, noise + errors, latents, noise, noisy, timesteps)
+    unweighted = ddpm_loss(scheduler, noise + errors, latents, noise, noisy, timesteps)
     assert math.isclose(unweighted["mse"].item(), 7.5, rel_tol=1e-6)
     for gamma in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="snr_gamma: expected a positive number or None"):
-            diffusion_loss(scheduler, noise, latents, noise, noisy, timesteps, snr_gamma=gamma)
+            ddpm_loss(scheduler, noise, latents, noise, noisy, timesteps, snr_gamma=gamma)
+
+
+def test_flow_matching_loss_is_the_velocity_error_of_the_first_channels():
+    latents, noise = torch.randn(4, 2, 3, 3), torch.randn(4, 2, 3, 3)
+    velocity = noise - latents
+    assert flow_matching_loss(velocity, latents, noise)["loss"] == 0
+    assert math.isclose(flow_matching_loss(velocity + 2, latents, noise)["loss"].item(), 4.0, rel_tol=1e-6)
+    learned_sigma = torch.cat([velocity, torch.randn_like(velocity)], 1)  # a DDPM-shaped output: variance ignored
+    assert flow_matching_loss(learned_sigma, latents, noise)["loss"] == 0
+    with pytest.raises(ValueError, match="model_output: expected 2 or 4 channels"):
+        flow_matching_loss(torch.randn(4, 3, 3, 3), latents, noise)
+
+
+def test_flow_sigmas_are_logit_normal_and_shifted_as_the_saved_scheduler_samples():
+    unshifted = sample_flow_sigmas(20000, generator=torch.Generator().manual_seed(0))
+    logits = torch.logit(unshifted.double())
+    assert abs(logits.mean().item()) < 0.03 and abs(logits.std().item() - 1) < 0.03  # SD3's lognorm(0, 1)
+    shifted = sample_flow_sigmas(20000, shift=3.0, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(shifted, shift_sigmas(unshifted, 3.0))
+    assert shifted.median() > unshifted.median()  # a shift above 1 trains on noisier inputs
+    # The shift is the one FlowMatchEulerDiscreteScheduler(shift=...) applies to its sigmas.
+    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0)
+    plain = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)
+    torch.testing.assert_close(scheduler.sigmas, shift_sigmas(plain.sigmas, 3.0))
+    with pytest.raises(ValueError, match="shift: expected a positive number"):
+        sample_flow_sigmas(2, shift=0.0)
+
+
+def test_resolution_shift_follows_sd3_above_sits_latent_and_never_shifts_down():
+    assert resolution_shift((4, 32, 32)) == 1.0  # SiT's ImageNet-256 SD-VAE latent, trained unshifted
+    assert resolution_shift((16, 64, 64)) == 4.0  # 16x the values: sqrt(16)
+    assert resolution_shift((4, 8, 8)) == 1.0  # the demo's digit latents: sqrt(1/16) would be 0.25
+    with pytest.raises(ValueError, match="expected positive sizes"):
+        resolution_shift((0, 8, 8))
 
 
 # ----------------------------------------------------------------------------------------------- train_dit.py
 
 
-def test_train_dit_learns_and_saves_a_loadable_pipeline(vae_dir, image_dir, tmp_path):
-    results = run_training(
-        vae_dir,
-        image_dir,
-        tmp_path / "run",
-        "--max_train_steps",
-        "40",
-        "--sample_steps",
-        "40",
-        "--samples_per_class",
-        "2",
-        "--num_inference_steps",
-        "2",
-    )
-    assert results["step"] == 40 and results["final_loss"] < 0.7 * results["initial_loss"]
-    assert (tmp_path / "run" / "samples" / "final.png").is_file()
+def test_train_dit_flow_matching_learns_and_saves_a_loadable_pipeline(vae_dir, image_dir, tmp_path):
+    results = run_training(vae_dir, image_dir, tmp_path / "run", "--max_train_steps", "40")
+    # The velocity loss keeps an irreducible part (the noise is unknown at high sigma): it falls less than DDPM's.
+    assert results["train_steps"] == 40 and results["final_loss"] < 0.9 * results["initial_loss"]
+    assert results["objective"] == "flow_matching" and results["flow_shift"] == 1.0
+    assert not (tmp_path / "run" / "samples").exists(), "no --sample_steps: no sample grids"
 
     pipeline = DiffusionPipeline.from_pretrained(tmp_path / "run")
     assert type(pipeline) is DiTImagePipeline and pipeline.id2label == {0: "bottom", 1: "middle", 2: "top"}
-    assert pipeline.transformer.config.num_embeds_ada_norm == NUM_CLASSES
-    assert pipeline.transformer.config.out_channels == 8  # learned sigma
+    assert pipeline.transformer.config.out_channels == 4, "flow matching: no variance channels"
+    assert type(pipeline.scheduler) is FlowMatchEulerDiscreteScheduler and pipeline.scheduler.config.shift == 1.0
     pipeline.set_progress_bar_config(disable=True)
     images = pipeline([0, 2], guidance_scale=2.0, num_inference_steps=2, output_type="np").images
-    assert images.shape == (2, 16, 16, 3)
+    assert images.shape == (2, 16, 16, 3) and np.isfinite(images).all()
+
+
+def test_train_dit_ddpm_learns_with_a_learned_variance_and_writes_sample_grids(vae_dir, image_dir, tmp_path):
+    results = run_training(
+        vae_dir, image_dir, tmp_path / "run", "--objective", "ddpm", "--max_train_steps", "40",
+        "--sample_steps", "30", "--samples_per_class", "2", "--num_inference_steps", "2",
+    )  # fmt: skip
+    assert results["train_steps"] == 40 and results["final_loss"] < 0.7 * results["initial_loss"]
+    assert results["objective"] == "ddpm" and results["num_inference_steps"] == 2
+    assert sorted(path.name for path in (tmp_path / "run" / "samples").iterdir()) == ["final.png", "step-30.png"]
+    pipeline = DiffusionPipeline.from_pretrained(tmp_path / "run")
+    assert pipeline.transformer.config.out_channels == 8  # learned sigma
+    assert type(pipeline.scheduler) is DDPMScheduler and pipeline.scheduler.config.variance_type == "learned_range"
+
+
+def test_train_dit_flow_matching_samplers_are_saved_with_the_shift(vae_dir, image_dir, tmp_path):
+    run_training(vae_dir, image_dir, tmp_path / "run", "--max_train_steps", "1", "--sampler", "dpmsolver++",
+                 "--flow_shift", "2.5")  # fmt: skip
+    scheduler = DiffusionPipeline.from_pretrained(tmp_path / "run").scheduler
+    assert scheduler.config.use_flow_sigmas and scheduler.config.prediction_type == "flow_prediction"
+    assert scheduler.config.flow_shift == 2.5
 
 
 def test_train_dit_resume_matches_a_straight_run(vae_dir, image_dir, tmp_path):
     straight = tmp_path / "straight"
     run_training(vae_dir, image_dir, straight, "--max_train_steps", "6")
     resumed = tmp_path / "resumed"
-    run_training(vae_dir, image_dir, resumed, "--max_train_steps", "4", "--checkpointing_steps", "4")
-    run_training(vae_dir, image_dir, resumed, "--max_train_steps", "6", "--resume_from_checkpoint", "latest")
+    run_training(vae_dir, image_dir, resumed, "--max_train_steps", "6", "--checkpointing_steps", "4")
+    checkpoint = str(resumed / "checkpoint-4")  # the run again from its step 4: its steps 5 and 6 are redone
+    run_training(vae_dir, image_dir, resumed, "--max_train_steps", "6", "--checkpointing_steps", "4",
+                 "--resume_from_checkpoint", checkpoint)  # fmt: skip
     expected = load_file(straight / "transformer" / "diffusion_pytorch_model.safetensors")
     actual = load_file(resumed / "transformer" / "diffusion_pytorch_model.safetensors")
     assert expected.keys() == actual.keys()
@@ -287,7 +348,7 @@ def test_train_dit_on_two_processes_keeps_replicas_equal(vae_dir, image_dir, tmp
     completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=240)
     assert completed.returncode == 0, completed.stderr[-3000:]
     results = json.loads((tmp_path / "run" / "all_results.json").read_text())
-    assert results["num_processes"] == 2 and results["step"] == 3
+    assert results["num_processes"] == 2 and results["train_steps"] == 3
     first, second = results["parameter_sums_per_process"]
     assert first == second
 
@@ -319,7 +380,7 @@ def test_train_dit_on_video_latents(tmp_path):
             "3",
         ]
     )
-    assert results["step"] == 3
+    assert results["train_steps"] == 3
     pipeline = DiffusionPipeline.from_pretrained(tmp_path / "run")
     assert type(pipeline) is DiTVideoPipeline
     assert pipeline.transformer.config.sample_frames == 1 and pipeline.transformer.config.in_channels == 4
@@ -330,6 +391,14 @@ def test_train_dit_on_video_latents(tmp_path):
 def test_train_dit_rejects_bad_arguments(vae_dir, image_dir, tmp_path):
     with pytest.raises(ValueError, match="--label_dropout: expected a probability"):
         run_training(vae_dir, image_dir, tmp_path / "a", "--label_dropout", "1.5")
+    with pytest.raises(ValueError, match="--snr_gamma: only for --objective ddpm"):
+        run_training(vae_dir, image_dir, tmp_path / "c", "--snr_gamma", "5")
+    with pytest.raises(ValueError, match="--learn_sigma: only for --objective ddpm"):
+        run_training(vae_dir, image_dir, tmp_path / "d", "--learn_sigma")
+    with pytest.raises(ValueError, match="--flow_shift: expected a positive number"):
+        run_training(vae_dir, image_dir, tmp_path / "e", "--flow_shift", "0")
+    with pytest.raises(ValueError, match="--sample_steps: expected a positive number"):
+        run_training(vae_dir, image_dir, tmp_path / "f", "--sample_steps", "0")
     with pytest.raises(ValueError, match="--video: expected 5-D video latents"):
         run_training(vae_dir, image_dir, tmp_path / "b", "--video", "--max_train_steps", "1")
 
