@@ -569,6 +569,19 @@ NO_HF_COMPACT = textwrap.dedent(
         raise SystemExit("hf_compact is importable")
     """
 )
+
+
+def run_without_hf_compact(script: str, folder: Path) -> dict:
+    """Runs `script` (which starts with `NO_HF_COMPACT`) in a fresh process in `folder`, offline, with its own
+    module cache; returns the JSON it prints last."""
+    env = {**os.environ, "HF_HOME": str(folder / "hf_home"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", script], cwd=folder, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 REMOTE_USER = NO_HF_COMPACT + textwrap.dedent(
     r"""
     import torch
@@ -614,17 +627,7 @@ def test_pushed_transformers_models_load_with_trust_remote_code_without_hf_compa
         }
     save_file(expected, tmp_path / "expected.safetensors")
 
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", REMOTE_USER],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    outputs = json.loads(result.stdout.strip().splitlines()[-1])
+    outputs = run_without_hf_compact(REMOTE_USER, tmp_path)
     assert all(module.startswith("transformers_modules.") for module in outputs["modules"])
     assert not outputs["hf_compact_imported"]
     assert {prediction["label"] for prediction in outputs["cct"]} == set(LABELS.values())
@@ -717,17 +720,7 @@ def test_pushed_diffusers_objects_load_with_trust_remote_code_without_hf_compact
         )
         expected[name] = result.images if name == "image_pipeline" else result.frames
 
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", DIFFUSERS_USER],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    modules = json.loads(result.stdout.strip().splitlines()[-1])
+    modules = run_without_hf_compact(DIFFUSERS_USER, tmp_path)
     assert not modules["hf_compact_imported"]
     assert modules["models"] == [
         "diffusers_modules.local.autoencoder_vitok",
