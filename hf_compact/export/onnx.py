@@ -9,7 +9,7 @@ run time). The layout is the one of `optimum`'s ONNX folders, so the processor l
     from transformers import AutoImageProcessor
     import onnxruntime
 
-    processor = AutoImageProcessor.from_pretrained("cct-onnx")  # with `import hf_compact`, or trust_remote_code
+    processor = AutoImageProcessor.from_pretrained("cct-onnx", trust_remote_code=True)  # code saved with it
     session = onnxruntime.InferenceSession("cct-onnx/model_int8.onnx")
     logits = session.run(["logits"], {"pixel_values": processor(images, return_tensors="np")["pixel_values"]})[0]
 
@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ..cct import CCTForImageClassification, TextCCTForSequenceClassification
+from ..hub.push import load_for_push, remote_code_registration
 
 ONNX_FILE = "model.onnx"
 INT8_ONNX_FILE = "model_int8.onnx"
@@ -186,8 +187,6 @@ def quantize_onnx_int8(path: str | os.PathLike, output_path: str | os.PathLike) 
 
 
 def _load_folder(folder: Path):
-    from ..hub.push import load_for_push
-
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(
             f"model_or_folder: expected a save_pretrained folder with config.json, got {str(folder)!r}."
@@ -270,9 +269,12 @@ def export_onnx(
     check_inputs = example_inputs(model, batch_size=3, sequence_length=sequence_length, seed=1)
     difference = verify_onnx(model_path, model, check_inputs, atol=atol)
 
-    model.config.save_pretrained(output_dir)
-    if processor is not None:
-        processor.save_pretrained(output_dir)
+    # With their code and `auto_map`, so that `AutoImageProcessor.from_pretrained(output_dir, trust_remote_code=True)`
+    # preprocesses without hf-compact installed.
+    with remote_code_registration(model, processor):
+        model.config.save_pretrained(output_dir)
+        if processor is not None:
+            processor.save_pretrained(output_dir)
     int8_model_path = quantize_onnx_int8(model_path, output_dir / INT8_ONNX_FILE) if int8 else None
     return OnnxExport(output_dir, model_path, difference, int8_model_path)
 
