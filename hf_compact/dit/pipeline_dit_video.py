@@ -14,7 +14,6 @@ from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 
 from .class_conditioning import ClassConditionalPipelineMixin, normalize_id2label
-from .transformer_dit_3d import DiTTransformer3DModel
 
 
 @dataclass
@@ -51,7 +50,7 @@ class DiTVideoPipeline(ClassConditionalPipelineMixin, DiffusionPipeline):
 
     def __init__(
         self,
-        transformer: DiTTransformer3DModel,
+        transformer,
         vae,
         scheduler: SchedulerMixin,
         id2label: dict | None = None,
