@@ -1,12 +1,23 @@
-"""Shared checks for the training-script tests: a swapped Hub client, token leak search, a killed run."""
+"""Shared checks for the training-script tests: a swapped Hub client, token leak search, a killed run, and a tiny
+script on the engine."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
+import torch
 from accelerate import Accelerator
 
+from hf_compact.training_utils import (
+    TrainingRun,
+    add_run_arguments,
+    build_accelerator,
+    check_run_arguments,
+    parse_args_with_config,
+    prepare_output_dir,
+)
 from hf_compact.training_utils import run as run_module
 
 TOKEN = "hf_" + "Sup3rS3cretT0ken" * 2
@@ -68,3 +79,40 @@ def run_killed_after_checkpoint(main, argv: list[str], step: int, monkeypatch) -
         patch.setattr(run_module, "save_checkpoint", save_then_die)
         with pytest.raises(Killed):
             main(argv)
+
+
+def tiny_run(output_dir, *flags: str, on_step=None) -> list[float]:
+    """A whole training script on the engine: 8 SGD updates of a linear model under a linear-decay ``LambdaLR``,
+    checkpoints every 4; ``on_step(run)`` is called after each optimizer step, before ``run.update_done``. Returns
+    the learning rate of each update this launch made."""
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    parser.add_argument("--learning_rate", type=float, default=0.1)
+    parser.add_argument("--per_device_train_batch_size", type=int, default=2)
+    args = parse_args_with_config(parser, ["--output_dir", str(output_dir), "--checkpointing_steps", "4", *flags])
+    check_run_arguments(args)
+    accelerator = build_accelerator(args, output_dir)
+    prepare_output_dir(args, accelerator)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.learning_rate)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / 16)
+    loader = torch.utils.data.DataLoader(torch.randn(16, 2), batch_size=args.per_device_train_batch_size, shuffle=True)
+    model, optimizer, scheduler, loader = accelerator.prepare(model, optimizer, scheduler, loader)
+    run = TrainingRun(accelerator, args, loader, max_train_steps=args.max_train_steps or 8)
+    run.resume()
+    learning_rates = []
+    for batch in run:
+        with accelerator.accumulate(model):
+            loss = model(batch).pow(2).mean()
+            accelerator.backward(loss)
+            learning_rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+        if on_step is not None:
+            on_step(run)
+        run.update_done(loss.item())
+    run.save_final_checkpoint()
+    run.finish(run.build_results({"loss": 0.0}))
+    return learning_rates

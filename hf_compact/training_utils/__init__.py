@@ -1,5 +1,8 @@
 """Helpers shared by the Accelerate training scripts in ``training/``."""
 
+from hf_compact.utils.run_files import RESULTS_FILE, TRAINING_CONFIG_FILE
+from hf_compact.utils.secrets import redact_secrets
+
 from .accelerator import build_accelerator
 from .arguments import parse_args_with_config
 from .checkpointing import (
@@ -9,9 +12,7 @@ from .checkpointing import (
     resolve_resume_checkpoint,
     save_checkpoint,
 )
-from hf_compact.utils.run_files import RESULTS_FILE, TRAINING_CONFIG_FILE
-from hf_compact.utils.secrets import redact_secrets
-
+from .preemption import PREEMPTED_EXIT_CODE, RunPreempted
 from .run import (
     TrainingRun,
     add_run_arguments,
@@ -19,10 +20,16 @@ from .run import (
     prepare_output_dir,
     updates_per_epoch,
 )
+from .run_history import RESUME_FLAGS
+from .run_lock import RunFolderInUseError
 
 __all__ = [
+    "PREEMPTED_EXIT_CODE",
     "RESULTS_FILE",
+    "RESUME_FLAGS",
     "TRAINING_CONFIG_FILE",
+    "RunFolderInUseError",
+    "RunPreempted",
     "TrainingRun",
     "UnsafeCheckpointError",
     "add_run_arguments",

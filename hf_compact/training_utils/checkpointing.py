@@ -35,12 +35,13 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils.other import load as accelerate_load
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from hf_compact.utils.run_files import (
     ABANDONED_DIR,
     CHECKPOINT_PATTERN,
+    PARTIAL_PATTERN,
     STATE_FILE,
     checkpoint_name,
     partial_checkpoint_name,
@@ -103,7 +104,7 @@ def save_checkpoint(
             for name, state in states.items():
                 save_state_dict(state, staging_path, name)
             state = {"step": step, **(extra_state or {})}
-            (staging_path / STATE_FILE).write_text(json.dumps(state, indent=2))
+            (staging_path / STATE_FILE).write_text(json.dumps(state, indent=2, default=str))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             fsync_tree(staging_path)
@@ -123,18 +124,23 @@ def save_checkpoint(
 
 def _commit(staging_path: Path, final_path: Path, previous_path: Path) -> None:
     """Rename ``staging_path`` to ``final_path``; an existing ``final_path`` stays findable as ``previous_path``."""
-    if final_path.exists():
-        shutil.rmtree(previous_path, ignore_errors=True)
+    if final_path.exists() or final_path.is_symlink():
+        if previous_path.exists() or previous_path.is_symlink():
+            remove_checkpoint(previous_path)
         os.replace(final_path, previous_path)
     os.replace(staging_path, final_path)
     fsync_directory(final_path.parent)
-    shutil.rmtree(previous_path, ignore_errors=True)
+    if previous_path.exists() or previous_path.is_symlink():
+        remove_checkpoint(previous_path)
 
 
 def _disk_full_error(error: BaseException, path: Path) -> OSError | None:
     """An ``OSError`` naming the path and ENOSPC when ``error`` comes from a full disk (torch.save only says
-    ``basic_ios::clear: iostream error``), else ``None``."""
+    ``basic_ios::clear: iostream error``, safetensors raises a ``SafetensorError`` with the OS message), else
+    ``None``."""
     disk_full = isinstance(error, OSError) and error.errno == errno.ENOSPC
+    if isinstance(error, SafetensorError):
+        disk_full = os.strerror(errno.ENOSPC) in str(error) or f"os error {errno.ENOSPC})" in str(error)
     if isinstance(error, RuntimeError) and "iostream" in str(error):
         disk_full = shutil.disk_usage(path.parent if path.parent.exists() else "/").free < 64 * 2**20
     if not disk_full:
@@ -173,8 +179,26 @@ def rotate_checkpoints(output_dir: Path, total_limit: int, keep: Path) -> list[P
     removable = [path for path in completed if path != keep]
     removed = removable[: max(0, len(completed) - total_limit)]
     for path in removed:
-        shutil.rmtree(path)
+        remove_checkpoint(path)
     return removed
+
+
+def remove_checkpoint(path: Path) -> None:
+    """Delete a checkpoint folder; a symbolic link (a checkpoint kept on another disk) loses only the link."""
+    if path.is_symlink():
+        path.unlink()
+    else:
+        shutil.rmtree(path)
+
+
+def clean_partial_checkpoints(output_dir: Path) -> list[Path]:
+    """Delete the ``.checkpoint-STEP.partial`` folders that a save killed midway left in ``output_dir``; call it
+    only while holding the run lock (another job's save in progress looks the same)."""
+    partial = [path for path in output_dir.iterdir() if PARTIAL_PATTERN.match(path.name)]
+    for path in partial:
+        remove_checkpoint(path)
+        logger.warning("Removed %s, left by a save that did not finish", path)
+    return partial
 
 
 def save_state_dict(state: dict[str, Any], folder: Path, name: str) -> None:
@@ -242,8 +266,13 @@ def resolve_resume_checkpoint(resume_from_checkpoint: str | None, output_dir: st
     return path
 
 
+def checkpoint_state(path: Path) -> dict[str, Any]:
+    """The ``training_state.json`` of a checkpoint: its step, epoch and what the engine recorded with them."""
+    return json.loads((path / STATE_FILE).read_text())
+
+
 def checkpoint_step(path: Path) -> int:
-    return json.loads((path / STATE_FILE).read_text())["step"]
+    return checkpoint_state(path)["step"]
 
 
 def _completed_checkpoints(output_dir: Path) -> list[Path]:
@@ -333,7 +362,7 @@ def load_checkpoint(
                 f"--resume_from_checkpoint: {checkpoint} has no {name}.safetensors for the {name}."
             )
         obj.load_state_dict(load_state_dict(checkpoint, name))
-    return json.loads((checkpoint / STATE_FILE).read_text())
+    return checkpoint_state(checkpoint)
 
 
 def restore_random_states(checkpoint: Path, process_index: int) -> None:

@@ -40,6 +40,11 @@ without replaying anything:
 
 Checkpoints still hold and restore the global generators' states (Accelerate saves them), which only matters for
 draws made outside the loop.
+
+A run on a cluster: the run folder is locked by one launch at a time (:mod:`.run_lock`); a resume refuses flags
+that would change the optimisation or the data order unless ``--allow_changed_flags`` is given (:mod:`.run_history`),
+and ``training_config.json`` lists the run's segments; SIGTERM / SIGUSR1 end the run at the next update with a
+checkpoint and exit status 143 (:mod:`.preemption`).
 """
 
 from __future__ import annotations
@@ -52,25 +57,45 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import broadcast
+from accelerate.utils import broadcast, broadcast_object_list
 
-from hf_compact.utils.run_files import ABANDONED_DIR, RESULTS_FILE, RUN_MARKERS, TRAINING_CONFIG_FILE
+from hf_compact.utils.run_files import (
+    ABANDONED_DIR,
+    RESULTS_FILE,
+    RUN_HISTORY_KEY,
+    RUN_MARKERS,
+    TRAINING_CONFIG_FILE,
+)
 from hf_compact.utils.secrets import redact_secrets
 from hf_compact.utils.seeds import derive_seed, seed_global_generators
 
 from .checkpointing import (
     _completed_checkpoints,
+    clean_partial_checkpoints,
     load_checkpoint,
+    remove_checkpoint,
     resolve_resume_checkpoint,
     save_checkpoint,
     set_aside_later_checkpoints,
 )
+from .preemption import PreemptionSignals, RunPreempted
+from .run_history import (
+    NUM_PROCESSES,
+    RESUME_FLAGS,
+    changed_flags,
+    describe_changes,
+    json_flags,
+    optimizer_settings,
+    public_history,
+    restore_optimizer_settings,
+)
+from .run_lock import acquire_run_lock, release_run_lock
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +153,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGrou
         default=None,
         help="A checkpoint folder or 'latest' (a fresh start when there is none yet).",
     )
+    run.add_argument(
+        "--allow_changed_flags",
+        action="store_true",
+        help="On resume, accept flags that change the optimisation or the data order (learning rate, batch size, "
+        "seed, data, model...) and train on with the new values; without it such a resume is refused.",
+    )
     run.add_argument("--with_tracking", action="store_true")
     run.add_argument("--report_to", type=str, default="all")
     run.add_argument("--push_to_hub", action="store_true")
@@ -167,16 +198,19 @@ def updates_per_epoch(num_batches: int, gradient_accumulation_steps: int) -> int
 
 
 def prepare_output_dir(args: argparse.Namespace, accelerator: Accelerator) -> Path:
-    """Create ``--output_dir`` and check it can be written, before any training; call it on every process.
+    """Create ``--output_dir``, check it can be written and lock it for this launch; call it on every process.
 
     A folder that already holds a run (results or checkpoints) is refused unless ``--resume_from_checkpoint``
-    continues it or ``--overwrite_output_dir`` deletes its checkpoints and results first.
+    continues it or ``--overwrite_output_dir`` deletes its checkpoints and results first. Staging folders of a save
+    that was killed midway (``.checkpoint-STEP.partial``) are removed.
 
     Raises:
+        RunFolderInUseError: another job holds the folder (the message names the holder).
         ValueError: the folder holds a run and neither flag was given.
         OSError: the folder cannot be created or written (the message names it).
     """
     output_dir = Path(args.output_dir)
+    _on_main_process(accelerator, lambda: _create_and_lock(output_dir))
     existing = sorted(path.name for path in _completed_checkpoints(output_dir))
     existing += [name for name in RUN_MARKERS if (output_dir / name).is_file()]
     if existing and args.resume_from_checkpoint is None and not args.overwrite_output_dir:
@@ -186,32 +220,52 @@ def prepare_output_dir(args: argparse.Namespace, accelerator: Accelerator) -> Pa
             "--output_dir."
         )
     if accelerator.is_main_process:
-        try:
-            output_dir.mkdir(parents=True, exist_ok=True)
-            probe = output_dir / f".write-test-{os.getpid()}"
-            with open(probe, "wb") as handle:
-                handle.write(b"0")
-                os.fsync(handle.fileno())
-            probe.unlink()
-        except OSError as error:
-            raise OSError(
-                error.errno,
-                f"--output_dir: cannot write to {str(output_dir)!r} ({error.strerror or error})",
-                str(output_dir),
-            ) from error
         if existing and args.overwrite_output_dir:
-            for path in _completed_checkpoints(output_dir):
-                shutil.rmtree(path)
-            shutil.rmtree(output_dir / ABANDONED_DIR, ignore_errors=True)
-            for name in RUN_MARKERS:
-                (output_dir / name).unlink(missing_ok=True)
-            logger.warning(
-                "--overwrite_output_dir: removed the earlier run's %s from %s",
-                ", ".join(existing),
-                output_dir,
-            )
+            _remove_run(output_dir, existing)
+        clean_partial_checkpoints(output_dir)
     accelerator.wait_for_everyone()
     return output_dir
+
+
+def _on_main_process(accelerator: Accelerator, step: Callable[[], None]) -> None:
+    """Run ``step`` on the main process; what it raises is raised on every process (none is left waiting)."""
+    error = None
+    if accelerator.is_main_process:
+        try:
+            step()
+        except Exception as exception:
+            error = exception
+    if accelerator.num_processes > 1:
+        error = broadcast_object_list([error])[0]
+    if error is not None:
+        raise error
+
+
+def _create_and_lock(output_dir: Path) -> None:
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe = output_dir / f".write-test-{os.getpid()}"
+        with open(probe, "wb") as handle:
+            handle.write(b"0")
+            os.fsync(handle.fileno())
+        probe.unlink()
+    except OSError as error:
+        raise OSError(
+            error.errno,
+            f"--output_dir: cannot write to {str(output_dir)!r} ({error.strerror or error})",
+            str(output_dir),
+        ) from error
+    acquire_run_lock(output_dir)
+
+
+def _remove_run(output_dir: Path, existing: list[str]) -> None:
+    """``--overwrite_output_dir``: delete the checkpoints, set-aside checkpoints and end-of-run files of a run."""
+    for path in _completed_checkpoints(output_dir):
+        remove_checkpoint(path)
+    shutil.rmtree(output_dir / ABANDONED_DIR, ignore_errors=True)
+    for name in RUN_MARKERS:
+        (output_dir / name).unlink(missing_ok=True)
+    logger.warning("--overwrite_output_dir: removed the earlier run's %s from %s", ", ".join(existing), output_dir)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -234,15 +288,28 @@ class TrainingRun:
     """The batches of a run, resumable exactly, with its step / time limits, checkpoints and end-of-run files.
 
     Iterating yields the training batches of epoch after epoch (``set_epoch`` called on the dataloader and on
-    ``epoch_datasets``), skipping on resume the batches of the updates a checkpoint already holds, and stops once
-    ``max_train_steps`` updates are done or ``--max_train_seconds`` has passed (rank 0's clock decides for all).
+    ``epoch_datasets``, the global generators seeded for each batch), skipping on resume the batches of the updates a
+    checkpoint already holds, and stops once ``max_train_steps`` updates are done or ``--max_train_seconds`` has
+    passed (rank 0's clock decides for all). While it iterates, SIGTERM and SIGUSR1 stop the run at the next update
+    with a checkpoint (:class:`~.preemption.RunPreempted`, exit status 143).
+
+    Args:
+        accelerator: the run's accelerator, its models, optimizers and schedulers prepared.
+        args: the parsed flags (those of :func:`add_run_arguments` and the script's own).
+        train_dataloader: the prepared training dataloader.
+        max_train_steps: optimizer updates of the whole run.
+        stateful: extra objects saved in checkpoints (``state_dict`` / ``load_state_dict``), e.g. ``{"ema": ema}``.
+        epoch_datasets: datasets whose ``set_epoch`` is called at the start of every epoch.
+        resume_flags: flags that a resume may not change without ``--allow_changed_flags`` (default
+            :data:`~.run_history.RESUME_FLAGS`; pass ``RESUME_FLAGS | {...}`` for a script's own).
 
     Attributes:
         completed_steps: optimizer updates done (``update_done`` counts them).
         epoch: the epoch the current batch belongs to.
         micro_step: batches consumed before the current one since the start of training (resumes included): the
             position that seeds the batch's randomness (see :meth:`step_generator`).
-        first_train_loss, last_train_loss: losses given to :meth:`update_done` by this launch (``None`` without).
+        first_train_loss, last_train_loss: losses of the run's first and last updates (given to
+            :meth:`update_done`, kept across resumes; ``None`` without).
     """
 
     def __init__(
@@ -253,6 +320,7 @@ class TrainingRun:
         max_train_steps: int,
         stateful: dict[str, Any] | None = None,
         epoch_datasets: Iterable[Any] = (),
+        resume_flags: Iterable[str] = RESUME_FLAGS,
     ):
         self.accelerator = accelerator
         self.args = args
@@ -265,14 +333,20 @@ class TrainingRun:
         self.num_epochs = math.ceil(max_train_steps / self.updates_per_epoch)
         self.stateful = {name: obj for name, obj in (stateful or {}).items() if obj is not None}
         self.epoch_datasets = list(epoch_datasets)
+        self.resume_flags = frozenset(resume_flags) | {NUM_PROCESSES}
         self.completed_steps = 0
         self.epoch = 0
         self.micro_step = 0
         self.first_train_loss: float | None = None
         self.last_train_loss: float | None = None
+        self._flags = json_flags(self.public_config())
+        self._earlier_segments: list[dict[str, Any]] = []
+        self._segment_start_step = 0
+        self._earlier_seconds = 0.0
         self._batches_to_skip = 0
         self._last_checkpoint_step: int | None = None
         self._out_of_time = False
+        self._signals = PreemptionSignals()
         self._started = time.monotonic()
 
     # ---- configuration that leaves the process
@@ -291,15 +365,26 @@ class TrainingRun:
     def resume(self) -> None:
         """Restore ``--resume_from_checkpoint`` (if any) and position the batches right after its last update.
 
-        Checkpoints written after the resumed one belong to an abandoned future: they are moved to
-        ``abandoned-checkpoints/`` so that ``latest`` and the rotation never pick them.
+        Flags of ``resume_flags`` (and the number of processes) that differ from the checkpoint's are refused, or,
+        with ``--allow_changed_flags``, take effect: the optimizers' hyper-parameters (``lr``, ``betas``,
+        ``weight_decay``...) are the new ones and a ``LambdaLR`` schedule restarts from the new peak at the resumed
+        step; the batch order follows the new batch size from the resumed update on. Checkpoints written after the
+        resumed one belong to an abandoned future: they are moved to ``abandoned-checkpoints/`` so that ``latest``
+        and the rotation never pick them.
+
+        Raises:
+            ValueError: a flag changed without ``--allow_changed_flags`` (the message names each flag, old and new).
         """
         checkpoint = resolve_resume_checkpoint(self.args.resume_from_checkpoint, self.output_dir)
         if checkpoint is None:
             return
         self.accelerator.print(f"Resuming from {checkpoint}")
+        new_settings = optimizer_settings(self.accelerator)
         state = load_checkpoint(self.accelerator, checkpoint, self.stateful)
-        self.completed_steps = state["step"]
+        if self._changed_flags(checkpoint, state):
+            restore_optimizer_settings(self.accelerator, new_settings)
+        self._restore_run_record(state)
+        self.completed_steps = self._segment_start_step = state["step"]
         if self.accelerator.is_main_process:
             set_aside_later_checkpoints(self.output_dir, self.completed_steps)
         self.accelerator.wait_for_everyone()
@@ -308,6 +393,32 @@ class TrainingRun:
         self.micro_step = self.epoch * self.num_batches + self._batches_to_skip
         self._last_checkpoint_step = self.completed_steps
 
+    def _changed_flags(self, checkpoint: Path, state: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """The changes of ``resume_flags`` since ``checkpoint``; raises unless ``--allow_changed_flags``."""
+        if "flags" not in state:
+            logger.warning(
+                "%s records no flags (an older version wrote it): changed flags cannot be checked", checkpoint
+            )
+            return {}
+        old = {**state["flags"], NUM_PROCESSES: state.get(NUM_PROCESSES)}
+        new = {**self._flags, NUM_PROCESSES: self.accelerator.num_processes}
+        changes = changed_flags(old, new, self.resume_flags)
+        if changes and not self.args.allow_changed_flags:
+            raise ValueError(
+                f"--resume_from_checkpoint: {checkpoint} was written with other values of flags that change the "
+                f"optimisation or the data order: {describe_changes(changes)}. Pass the earlier values to continue "
+                "the run as it was, or --allow_changed_flags to continue it with the new ones."
+            )
+        if changes:
+            self.accelerator.print(f"--allow_changed_flags: continuing with {describe_changes(changes)}")
+        return changes
+
+    def _restore_run_record(self, state: dict[str, Any]) -> None:
+        self._earlier_segments = list(state.get(RUN_HISTORY_KEY, []))
+        self._earlier_seconds = state.get("train_seconds", 0.0)
+        self.first_train_loss = state.get("first_train_loss")
+        self.last_train_loss = state.get("train_loss")
+
     # ---- the loop
 
     @property
@@ -315,21 +426,31 @@ class TrainingRun:
         return self.completed_steps >= self.max_train_steps or self._out_of_time
 
     def __iter__(self) -> Iterator[Any]:
-        while self.epoch < self.num_epochs and not self.finished:
-            self.train_dataloader.set_epoch(self.epoch)
-            for dataset in self.epoch_datasets:
-                dataset.set_epoch(self.epoch)
-            batches = self.train_dataloader
-            if self._batches_to_skip:
-                batches = self.accelerator.skip_first_batches(self.train_dataloader, self._batches_to_skip)
-                self._batches_to_skip = 0
-            for batch in batches:
-                seed_global_generators(self._step_seed(GLOBAL_GENERATORS_STREAM))
-                yield batch
-                self.micro_step += 1
+        self._signals.install()
+        try:
+            while self.epoch < self.num_epochs and not self.finished:
+                yield from self._epoch_batches()
                 if self.finished:
                     return
-            self.epoch += 1
+                self.epoch += 1
+        finally:
+            self._signals.restore()
+
+    def _epoch_batches(self) -> Iterator[Any]:
+        """The rest of the current epoch's batches, each with the global generators seeded for it."""
+        self.train_dataloader.set_epoch(self.epoch)
+        for dataset in self.epoch_datasets:
+            dataset.set_epoch(self.epoch)
+        batches = self.train_dataloader
+        if self._batches_to_skip:
+            batches = self.accelerator.skip_first_batches(self.train_dataloader, self._batches_to_skip)
+            self._batches_to_skip = 0
+        for batch in batches:
+            seed_global_generators(self._step_seed(GLOBAL_GENERATORS_STREAM))
+            yield batch
+            self.micro_step += 1
+            if self.finished:
+                return
 
     def step_generator(self, device: torch.device | str | None = None) -> torch.Generator:
         """A generator for the random draws of the current batch (noise, masks...), on ``device`` (default: the
@@ -343,7 +464,11 @@ class TrainingRun:
 
     def update_done(self, loss: float | None = None) -> None:
         """Count one optimizer update whose loss was ``loss`` (recorded for :meth:`build_results`); checkpoint on
-        the ``--checkpointing_steps`` cadence; check the time budget."""
+        the ``--checkpointing_steps`` cadence; stop on a preemption signal; check the time budget.
+
+        Raises:
+            RunPreempted: a process received SIGTERM or SIGUSR1; the checkpoint of this update is written.
+        """
         self.completed_steps += 1
         if loss is not None:
             self.last_train_loss = float(loss)
@@ -351,21 +476,72 @@ class TrainingRun:
                 self.first_train_loss = self.last_train_loss
         if self.args.checkpointing_steps and self.completed_steps % self.args.checkpointing_steps == 0:
             self.save_checkpoint()
+        if self._any_process_signalled():
+            self._stop_preempted()
         if self.args.max_train_seconds is not None:
             elapsed = torch.tensor(time.monotonic() - self._started, device=self.accelerator.device)
             self._out_of_time = broadcast(elapsed).item() > self.args.max_train_seconds
 
+    @property
+    def preemption_signal(self) -> str | None:
+        """The name of the preemption signal this process received while iterating (``"SIGTERM"``...), if any."""
+        return self._signals.received
+
+    def _any_process_signalled(self) -> bool:
+        """Whether any process received a preemption signal (all processes agree, at the same update)."""
+        signalled = self._signals.received is not None
+        if self.accelerator.num_processes == 1:
+            return signalled
+        count = self.accelerator.reduce(torch.tensor(int(signalled), device=self.accelerator.device), "sum")
+        return count.item() > 0
+
+    def _stop_preempted(self) -> None:
+        signal_name = self._signals.received or "a preemption signal on another process"
+        self.save_final_checkpoint()
+        self._signals.restore()
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            release_run_lock(self.output_dir)
+        self.accelerator.end_training()
+        preempted = RunPreempted(signal_name, self.completed_steps)
+        self.accelerator.print(str(preempted))
+        raise preempted
+
     def save_checkpoint(self) -> Path:
         path = save_checkpoint(
             self.accelerator, self.output_dir, self.completed_steps, self.args.checkpoints_total_limit,
-            {"epoch": self.epoch}, self.stateful,
+            {"epoch": self.epoch, **self._run_record()}, self.stateful,
         )  # fmt: skip
         self._last_checkpoint_step = self.completed_steps
         return path
 
+    def _run_record(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the run besides the training state: flags, history, losses, time."""
+        return {
+            "flags": self._flags,
+            NUM_PROCESSES: self.accelerator.num_processes,
+            RUN_HISTORY_KEY: self._history(),
+            "first_train_loss": self.first_train_loss,
+            "train_loss": self.last_train_loss,
+            "train_seconds": self.train_seconds,
+        }
+
+    def _history(self) -> list[dict[str, Any]]:
+        """The run's segments: the earlier launches' and this one's, if it made an update."""
+        if self.completed_steps == self._segment_start_step:
+            return list(self._earlier_segments)
+        segment = {
+            "start_step": self._segment_start_step,
+            "end_step": self.completed_steps,
+            NUM_PROCESSES: self.accelerator.num_processes,
+            "flags": self._flags,
+        }
+        return [*self._earlier_segments, segment]
+
     @property
     def train_seconds(self) -> float:
-        return time.monotonic() - self._started
+        """Seconds of training of the run: this launch's and, up to their last checkpoint, the earlier ones'."""
+        return self._earlier_seconds + time.monotonic() - self._started
 
     # ---- the end
 
@@ -378,10 +554,10 @@ class TrainingRun:
     def build_results(self, eval_metrics: Mapping[str, Any] = (), **extra: Any) -> dict[str, Any]:
         """The end-of-run results, one schema for every script (what ``all_results.json`` and the model card hold).
 
-        Keys, in order: ``train_steps`` (updates done, resumed ones included), ``train_loss`` (loss of the last
-        update of this launch, ``None`` without one), ``first_train_loss`` (of its first update), ``train_seconds``
-        (this launch's, 2 decimals), every entry of ``eval_metrics`` under an ``eval_``-prefixed key, then ``extra``
-        (script-specific values such as ``latent_scaling_factor``).
+        Keys, in order: ``train_steps`` (updates done, resumed ones included), ``train_loss`` (loss of the run's
+        last update, ``None`` without one), ``first_train_loss`` (of its first update), ``train_seconds`` (see
+        :attr:`train_seconds`, 2 decimals), every entry of ``eval_metrics`` under an ``eval_``-prefixed key, then
+        ``extra`` (script-specific values such as ``latent_scaling_factor``).
         """
         results: dict[str, Any] = {
             "train_steps": self.completed_steps,
@@ -396,12 +572,20 @@ class TrainingRun:
 
     def finish(self, results: dict[str, Any], push=None) -> None:
         """End of the run, on every process: on the main process ``all_results.json`` and ``training_config.json``
-        (redacted) in ``--output_dir`` and, with ``--push_to_hub``, the upload of ``push`` (a model, pipeline or
-        folder; default ``--output_dir``); then the trackers are closed."""
+        (redacted, with the run's segments under ``run_history``) in ``--output_dir``, the run lock released and,
+        with ``--push_to_hub``, the upload of ``push`` (a model, pipeline or folder; default ``--output_dir``); then
+        the trackers are closed. A resumed run that made no update (it was finished) keeps the files it has."""
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
-            write_json(self.output_dir / RESULTS_FILE, results)
-            write_json(self.output_dir / TRAINING_CONFIG_FILE, self.public_config())
+            if self._resumed_a_finished_run():
+                self.accelerator.print(
+                    f"{self.output_dir} holds a finished run of {self.completed_steps} updates: its "
+                    f"{RESULTS_FILE} and {TRAINING_CONFIG_FILE} are kept as they are."
+                )
+            else:
+                write_json(self.output_dir / RESULTS_FILE, results)
+                write_json(self.output_dir / TRAINING_CONFIG_FILE, self.training_config())
+            release_run_lock(self.output_dir)
             if self.args.push_to_hub:
                 from hf_compact.hub import push_to_hub
 
@@ -414,3 +598,15 @@ class TrainingRun:
                 )
         self.accelerator.wait_for_everyone()
         self.accelerator.end_training()
+
+    def training_config(self) -> dict[str, Any]:
+        """``training_config.json``: this launch's flags (redacted) and, under ``run_history``, every segment of the
+        run: its steps, number of processes and the flags in which it differed from these."""
+        return {**self.public_config(), RUN_HISTORY_KEY: public_history(self._history(), self._flags)}
+
+    def _resumed_a_finished_run(self) -> bool:
+        return (
+            self._segment_start_step > 0
+            and self.completed_steps == self._segment_start_step
+            and (self.output_dir / RESULTS_FILE).is_file()
+        )

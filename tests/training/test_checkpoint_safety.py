@@ -148,3 +148,33 @@ def test_rotation_keeps_the_new_checkpoint_and_limits_must_be_positive(tmp_path)
         with pytest.raises(ValueError, match="--checkpoints_total_limit: expected at least 1"):
             save_checkpoint(accelerator, tmp_path, step=7, total_limit=limit)
     assert sorted(path.name for path in tmp_path.glob("checkpoint-*")) == ["checkpoint-6"]
+
+
+def test_rotation_removes_a_symlinked_checkpoint_as_a_link_and_keeps_its_target(tmp_path):
+    accelerator, _, _ = tiny_training_state(tmp_path)
+    run = tmp_path / "run"
+    for step in (1, 2):
+        save_checkpoint(accelerator, run, step=step)
+    elsewhere = tmp_path / "other-disk" / "checkpoint-1"
+    elsewhere.parent.mkdir()
+    os.replace(run / "checkpoint-1", elsewhere)
+    (run / "checkpoint-1").symlink_to(elsewhere, target_is_directory=True)
+    save_checkpoint(accelerator, run, step=3, total_limit=2)
+    assert sorted(os.listdir(run)) == ["checkpoint-2", "checkpoint-3"]
+    assert (elsewhere / "training_state.json").is_file()
+
+
+def test_a_full_disk_inside_safetensors_names_the_path_and_enospc(tmp_path, monkeypatch):
+    from accelerate.utils import other
+    from safetensors import SafetensorError
+
+    accelerator, _, _ = tiny_training_state(tmp_path)
+
+    def disk_full(tensors, filename, metadata=None):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(other, "safe_save_file", disk_full)
+    with pytest.raises(OSError, match=r"ENOSPC.*checkpoint-2\.partial") as raised:
+        save_checkpoint(accelerator, tmp_path, step=2)
+    assert raised.value.errno == errno.ENOSPC
+    assert os.listdir(tmp_path) == []

@@ -113,7 +113,8 @@ def test_redact_secrets_drops_credential_keys_at_any_depth_and_hub_tokens_in_val
     }  # fmt: skip
     redacted = redact_secrets(config)
     assert redacted == {
-        "tokenizer_name": "bert", "learning_rate": 0.1, "nested": {"note": "pushed with <redacted>"}, "keyframes": [1, 2],
+        "tokenizer_name": "bert", "learning_rate": 0.1, "nested": {"note": "pushed with <redacted>"},
+        "keyframes": [1, 2],
     }  # fmt: skip
     assert config["hub_token"] == token  # the input is not modified
 
@@ -162,7 +163,7 @@ def test_output_dir_holding_a_run_is_refused_and_overwrite_clears_it(tmp_path):
     )
     assert (tmp_path / "checkpoint-3").is_dir()
     prepare_output_dir(parser.parse_args(["--output_dir", str(tmp_path), "--overwrite_output_dir"]), accelerator)
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path) == [".run.lock"]  # held by this process until the run ends
     for flags in (
         ["--checkpoints_total_limit", "0"],
         ["--checkpointing_steps", "-1"],
@@ -181,7 +182,9 @@ def test_training_run_stops_on_the_step_or_time_budget_and_writes_the_end_files(
     add_run_arguments(parser)
 
     def updates_done(*flags: str) -> tuple[int, int]:
-        args = parser.parse_args(["--output_dir", str(tmp_path / flags[-1]), "--gradient_accumulation_steps", "2", *flags[:-1]])
+        args = parser.parse_args(
+            ["--output_dir", str(tmp_path / flags[-1]), "--gradient_accumulation_steps", "2", *flags[:-1]]
+        )
         accelerator = Accelerator(
             cpu=True,
             gradient_accumulation_steps=2,
