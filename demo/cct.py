@@ -1,26 +1,24 @@
 """Demo part 1: CCT vs ViT-Lite vs an SVC on scikit-learn's digits (32x32 RGB, fixed held-out split), on CPU.
 
-Both transformers are trained by ``train_cct.py`` (in-process ``main([...])``) with the same budget and recipe
+Both transformers are trained by ``training/train_cct.py`` (its command line) with the same budget and recipe
 (a light one: random-resized crop of 85-100% of the digit, label smoothing, cosine schedule; no flips, since
 digits are not mirror-symmetric). scikit-learn's ``SVC`` on the same pixels of the same split is the reference.
 The CCT is saved at ``output_dir / "cct"`` (the DiT demo uses it as a classifier), reloaded with
-``pipeline("image-classification")`` and run on a few held-out digits, saved as ``cct_predictions.png``.
+``pipeline("image-classification")`` and run on a few held-out digits, saved as ``cct_predictions.png`` (each digit
+with its true and predicted label).
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hf_compact.data import load_digits_dataset
 
-import train_cct  # noqa: E402
-
-from hf_compact.data import load_digits_dataset  # noqa: E402
+from .recipes import run_recipe
 
 # CCT-2/3x2 narrowed to width 64 (MLP 128, first convolution 32 channels), trained at 16 px: the digits are 8x8
 # scans, so 16 px keeps all their detail while the convolutions cost a quarter of 32 px; 2 conv layers bring the
@@ -42,6 +40,7 @@ VIT_LITE_MODEL = [
     *IMAGE_SIZE,
 ]
 NUM_SHOWN = 8
+SHOWN_SIZE = 96  # pixels per digit in cct_predictions.png
 
 
 def recipe(output_dir: Path, epochs: int, batch_size: int, learning_rate: float) -> list[str]:
@@ -58,7 +57,7 @@ def recipe(output_dir: Path, epochs: int, batch_size: int, learning_rate: float)
 
 def train(model_flags: list[str], output_dir: Path, **budget) -> tuple[dict, float]:
     started = time.perf_counter()
-    results = train_cct.main([*model_flags, *recipe(output_dir, **budget)])
+    results = run_recipe("train_cct.py", [*model_flags, *recipe(output_dir, **budget)])
     return results, time.perf_counter() - started
 
 
@@ -94,15 +93,26 @@ def classify_with_pipeline(model_dir: Path, output_dir: Path) -> list[dict]:
             }
         )
         print(f"  held-out digit {label}: predicted {prediction[0]['label']} (score {prediction[0]['score']:.3f})")
-    grid = Image.new("RGB", (32 * NUM_SHOWN, 32))
-    for index, image in enumerate(images):
-        grid.paste(image, (32 * index, 0))
-    grid.resize((grid.width * 4, grid.height * 4), Image.NEAREST).save(output_dir / "cct_predictions.png")
+    save_labelled_predictions(images, shown, output_dir / "cct_predictions.png")
     return shown
 
 
+def save_labelled_predictions(images: list, shown: list[dict], path: Path) -> None:
+    """The digits side by side, each with ``true N`` and ``predicted M`` (red when wrong) written under it."""
+    caption_height = 30
+    grid = Image.new("RGB", (SHOWN_SIZE * len(images), SHOWN_SIZE + caption_height), "white")
+    draw = ImageDraw.Draw(grid)
+    for index, (image, item) in enumerate(zip(images, shown)):
+        left = SHOWN_SIZE * index
+        grid.paste(image.convert("RGB").resize((SHOWN_SIZE, SHOWN_SIZE), Image.NEAREST), (left, 0))
+        colour = "black" if item["true"] == item["predicted"] else "red"
+        draw.text((left + 4, SHOWN_SIZE + 2), f"true {item['true']}", fill="black")
+        draw.text((left + 4, SHOWN_SIZE + 15), f"predicted {item['predicted']}", fill=colour)
+    grid.save(path)
+
+
 def run(output_dir: Path, epochs: int = 10, batch_size: int = 64, learning_rate: float = 3e-3) -> dict:
-    """Train and compare the three classifiers for a fixed number of epochs; returns the numbers for ``results.json``."""
+    """Train and compare the three classifiers for a fixed number of epochs; returns the numbers for the results."""
     output_dir = Path(output_dir)
     budget = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
     print(f"[cct] CCT vs ViT-Lite on the digits, {epochs} epochs each")
@@ -110,7 +120,8 @@ def run(output_dir: Path, epochs: int = 10, batch_size: int = 64, learning_rate:
     vit_lite, vit_lite_seconds = train(VIT_LITE_MODEL, output_dir / "vit_lite", **budget)
     svc = svc_accuracy()
     print(
-        f"[cct] held-out accuracy: CCT {cct['eval_accuracy']:.4f}, ViT-Lite {vit_lite['eval_accuracy']:.4f}, SVC {svc:.4f}"
+        f"[cct] held-out accuracy: CCT {cct['eval_accuracy']:.4f}, ViT-Lite {vit_lite['eval_accuracy']:.4f}, "
+        f"SVC {svc:.4f}"
     )
     predictions = classify_with_pipeline(output_dir / "cct", output_dir)
     return {
@@ -125,7 +136,3 @@ def run(output_dir: Path, epochs: int = 10, batch_size: int = 64, learning_rate:
         "cct_pipeline_correct": sum(item["true"] == item["predicted"] for item in predictions),
         "cct_pipeline_shown": len(predictions),
     }
-
-
-if __name__ == "__main__":
-    run(Path("outputs/demo"))

@@ -1,10 +1,12 @@
-"""The demo's CCT as the judge of generated digits: class agreement, Frechet CCT distance and within-class spread.
+"""The demo's CCT as the judge of generated digits, with the package's metrics.
 
-* ``class agreement``: the share of samples classified as their conditioning digit;
-* ``Frechet CCT distance``: the Fréchet distance between CCT features (the pooled sequence, before the classifier)
-  of the samples and of held-out real digits (no Inception weights offline, so the demo's own classifier is the
-  feature network);
-* ``within-class spread``: the mean pairwise feature distance of the samples of one class over that of real digits
+* ``class_agreement`` (:class:`hf_compact.metrics.ClassAgreement`): the share of samples (frames) the CCT assigns
+  to their conditioning digit;
+* ``frechet_cct_distance`` (:class:`hf_compact.metrics.FrechetDistance`): the Fréchet distance between CCT features
+  (the input of its classification head) of the samples and of half of the held-out real digits, next to the
+  distance between the two real halves (no Inception weights offline, so the demo's own classifier is the feature
+  network);
+* ``within_class_spread``: the mean pairwise feature distance of the samples of one class over that of real digits
   of the class (averaged over classes): near 0 means copies, 1 means as varied as real digits.
 """
 
@@ -16,31 +18,11 @@ import numpy as np
 import torch
 
 from hf_compact.data import load_digits_dataset
-from hf_compact.metrics import FeatureStatistics
-from hf_compact.metrics.frechet import frechet_distance
+from hf_compact.metrics import ClassAgreement, FeatureStatistics, FrechetDistance, frechet_distance
+from hf_compact.metrics.class_agreement import PretrainedImageClassifier
 
 NUM_CLASSES = 10
-
-
-class DigitJudge:
-    """The demo's CCT as a judge of generated digits: logits and pooled features of ``(N, 3, H, W)`` in [0, 1]."""
-
-    def __init__(self, classifier_path: Path) -> None:
-        from transformers import AutoImageProcessor, AutoModelForImageClassification
-
-        self.model = AutoModelForImageClassification.from_pretrained(classifier_path).eval()
-        self.processor = AutoImageProcessor.from_pretrained(classifier_path)
-        id2label = self.model.config.id2label
-        self.classifier_ids = torch.tensor([int(id2label[index]) for index in range(len(id2label))])
-
-    @torch.no_grad()
-    def __call__(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns ``(predicted digit (N,), features (N, D))``."""
-        images = list((pixels.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
-        inputs = self.processor(images=images, return_tensors="pt")
-        pooled = self.model.cct(inputs["pixel_values"]).pooler_output
-        predicted = self.classifier_ids[self.model.classifier(pooled).argmax(-1)]
-        return predicted, pooled.double()
+DIGIT_NAMES = [str(digit) for digit in range(NUM_CLASSES)]
 
 
 def crop_to_digit(frames: torch.Tensor, threshold: float = 0.3) -> torch.Tensor:
@@ -58,12 +40,8 @@ def crop_to_digit(frames: torch.Tensor, threshold: float = 0.3) -> torch.Tensor:
             cropped.append(frame)
             continue
         rows, columns = bright.any(1).nonzero().flatten(), bright.any(0).nonzero().flatten()
-        top, bottom, left, right = (
-            rows[0].item(),
-            rows[-1].item() + 1,
-            columns[0].item(),
-            columns[-1].item() + 1,
-        )
+        top, bottom = rows[0].item(), rows[-1].item() + 1
+        left, right = columns[0].item(), columns[-1].item() + 1
         side = max(bottom - top, right - left)
         top, left = round((top + bottom - side) / 2), round((left + right - side) / 2)
         padded = torch.nn.functional.pad(frame, (side, side, side, side))  # a square may reach past the canvas
@@ -74,39 +52,61 @@ def crop_to_digit(frames: torch.Tensor, threshold: float = 0.3) -> torch.Tensor:
     return torch.stack(cropped)
 
 
-def frechet(features_1: torch.Tensor, features_2: torch.Tensor) -> float:
-    statistics = []
-    for features in (features_1, features_2):
-        accumulated = FeatureStatistics()
-        accumulated.update(features)
-        statistics.append(accumulated)
-    return frechet_distance(statistics[0].mean, statistics[0].covariance, statistics[1].mean, statistics[1].covariance)
-
-
 def mean_pairwise_distance(features: torch.Tensor) -> float:
-    distances = torch.cdist(features, features)
     count = features.shape[0]
-    return float(distances.sum() / (count * (count - 1)))
+    return float(torch.cdist(features, features).sum() / (count * (count - 1)))
 
 
-def within_class_spread(
-    features: torch.Tensor, labels: torch.Tensor, real: torch.Tensor, real_labels: torch.Tensor
-) -> float:
-    """Mean over classes of (pairwise distance among samples) / (pairwise distance among real digits)."""
-    ratios = [
-        mean_pairwise_distance(features[labels == digit]) / mean_pairwise_distance(real[real_labels == digit])
-        for digit in range(NUM_CLASSES)
-    ]
-    return float(np.mean(ratios))
+class DigitJudge:
+    """The demo's CCT (a saved ``CCTForImageClassification`` folder) judging digits ``(N, 3, H, W)`` in [0, 1].
 
+    The held-out digits (32 px, the split the CCT and the ViToks never trained on) are split in two random halves
+    (seed 0): the first is the reference of the Fréchet distance, the second measures the distance between real
+    halves.
+    """
 
-def real_digit_features(judge: DigitJudge) -> tuple[torch.Tensor, torch.Tensor]:
-    """CCT features and labels of the held-out digits (32 px, the split the CCT and ViTok never trained on)."""
-    test_split = load_digits_dataset(image_size=32)["test"]
-    pixels = torch.stack([torch.from_numpy(np.array(image.convert("RGB"))) for image in test_split["image"]])
-    _, features = judge(pixels.permute(0, 3, 1, 2).float() / 255)
-    return features, torch.tensor(test_split["label"])
+    def __init__(self, classifier_path: str | Path) -> None:
+        self.classifier = PretrainedImageClassifier(classifier_path)
+        test_split = load_digits_dataset(image_size=32)["test"]
+        pixels = torch.stack([torch.from_numpy(np.array(image.convert("RGB"))) for image in test_split["image"]])
+        self.real_features = self.classifier.features(pixels.permute(0, 3, 1, 2).float() / 255)
+        self.real_labels = torch.tensor(test_split["label"])
+        order = torch.randperm(len(self.real_labels), generator=torch.Generator().manual_seed(0))
+        half = len(order) // 2
+        self.reference = FeatureStatistics()
+        self.reference.update(self.real_features[order[:half]])
+        self.other_half = FeatureStatistics()
+        self.other_half.update(self.real_features[order[half:]])
 
+    def real_halves_distance(self) -> float:
+        """Fréchet CCT distance between the two halves of the real held-out digits."""
+        return frechet_distance(
+            self.other_half.mean, self.other_half.covariance, self.reference.mean, self.reference.covariance
+        )
 
-def class_agreement(predicted: torch.Tensor, labels: torch.Tensor) -> float:
-    return round(float((predicted == labels).float().mean()), 4)
+    def agreement(self, samples: torch.Tensor, labels: torch.Tensor) -> float:
+        """Class agreement of images ``(N, 3, H, W)`` or clips ``(N, T, 3, H, W)`` (every frame counts)."""
+        metric = ClassAgreement(self.classifier, DIGIT_NAMES, self.classifier.class_names)
+        return round(metric.compute(predictions=samples, references=labels)["class_agreement"], 4)
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> dict:
+        """``class_agreement``, ``frechet_cct_distance`` and ``within_class_spread`` of images with their labels."""
+        frechet = FrechetDistance(self.classifier.features, reference_statistics=self.reference)
+        features = self.classifier.features(images)
+        spread = np.mean(
+            [
+                mean_pairwise_distance(features[labels == digit])
+                / mean_pairwise_distance(self.real_features[self.real_labels == digit])
+                for digit in range(NUM_CLASSES)
+            ]
+        )
+        return {
+            "class_agreement": self.agreement(images, labels),
+            "frechet_cct_distance": round(frechet.compute(predictions=images)["frechet_distance"], 2),
+            "within_class_spread": round(float(spread), 3),
+        }
+
+    def clip_agreement(self, clips: torch.Tensor, labels: torch.Tensor) -> float:
+        """Per-frame class agreement of clips ``(N, T, 3, H, W)``, each frame cropped to its digit first."""
+        cropped = crop_to_digit(clips.flatten(0, 1)).reshape(clips.shape)
+        return self.agreement(cropped, labels)

@@ -1,13 +1,14 @@
-"""`make demo`: the package's main job on built-in data (scikit-learn's digits), on CPU, no downloads.
+"""`make demo` (``python -m demo.run``): the package's main job on built-in data (scikit-learn's digits), on CPU, no
+downloads. Every model is trained by a recipe of ``training/`` run with its command line (:mod:`demo.recipes`).
 
 Two chains of stages run side by side in two processes (``--num_processes``), one torch thread each:
 
-* images: CCT vs ViT-Lite vs an SVC on the digits (``demo_cct``: held-out accuracy, the CCT saved and reloaded with
-  ``pipeline("image-classification")``), then a small ViTok autoencoder on the same digits (``demo_vitok``:
-  held-out PSNR, a reconstruction grid), then a class-conditional DiT on its latents (``demo_dit``: samples per
+* images: CCT vs ViT-Lite vs an SVC on the digits (:mod:`demo.cct`: held-out accuracy, the CCT saved and reloaded
+  with ``pipeline("image-classification")``), then a small ViTok autoencoder on the same digits (:mod:`demo.vitok`:
+  held-out PSNR, a reconstruction grid), then a class-conditional DiT on its latents (:mod:`demo.dit`: samples per
   class judged by the demo's CCT, a sample grid);
-* videos: a video ViTok and a video DiT on moving digits (``demo_video``), whose clips the CCT judges frame by frame
-  once both chains are done (GIF).
+* videos: a video ViTok and a video DiT on moving digits (:mod:`demo.video`), whose clips the CCT judges frame by
+  frame once both chains are done (GIF).
 
 Every stage has a fixed step budget and seed, and every process runs one intra-op thread, so the figures do not
 depend on how fast or busy the machine is, nor on how many cores it has: ``taskset -c 0 make demo`` gives the same
@@ -36,13 +37,12 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import accelerate  # noqa: F401  (imported before the workers fork, so that every recipe finds it loaded)
+import datasets  # noqa: F401
+import torch
+import transformers  # noqa: F401
 
-import demo_cct  # noqa: E402
-import demo_dit  # noqa: E402
-import demo_video  # noqa: E402
-import demo_vitok  # noqa: E402
-import torch  # noqa: E402
+from . import cct, dit, video, vitok
 
 # MKL's strict CNR mode: GEMMs that give the same bits with any number of threads (for MKL 2019.3 and later, at no cost
 # measured here). MKL reads it at the process's first GEMM, so it is set before any torch operation.
@@ -74,9 +74,9 @@ def image_chain(output_dir: Path) -> dict:
     """CCT, ViTok and the image DiT, one after the other (the DiT needs both)."""
     results: dict = {}
     stages = {
-        "cct": lambda: demo_cct.run(output_dir),
-        "vitok": lambda: demo_vitok.run(output_dir),
-        "dit": lambda: demo_dit.run(output_dir, vitok_path=output_dir / "vitok", classifier_path=output_dir / "cct"),
+        "cct": lambda: cct.run(output_dir),
+        "vitok": lambda: vitok.run(output_dir),
+        "dit": lambda: dit.run(output_dir, vitok_path=output_dir / "vitok", classifier_path=output_dir / "cct"),
     }
     for name, stage in stages.items():
         started = time.perf_counter()
@@ -85,13 +85,13 @@ def image_chain(output_dir: Path) -> dict:
     return results
 
 
-def video_chain(output_dir: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+def video_chain(output_dir: Path) -> tuple[dict, torch.Tensor]:
     """The video ViTok and video DiT, logging to ``output_dir / "video.log"``."""
     log = open(output_dir / "video.log", "w")  # stays open for the life of this worker process
     os.dup2(log.fileno(), sys.stdout.fileno())
     os.dup2(log.fileno(), sys.stderr.fileno())
     started = time.perf_counter()
-    results, clips = demo_video.run(output_dir)
+    results, clips = video.run(output_dir)
     results["stage_video_seconds"] = round(time.perf_counter() - started, 1)
     results["video_torch_threads_at_end"] = torch.get_num_threads()
     return results, clips
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"[demo] image stages done; waiting for the video stages (log: {args.output_dir / 'video.log'})")
         video_results, clips = videos.result()
     results.update(video_results)
-    results.update(demo_video.judge(args.output_dir, args.output_dir / "cct", clips))
+    results.update(video.judge(args.output_dir, args.output_dir / "cct", clips))
     results["seconds"] = round(time.perf_counter() - started, 1)
 
     results_path = args.output_dir / "results.json"

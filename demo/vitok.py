@@ -1,24 +1,21 @@
 """Demo part 2: a small ViTok autoencoder trained on scikit-learn's digits (32 px, CPU, no downloads).
 
 The model is ViTok's architecture at toy size (patch 4, 4 latent channels, 2+2 blocks of width 64) trained with
-``train_vitok.py`` stage 1. Four channels on the 8x8 token grid (256 floats per image, ViTok's "E") are plenty
-for 8x8 scans and, as the ViTok paper finds for generation, a smaller E is easier for the DiT: after 1000 steps
-(plain loss, guidance 4) the demo's DiT reached class agreement 0.39 on 16-channel latents and 0.99 on 4-channel
-ones, for 34.7 vs 32.8 dB PSNR. LPIPS is switched off: no pretrained VGG16 / LPIPS weights can be downloaded here,
-and a random VGG16 would not be a perceptual loss. So the objective is MSE + 1e-3 * KL. The trained autoencoder
-is left at ``output_dir / "vitok"`` (the DiT part trains on its latents).
+``training/train_vitok.py`` stage 1 (its command line). Four channels on the 8x8 token grid (256 floats per image,
+ViTok's "E") are plenty for 8x8 scans and, as the ViTok paper finds for generation, a smaller E is easier for the
+DiT: after 1000 steps (plain loss, guidance 4) an earlier demo DiT reached class agreement 0.39 on 16-channel latents
+and 0.99 on 4-channel ones, for 34.7 vs 32.8 dB PSNR. LPIPS is switched off: no pretrained VGG16 / LPIPS weights can
+be downloaded here, and a random VGG16 would not be a perceptual loss. So the objective is MSE + 1e-3 * KL. The
+trained autoencoder is left at ``output_dir / "vitok"`` (the DiT part trains on its latents).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import train_vitok  # noqa: E402
+from .recipes import run_recipe
 
 DEMO_VITOK = {
     "patch_size": 4,
@@ -43,7 +40,8 @@ def run(output_dir: Path, max_steps: int = 400, batch_size: int = 32) -> dict:
     """
     output_dir = Path(output_dir)
     vitok_dir = output_dir / "vitok"
-    results = train_vitok.main(
+    results = run_recipe(
+        "train_vitok.py",
         [
             "--dataset_name", "digits", "--resolution", "32", "--preset", "S-B/16",
             "--model_overrides", json.dumps(DEMO_VITOK),
@@ -58,10 +56,10 @@ def run(output_dir: Path, max_steps: int = 400, batch_size: int = 32) -> dict:
     grid = output_dir / "vitok_reconstructions.png"
     shutil.copy(vitok_dir / "reconstructions-final.png", grid)
     return {
-        "vitok_psnr": round(results["psnr"], 2),
-        "vitok_ssim": round(results["ssim"], 4),
+        "vitok_psnr": round(results["eval_psnr"], 2),
+        "vitok_ssim": round(results["eval_ssim"], 4),
         "vitok_parameters": results["num_parameters"],
-        "vitok_train_steps": results["step"],
+        "vitok_train_steps": results["train_steps"],
         "vitok_train_seconds": round(results["train_seconds"], 1),
         "vitok_first_train_loss": round(results["first_train_loss"], 4),
         "vitok_final_train_loss": round(results["train_loss"], 4),

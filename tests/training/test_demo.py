@@ -1,23 +1,44 @@
-"""`make demo`'s orchestration: when one chain of stages ends, the other process takes the freed cores, and the MKL
-mode the demo sets makes that switch unable to change a result."""
+"""`make demo` (``demo/``): when one chain of stages ends, the other process takes the freed cores; the MKL mode the
+demo sets makes that switch unable to change a result; the recipes run with their command lines."""
 
 from __future__ import annotations
 
+import ast
 import multiprocessing
 import os
-import time
+import sys
+import threading
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
+import pytest
 import torch
-from demo import REPRODUCIBLE_MKL_MODE, take_freed_cores
 from torch import nn
 
+REPOSITORY = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPOSITORY))  # the repository root holds the demo package
 
-def torch_threads_once_changed(initial: int, timeout_s: float = 60.0) -> int:
-    """This process's torch thread count, once it differs from ``initial`` (or at ``timeout_s``)."""
-    deadline = time.monotonic() + timeout_s
-    while torch.get_num_threads() == initial and time.monotonic() < deadline:
-        time.sleep(0.01)
+from demo.recipes import run_recipe  # noqa: E402
+from demo.run import REPRODUCIBLE_MKL_MODE, take_freed_cores  # noqa: E402
+
+
+def handle_pending_signals() -> None:
+    """A pure-Python call: CPython runs pending signal handlers when it enters a function."""
+
+
+def torch_threads_and_watcher() -> tuple[int, bool]:
+    """This worker's torch thread count, and whether a ``take_freed_cores`` watcher thread is alive."""
+    return torch.get_num_threads(), any(thread.name == "take_freed_cores" for thread in threading.enumerate())
+
+
+def torch_threads_once_signalled() -> int:
+    """The thread count once the watcher thread has raised its signal and the main thread has handled it (the
+    watcher ends right after raising it, so joining it, if it is still alive, orders the two without any time
+    window)."""
+    for thread in threading.enumerate():
+        if thread.name == "take_freed_cores":
+            thread.join()
+    handle_pending_signals()
     return torch.get_num_threads()
 
 
@@ -25,17 +46,16 @@ def test_take_freed_cores_raises_the_main_threads_torch_threads_once_the_event_i
     context = multiprocessing.get_context("spawn")
     cores_freed = context.Event()
     usable_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    expected = min(2, usable_cores)
     with ProcessPoolExecutor(1, context, initializer=take_freed_cores, initargs=(1, cores_freed)) as pool:
-        assert pool.submit(torch_threads_once_changed, 1, 0.5).result() == 1, "threads changed before the event"
+        assert pool.submit(torch_threads_and_watcher).result() == (1, True), "threads changed before the event"
         cores_freed.set()
-        assert pool.submit(torch_threads_once_changed, 1).result() == expected
+        assert pool.submit(torch_threads_once_signalled).result() == min(2, usable_cores)
 
 
 def test_take_freed_cores_without_an_event_only_sets_the_threads():
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, context, initializer=take_freed_cores, initargs=(1, None)) as pool:
-        assert pool.submit(torch_threads_once_changed, 1, 0.5).result() == 1
+        assert pool.submit(torch_threads_and_watcher).result() == (1, False)
 
 
 def weights_after_training(num_threads: int) -> dict[str, torch.Tensor]:
@@ -62,3 +82,32 @@ def test_demo_mkl_mode_gives_the_same_weights_with_one_thread_or_two(monkeypatch
             weights[num_threads] = pool.submit(weights_after_training, num_threads).result()
     for name, tensor in weights[1].items():
         assert torch.equal(tensor, weights[2][name]), name
+
+
+def test_no_demo_file_imports_a_training_script():
+    scripts = {path.stem for path in (REPOSITORY / "training").glob("*.py")}
+    for path in (REPOSITORY / "demo").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            assert not {name.split(".")[0] for name in names} & scripts, f"{path.name} imports {names}"
+
+
+def test_run_recipe_runs_the_command_line_and_returns_the_run_folders_results(tmp_path):
+    results = run_recipe(
+        "train_cct.py",
+        [
+            "--dataset_name", "digits", "--image_size", "16", "--preset", "cct_2_3x2_32",
+            "--config_overrides", "hidden_size=16,intermediate_size=32,conv_intermediate_channels=8",
+            "--max_train_steps", "2", "--per_device_train_batch_size", "8", "--seed", "0",
+            "--output_dir", str(tmp_path / "cct"),
+        ],
+    )  # fmt: skip
+    assert results["train_steps"] == 2 and 0 <= results["eval_accuracy"] <= 1
+    assert sys.argv[0] != str(REPOSITORY / "training" / "train_cct.py"), "sys.argv was not restored"
+    with pytest.raises(ValueError, match="flags: expected --output_dir"):
+        run_recipe("train_cct.py", ["--dataset_name", "digits"])

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import torch
-from demo_judge import crop_to_digit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root holds the demo package
+
+from demo.judge import crop_to_digit  # noqa: E402
 
 
 def test_crop_to_digit_fills_the_frame_with_the_digit_and_keeps_empty_frames():
