@@ -102,7 +102,8 @@ def build_models() -> dict:
     timesteps, labels = torch.randint(0, 1000, (BATCH,), generator=generator), torch.tensor([0, 1, 2, 0])
     inputs = {
         "cct": (cct, {"pixel_values": torch.randn(BATCH, 3, 16, 16, generator=generator), "labels": labels}),
-        "text_cct": (text_cct, {"input_ids": torch.randint(0, 50, (BATCH, 24), generator=generator), "labels": labels}),
+        "text_cct": (text_cct, {"input_ids": torch.randint(0, 50, (BATCH, 24), generator=generator),
+                                "labels": labels}),
         "vitok": (vitok, {"sample": torch.rand(BATCH, 3, 16, 16, generator=generator) * 2 - 1}),
         "vitok_v2_decoder": (vitok_v2, {"sample": torch.rand(BATCH, 3, 16, 16, generator=generator) * 2 - 1}),
         "dit_3d": (dit_3d, {"hidden_states": torch.randn(BATCH, 4, 2, 2, 2, generator=generator),
