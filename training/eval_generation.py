@@ -18,9 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from hf_compact.training_utils import parse_args_with_config
+from hf_compact.utils.overrides import replace_file_sources
+
+# The flag that chooses each source of real samples -> its flags, reset when the other one is chosen: a source given
+# on the command line replaces the --config file's.
+DATA_SOURCES = {
+    "dataset_name": {"dataset_name": None, "dataset_config_name": None},
+    "train_dir": {"train_dir": None},
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,6 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     parser.add_argument("--classifier_name_or_path", default=None, help="transformers image classifier (agreement).")
     args = parse_args_with_config(parser, argv)
+    replace_file_sources(args, sys.argv[1:] if argv is None else argv, DATA_SOURCES)
     if args.num_samples_per_class < 1:
         raise ValueError(f"--num_samples_per_class: expected at least 1, got {args.num_samples_per_class}.")
     return args
