@@ -2,12 +2,15 @@
 
 Layout of ``OUTPUT_DIR/checkpoint-STEP``: Accelerate's files (``model*.safetensors``, ``optimizer*.bin``,
 ``scheduler*.bin``, ``random_states_*.pkl``...), one ``NAME.safetensors`` + ``NAME.json`` pair per extra stateful
-object (an EMA...) and ``training_state.json``, which marks the checkpoint complete and records the step.
+object (an EMA...) and ``training_state.json``, which marks the checkpoint complete and records the step (and what
+the run engine keeps with it: flags, segments, losses). Folder names come from :mod:`hf_compact.utils.run_files`.
 
 Writing: everything goes to ``.checkpoint-STEP.partial`` first; every file and the folder are fsynced, then one
 ``os.replace`` commits it. Re-saving an existing step first renames the old copy to ``checkpoint-STEP.previous``,
 which :func:`find_latest_checkpoint` still recognises, so no moment exists where the only complete copy is
-hidden. A failed save removes its ``.partial`` folder; a full disk raises an ``OSError`` naming the path and ENOSPC.
+hidden. A failed save removes its ``.partial`` folder (one killed midway leaves it until the next start, which
+removes it); a full disk raises an ``OSError`` naming the path and ENOSPC. Rotation keeps the newest checkpoints and
+removes a symbolic link to a checkpoint as a link, never its target.
 
 Reading: Accelerate loads registered custom objects with ``torch.load(weights_only=False)``, i.e. it runs whatever
 a planted pickle contains. Nothing is registered here: extra state is safetensors + JSON. Before
@@ -15,8 +18,8 @@ a planted pickle contains. Nothing is registered here: extra state is safetensor
 weights_only=True)`` for Accelerate's tensor files); anything else is refused with an error that names the file.
 The random states are restored explicitly and a failure is raised, not swallowed.
 
-Exact resumption also needs a dataloader whose shuffling depends only on (seed, epoch): see
-:class:`hf_compact.training_utils.run.TrainingRun`.
+Exact resumption also needs randomness that depends only on the seed and the position in the run: see the seeding
+policy of :mod:`hf_compact.training_utils.run`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ A script reads like the diffusers examples, with its step body inline::
     add_run_arguments(parser)                      # --output_dir, --seed, --gradient_accumulation_steps, ...
     args = parse_args_with_config(parser, argv); check_run_arguments(args)
     accelerator = build_accelerator(args, args.output_dir)
-    output_dir = prepare_output_dir(args, accelerator)  # refuses to overwrite a run, checks it is writable
+    output_dir = prepare_output_dir(args, accelerator)  # locks the folder; refuses to overwrite a run
     ...
     model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
     run = TrainingRun(accelerator, args, train_dataloader, max_train_steps, stateful={"ema": ema})
@@ -17,7 +17,7 @@ A script reads like the diffusers examples, with its step body inline::
             ...
         if accelerator.sync_gradients:
             ema.step(...)
-            run.update_done(loss)                  # counts the update, records its loss, checkpoint cadence
+            run.update_done(loss)                  # counts the update, records its loss, checkpoints, preemption
     run.save_final_checkpoint()
     ...                                            # evaluate, save the model
     run.finish(run.build_results(eval_metrics), push=...)  # all_results.json, training_config.json, push
