@@ -29,7 +29,7 @@ import json
 import sys
 
 from hf_compact.data.splits import HELD_OUT_FRACTION
-from hf_compact.training_utils import add_run_arguments, check_run_arguments, parse_args_with_config
+from hf_compact.training_utils import RESUME_FLAGS, add_run_arguments, check_run_arguments, parse_args_with_config
 from hf_compact.utils.overrides import replace_file_sources
 
 # The flag that chooses each data source -> its flags and their values when the other source is chosen: a source
@@ -43,6 +43,12 @@ DATA_SOURCES = {
     },
     "train_dir": {"train_dir": None, "validation_dir": None},
 }
+# Flags of this recipe that a resume may not change without --allow_changed_flags (besides the engine's).
+RECIPE_RESUME_FLAGS = RESUME_FLAGS | {
+    "image_column_name", "label_column_name", "crop_scale", "no_random_resized_crop", "hflip_prob",
+    "randaugment_num_ops", "randaugment_magnitude", "randaugment_magnitude_std", "random_erasing_prob",
+    "mixup_alpha", "cutmix_alpha", "mixup_prob", "mixup_switch_prob", "mixup_off_epoch", "use_ema", "ema_decay",
+}  # fmt: skip
 # A run this short (in epochs) gets a word about the augmentation, which the recipes tune for hundreds of epochs.
 SHORT_RUN_EPOCHS = 50
 
@@ -317,7 +323,7 @@ def main(argv: list[str] | None = None) -> dict:
     max_train_steps, warmup_steps, cooldown_steps = schedule_lengths(args, epoch_updates)
     if max_train_steps < SHORT_RUN_EPOCHS * epoch_updates and (args.mixup_prob > 0 or args.randaugment_num_ops > 0):
         accelerator.print(
-            f"A short run ({max_train_steps / epoch_updates:.0f} epochs): the recipe's Mixup / CutMix and RandAugment "
+            f"A short run ({max_train_steps / epoch_updates:.2g} epochs): the recipe's Mixup / CutMix and RandAugment "
             "are tuned for hundreds of epochs and can hold a short run near chance; for a quick fit weaken them "
             "(--mixup_prob 0 --randaugment_num_ops 0 --crop_scale 0.8 1.0 --random_erasing_prob 0)."
         )
@@ -335,7 +341,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.use_ema:
         ema = EMAModel(accelerator.unwrap_model(model).parameters(), decay=args.ema_decay)
         ema.to(accelerator.device)
-    run = TrainingRun(accelerator, args, train_dataloader, max_train_steps, stateful={"ema": ema})
+    run = TrainingRun(
+        accelerator, args, train_dataloader, max_train_steps, stateful={"ema": ema}, resume_flags=RECIPE_RESUME_FLAGS
+    )
     run.init_trackers("train_cct")
     run.resume()
 

@@ -20,7 +20,7 @@ import json
 import sys
 
 from hf_compact.data.splits import HELD_OUT_FRACTION
-from hf_compact.training_utils import add_run_arguments, check_run_arguments, parse_args_with_config
+from hf_compact.training_utils import RESUME_FLAGS, add_run_arguments, check_run_arguments, parse_args_with_config
 from hf_compact.utils.overrides import replace_file_sources
 
 # The flag that chooses each data source -> its flags and their values when the other source is chosen: a source
@@ -34,6 +34,11 @@ DATA_SOURCES = {
     },
     "train_file": {"train_file": None, "validation_file": None},
 }
+# Flags of this recipe that a resume may not change without --allow_changed_flags (besides the engine's).
+RECIPE_RESUME_FLAGS = RESUME_FLAGS | {
+    "lr_scheduler_type", "text_column_name", "label_column_name", "max_seq_length", "tokenizer_name", "vocab_size",
+    "min_frequency", "word_vectors", "freeze_word_vectors",
+}  # fmt: skip
 # transformers' SchedulerType names (listed here so that the flags are checked before transformers is imported).
 SCHEDULER_TYPES = (
     "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "inverse_sqrt",
@@ -232,7 +237,7 @@ def main(argv: list[str] | None = None) -> dict:
         num_training_steps=max_train_steps * accelerator.num_processes,
     )
     lr_scheduler = accelerator.prepare(lr_scheduler)
-    run = TrainingRun(accelerator, args, train_dataloader, max_train_steps)
+    run = TrainingRun(accelerator, args, train_dataloader, max_train_steps, resume_flags=RECIPE_RESUME_FLAGS)
     run.init_trackers("train_text_cct")
     run.resume()
 

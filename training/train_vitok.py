@@ -23,7 +23,7 @@ import argparse
 import sys
 
 from hf_compact.data.splits import HELD_OUT_FRACTION
-from hf_compact.training_utils import add_run_arguments, check_run_arguments, parse_args_with_config
+from hf_compact.training_utils import RESUME_FLAGS, add_run_arguments, check_run_arguments, parse_args_with_config
 from hf_compact.utils.overrides import parse_overrides, replace_file_sources
 
 # The flag that chooses each data source -> its flags and their values when the other source is chosen: a source
@@ -32,6 +32,12 @@ DATA_SOURCES = {
     "dataset_name": {"dataset_name": None, "dataset_config_name": None, "image_column": "image"},
     "train_dir": {"train_dir": None, "validation_dir": None},
 }
+# Flags of this recipe that a resume may not change without --allow_changed_flags (besides the engine's).
+RECIPE_RESUME_FLAGS = RESUME_FLAGS | {
+    "stage", "image_column", "num_frames", "frame_stride", "mse_weight", "charbonnier_weight", "ssim_weight",
+    "kl_weight", "lpips_weight", "gan_weight", "gan_start_step", "gan_ramp_steps", "discriminator_learning_rate",
+    "discriminator_warmup_steps", "discriminator_base_channels", "discriminator_max_channels", "ema_decay",
+}  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -405,7 +411,13 @@ def main(argv: list[str] | None = None) -> dict:
     ema = ShardedEMAModel(autoencoder.decoder.parameters(), decay=args.ema_decay) if stage_two else None
     frechet_metrics = build_frechet_metrics(args, accelerator.device)
     run = TrainingRun(
-        accelerator, args, train_dataloader, max_train_steps, stateful={"ema": ema}, epoch_datasets=[train_dataset]
+        accelerator,
+        args,
+        train_dataloader,
+        max_train_steps,
+        stateful={"ema": ema},
+        epoch_datasets=[train_dataset],
+        resume_flags=RECIPE_RESUME_FLAGS,
     )
     run.init_trackers("train_vitok")
     run.resume()

@@ -485,3 +485,12 @@ def test_a_warmup_longer_than_a_short_run_keeps_its_share_of_it(tmp_path, capsys
     out = capsys.readouterr().out
     assert "--warmup_epochs 10 (20 updates of 2 per epoch) does not fit the 4 updates" in out
     assert "warming up over 1 of them" in out and "A short run" in out and "--mixup_prob 0" in out
+
+
+def test_a_resume_that_changes_the_augmentation_is_refused(tmp_path):
+    run = [*QUICK_RUN, "--max_train_steps", "2", "--checkpointing_steps", "1", "--output_dir", str(tmp_path / "run")]
+    train_cct.main(run)
+    with pytest.raises(ValueError, match="--mixup_prob 1.0 -> 0.5. Pass the earlier values"):
+        train_cct.main(
+            [*run, "--mixup_prob", "0.5", "--resume_from_checkpoint", str(tmp_path / "run" / "checkpoint-1")]
+        )
