@@ -47,6 +47,7 @@ _RUN_ONLY_ARGUMENTS = frozenset(
         "dataloader_num_workers",
         "config",
         "logging_steps",
+        "allow_changed_flags",
         RUN_HISTORY_KEY,  # the segments of a resumed run: each one's flags, not a flag
     }
 )
