@@ -18,7 +18,7 @@ def parse_args_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] 
     recipe never silently falls back to a default.
     """
     parser.add_argument("--config", type=Path, default=None, help="YAML file whose keys are these flags.")
-    config_parser = argparse.ArgumentParser(add_help=False)
+    config_parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     config_parser.add_argument("--config", type=Path, default=None)
     known, _ = config_parser.parse_known_args(argv)
     if known.config is not None:
