@@ -37,7 +37,7 @@ NUM_FRAMES = 4
 # frames (bouncing off the borders) while the DiT has fewer positions to learn than with 20 px (12 px of travel).
 DIGIT_SIZE = 24
 VIDEO_VITOK_STEPS = 400
-VIDEO_DIT_STEPS = 1000
+VIDEO_DIT_STEPS = 1250
 VIDEO_GUIDANCE_SCALE = 6.0
 
 

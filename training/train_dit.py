@@ -156,8 +156,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     diffusion.add_argument(
         "--sampler",
         choices=FLOW_SAMPLERS,
-        default="euler",
-        help="flow_matching: the saved pipeline's scheduler (flow Euler, or DPM-Solver++ / UniPC with flow sigmas).",
+        default="unipc",
+        help="flow_matching: the saved pipeline's scheduler: UniPC (default), DPM-Solver++ (both with flow sigmas) or "
+        "flow Euler; benchmarks/dit_objectives.py measured UniPC at 16 steps as good as any sampler at 25.",
     )
 
     optim = parser.add_argument_group("optimisation")

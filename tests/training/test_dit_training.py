@@ -15,7 +15,7 @@ import pytest
 import torch
 import train_dit  # noqa: E402
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
-from diffusers import DDPMScheduler, DiffusionPipeline, FlowMatchEulerDiscreteScheduler
+from diffusers import DDPMScheduler, DiffusionPipeline, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 from PIL import Image as PILImage
 from safetensors.torch import load_file
 
@@ -268,7 +268,9 @@ def test_train_dit_flow_matching_learns_and_saves_a_loadable_pipeline(vae_dir, i
     pipeline = DiffusionPipeline.from_pretrained(tmp_path / "run")
     assert type(pipeline) is DiTImagePipeline and pipeline.id2label == {0: "bottom", 1: "middle", 2: "top"}
     assert pipeline.transformer.config.out_channels == 4, "flow matching: no variance channels"
-    assert type(pipeline.scheduler) is FlowMatchEulerDiscreteScheduler and pipeline.scheduler.config.shift == 1.0
+    scheduler = pipeline.scheduler.config
+    assert type(pipeline.scheduler) is UniPCMultistepScheduler and scheduler.prediction_type == "flow_prediction"
+    assert scheduler.use_flow_sigmas and scheduler.flow_shift == 1.0
     pipeline.set_progress_bar_config(disable=True)
     images = pipeline([0, 2], guidance_scale=2.0, num_inference_steps=2, output_type="np").images
     assert images.shape == (2, 16, 16, 3) and np.isfinite(images).all()
@@ -288,11 +290,10 @@ def test_train_dit_ddpm_learns_with_a_learned_variance_and_writes_sample_grids(v
 
 
 def test_train_dit_flow_matching_samplers_are_saved_with_the_shift(vae_dir, image_dir, tmp_path):
-    run_training(vae_dir, image_dir, tmp_path / "run", "--max_train_steps", "1", "--sampler", "dpmsolver++",
+    run_training(vae_dir, image_dir, tmp_path / "run", "--max_train_steps", "1", "--sampler", "euler",
                  "--flow_shift", "2.5")  # fmt: skip
     scheduler = DiffusionPipeline.from_pretrained(tmp_path / "run").scheduler
-    assert scheduler.config.use_flow_sigmas and scheduler.config.prediction_type == "flow_prediction"
-    assert scheduler.config.flow_shift == 2.5
+    assert type(scheduler) is FlowMatchEulerDiscreteScheduler and scheduler.config.shift == 2.5
 
 
 def test_train_dit_resume_matches_a_straight_run(vae_dir, image_dir, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import torch
 import train_dit
 import yaml
-from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
+from diffusers import DiffusionPipeline, UniPCMultistepScheduler
 
 import hf_compact  # noqa: F401  (registers the pipelines)
 from hf_compact import AutoencoderViTok, DiTImagePipeline
@@ -67,7 +67,10 @@ def test_recipe_trains_a_flow_matching_dit_on_a_tiny_vitok_v2(tiny_v2_dir, tmp_p
     assert pipeline.vae.config.scaling_factor == results["latent_scaling_factor"]
     config = pipeline.transformer.config
     assert (config.in_channels, config.out_channels, config.sample_size, config.patch_size) == (8, 8, 8, 1)
-    assert type(pipeline.scheduler) is FlowMatchEulerDiscreteScheduler and pipeline.scheduler.config.shift == 1.0
+    scheduler = pipeline.scheduler.config
+    assert (
+        type(pipeline.scheduler) is UniPCMultistepScheduler and scheduler.use_flow_sigmas and scheduler.flow_shift == 1
+    )
     pipeline.set_progress_bar_config(disable=True)
     images = pipeline(
         [3, 7], guidance_scale=1.5, guidance_interval=(0.1, 1.0), num_inference_steps=2, output_type="pt"
