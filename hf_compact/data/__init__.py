@@ -21,6 +21,8 @@ _SUBMODULE_OF = {
     "ImageReconstructionDataset": "reconstruction_data",
     "ImageReconstructionTransform": "reconstruction_data",
     "VideoClipDataset": "reconstruction_data",
+    "StreamingDataLoader": "streaming",
+    "load_streaming_dataset": "streaming",
 }
 
 __all__ = sorted(_SUBMODULE_OF, key=str.lower)

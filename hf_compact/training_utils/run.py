@@ -41,6 +41,13 @@ without replaying anything:
 Checkpoints still hold and restore the global generators' states (Accelerate saves them), which only matters for
 draws made outside the loop.
 
+Streaming data (a :class:`~hf_compact.data.streaming.StreamingDataLoader`, which ``accelerator.prepare`` leaves
+as it is): its length is unknown, so the run lasts ``max_train_steps`` updates and an epoch ends when the stream of
+any process runs dry (every process stops it at the same batch; one flag per batch is reduced across processes).
+The engine moves its batches to the device; updates are counted every ``gradient_accumulation_steps`` batches
+across epoch ends (there is no last batch to sync on). Checkpoints store every process's stream position, and a
+resume continues each process's stream exactly where it stopped (see :mod:`hf_compact.data.streaming`).
+
 A run on a cluster: the run folder is locked by one launch at a time (:mod:`.run_lock`); a resume refuses flags
 that would change the optimisation or the data order unless ``--allow_changed_flags`` is given (:mod:`.run_history`),
 and ``training_config.json`` lists the run's segments; SIGTERM / SIGUSR1 end the run at the next update with a
@@ -63,7 +70,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import broadcast, broadcast_object_list
+from accelerate.utils import broadcast, broadcast_object_list, gather_object, send_to_device
 
 from hf_compact.utils.run_files import (
     ABANDONED_DIR,
@@ -296,8 +303,9 @@ class TrainingRun:
     Args:
         accelerator: the run's accelerator, its models, optimizers and schedulers prepared.
         args: the parsed flags (those of :func:`add_run_arguments` and the script's own).
-        train_dataloader: the prepared training dataloader.
-        max_train_steps: optimizer updates of the whole run.
+        train_dataloader: the prepared training dataloader, or a
+            :class:`~hf_compact.data.streaming.StreamingDataLoader` (not prepared: Accelerate must not shard it).
+        max_train_steps: optimizer updates of the whole run (the only limit of a stream, whose length is unknown).
         stateful: extra objects saved in checkpoints (``state_dict`` / ``load_state_dict``), e.g. ``{"ema": ema}``.
         epoch_datasets: datasets whose ``set_epoch`` is called at the start of every epoch.
         resume_flags: flags that a resume may not change without ``--allow_changed_flags`` (default
@@ -327,10 +335,17 @@ class TrainingRun:
         self.output_dir = Path(args.output_dir)
         self.train_dataloader = train_dataloader
         self.gradient_accumulation_steps = args.gradient_accumulation_steps
-        self.num_batches = len(train_dataloader)
-        self.updates_per_epoch = updates_per_epoch(self.num_batches, self.gradient_accumulation_steps)
         self.max_train_steps = max_train_steps
-        self.num_epochs = math.ceil(max_train_steps / self.updates_per_epoch)
+        # A StreamingDataLoader (duck-typed: importing it would load datasets with the engine).
+        self.stream = train_dataloader if hasattr(train_dataloader, "iter_with_positions") else None
+        if self.stream is not None:
+            self.num_batches = self.updates_per_epoch = self.num_epochs = None
+            self._stream_position = self.stream.state_dict()
+            self._stream_micro_steps = 0
+        else:
+            self.num_batches = len(train_dataloader)
+            self.updates_per_epoch = updates_per_epoch(self.num_batches, self.gradient_accumulation_steps)
+            self.num_epochs = math.ceil(max_train_steps / self.updates_per_epoch)
         self.stateful = {name: obj for name, obj in (stateful or {}).items() if obj is not None}
         self.epoch_datasets = list(epoch_datasets)
         self.resume_flags = frozenset(resume_flags) | {NUM_PROCESSES}
@@ -388,10 +403,31 @@ class TrainingRun:
         if self.accelerator.is_main_process:
             set_aside_later_checkpoints(self.output_dir, self.completed_steps)
         self.accelerator.wait_for_everyone()
+        self._last_checkpoint_step = self.completed_steps
+        if self.stream is not None:
+            self._resume_stream(checkpoint, state)
+            return
         self.epoch, updates_into_epoch = divmod(self.completed_steps, self.updates_per_epoch)
         self._batches_to_skip = updates_into_epoch * self.gradient_accumulation_steps
         self.micro_step = self.epoch * self.num_batches + self._batches_to_skip
-        self._last_checkpoint_step = self.completed_steps
+
+    def _resume_stream(self, checkpoint: Path, state: dict[str, Any]) -> None:
+        """Put this process's stream at the position the checkpoint stored for it."""
+        if "stream" not in state:
+            raise ValueError(
+                f"--resume_from_checkpoint: {checkpoint} holds no stream position (it was written by a run without "
+                "--streaming); resume it without --streaming."
+            )
+        positions = state["stream"]["positions"]
+        if len(positions) != self.accelerator.num_processes:
+            raise ValueError(
+                f"--resume_from_checkpoint: {checkpoint} holds the stream positions of {len(positions)} processes, "
+                f"got {self.accelerator.num_processes}; a stream resumes on the same number of processes."
+            )
+        self.stream.load_state_dict(positions[self.accelerator.process_index])
+        self._stream_position = self.stream.state_dict()
+        self.epoch = self._stream_position["epoch"]
+        self.micro_step = self._stream_micro_steps = state["stream"]["micro_step"]
 
     def _changed_flags(self, checkpoint: Path, state: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
         """The changes of ``resume_flags`` since ``checkpoint``; raises unless ``--allow_changed_flags``."""
@@ -428,6 +464,9 @@ class TrainingRun:
     def __iter__(self) -> Iterator[Any]:
         self._signals.install()
         try:
+            if self.stream is not None:
+                yield from self._stream_batches()
+                return
             while self.epoch < self.num_epochs and not self.finished:
                 yield from self._epoch_batches()
                 if self.finished:
@@ -451,6 +490,39 @@ class TrainingRun:
             self.micro_step += 1
             if self.finished:
                 return
+
+    def _stream_batches(self) -> Iterator[Any]:
+        """Epochs of the stream until ``max_train_steps``; an epoch ends on every process when one runs dry."""
+        empty_epochs = 0
+        while not self.finished:
+            self.stream.set_epoch(self.epoch)
+            for dataset in self.epoch_datasets:
+                dataset.set_epoch(self.epoch)
+            batches = self.stream.iter_with_positions()
+            yielded = False
+            while True:
+                item = next(batches, None)
+                if not self._every_process_has(item is not None):
+                    break
+                batch, self._stream_position = item
+                self._stream_micro_steps = self.micro_step + 1
+                yielded = True
+                seed_global_generators(self._step_seed(GLOBAL_GENERATORS_STREAM))
+                yield send_to_device(batch, self.accelerator.device)
+                self.micro_step += 1
+                if self.finished:
+                    return
+            batches.close()
+            empty_epochs = 0 if yielded else empty_epochs + 1
+            if empty_epochs > 1:
+                raise ValueError(f"The training stream gave no batch in epochs {self.epoch - 1} and {self.epoch}.")
+            self.epoch += 1
+
+    def _every_process_has(self, has_batch: bool) -> bool:
+        if self.accelerator.num_processes == 1:
+            return has_batch
+        flag = torch.tensor(int(has_batch), device=self.accelerator.device)
+        return self.accelerator.reduce(flag, "sum").item() == self.accelerator.num_processes
 
     def step_generator(self, device: torch.device | str | None = None) -> torch.Generator:
         """A generator for the random draws of the current batch (noise, masks...), on ``device`` (default: the
@@ -508,9 +580,16 @@ class TrainingRun:
         raise preempted
 
     def save_checkpoint(self) -> Path:
+        extra_state = {"epoch": self.epoch, **self._run_record()}
+        if self.stream is not None:
+            # The position after the last batch handed out (inside the loop body or after the loop alike).
+            extra_state["stream"] = {
+                "micro_step": self._stream_micro_steps,
+                "positions": gather_object([self._stream_position]),
+            }
         path = save_checkpoint(
             self.accelerator, self.output_dir, self.completed_steps, self.args.checkpoints_total_limit,
-            {"epoch": self.epoch, **self._run_record()}, self.stateful,
+            extra_state, self.stateful,
         )  # fmt: skip
         self._last_checkpoint_step = self.completed_steps
         return path

@@ -30,7 +30,7 @@ RESUME_FLAGS = frozenset(
         "seed",
         # data
         "dataset_name", "dataset_config_name", "train_dir", "train_file", "max_train_samples", "train_val_split",
-        "image_size", "resolution",
+        "image_size", "resolution", "streaming", "data_files", "shuffle_buffer_size",
         # model
         "preset", "model_name_or_path", "config_overrides", "model_overrides",
     }
