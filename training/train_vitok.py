@@ -23,6 +23,7 @@ import argparse
 import sys
 
 from hf_compact.data.splits import HELD_OUT_FRACTION
+from hf_compact.data.streaming import add_streaming_arguments, check_streaming_arguments
 from hf_compact.training_utils import RESUME_FLAGS, add_run_arguments, check_run_arguments, parse_args_with_config
 from hf_compact.utils.overrides import parse_overrides, replace_file_sources
 
@@ -31,6 +32,7 @@ from hf_compact.utils.overrides import parse_overrides, replace_file_sources
 DATA_SOURCES = {
     "dataset_name": {"dataset_name": None, "dataset_config_name": None, "image_column": "image"},
     "train_dir": {"train_dir": None, "validation_dir": None},
+    "data_files": {"data_files": None, "validation_data_files": None},
 }
 # Flags of this recipe that a resume may not change without --allow_changed_flags (besides the engine's).
 RECIPE_RESUME_FLAGS = RESUME_FLAGS | {
@@ -79,6 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--max_eval_samples", type=int, default=256)
     data.add_argument("--dataloader_num_workers", type=int, default=0)
     data.add_argument("--cache_dir", default=None)
+    add_streaming_arguments(data)
 
     loss = parser.add_argument_group("loss")
     loss.add_argument("--mse_weight", type=float, default=1.0)
@@ -141,8 +144,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     check_run_arguments(args)
     args.model_overrides = parse_overrides(args.model_overrides, "--model_overrides")
 
-    if args.dataset_name is None and args.train_dir is None:
-        raise ValueError("--dataset_name / --train_dir: expected one of them, got neither.")
+    if args.dataset_name is None and args.train_dir is None and args.data_files is None:
+        raise ValueError("--dataset_name / --train_dir / --data_files: expected one of them, got none.")
+    check_streaming_arguments(args)
+    if args.streaming and args.num_frames > 1:
+        raise ValueError(f"--streaming: streams images; got --num_frames {args.num_frames} (videos).")
     if args.num_frames > 1 and args.train_dir is None:
         raise ValueError(f"--train_dir: expected a folder of videos since --num_frames = {args.num_frames}, got None.")
     if args.stage == 2 and args.model_name_or_path is None:
@@ -207,6 +213,37 @@ def build_datasets(args: argparse.Namespace):
     if args.max_eval_samples is not None and len(validation) > args.max_eval_samples:
         validation = torch.utils.data.Subset(validation, range(args.max_eval_samples))
     return train, validation
+
+
+def build_streaming_data(args: argparse.Namespace, accelerator):
+    """``--streaming``: (the training stream, this process's part of it; the evaluation dataset, in memory)."""
+    import torch
+
+    from hf_compact.data import ImageReconstructionDataset, ImageReconstructionTransform
+    from hf_compact.data.streaming import (
+        StreamingDataLoader,
+        load_streaming_dataset,
+        load_streaming_evaluation_dataset,
+    )
+
+    train_transform = ImageReconstructionTransform(args.resolution, train=True)
+
+    def to_item(example: dict) -> dict:  # crop and flip draw from the global generators, seeded per example
+        return {"pixel_values": train_transform(example[args.image_column])}
+
+    stream = load_streaming_dataset(
+        args.dataset_name, args.dataset_config_name, args.data_files, cache_dir=args.cache_dir
+    )
+    train_dataloader = StreamingDataLoader(
+        stream, to_item, args.per_device_train_batch_size, rank=accelerator.process_index,
+        world_size=accelerator.num_processes, seed=args.seed, shuffle_buffer_size=args.shuffle_buffer_size,
+        num_workers=args.dataloader_num_workers, drop_last=True, pin_memory=torch.cuda.is_available(),
+    )  # fmt: skip
+    validation = load_streaming_evaluation_dataset(
+        args.dataset_name, args.dataset_config_name, args.validation_data_files, args.max_eval_samples, args.cache_dir
+    )
+    eval_transform = ImageReconstructionTransform(args.resolution, train=False)
+    return train_dataloader, ImageReconstructionDataset(validation, eval_transform, args.image_column)
 
 
 def build_criterion(args: argparse.Namespace):
@@ -359,14 +396,18 @@ def main(argv: list[str] | None = None) -> dict:
     if args.torch_compile:
         training_forward = torch.compile(training_forward)
     criterion = build_criterion(args).to(accelerator.device)
-    train_dataset, eval_dataset = build_datasets(args)
-    train_dataloader = torch.utils.data.DataLoader(
-        train_dataset,
-        batch_size=args.per_device_train_batch_size,
-        shuffle=True,
-        drop_last=True,
-        num_workers=args.dataloader_num_workers,
-    )
+    if args.streaming:  # not a DataLoader: `prepare` leaves it as it is, already split across processes
+        train_dataset = None
+        train_dataloader, eval_dataset = build_streaming_data(args, accelerator)
+    else:
+        train_dataset, eval_dataset = build_datasets(args)
+        train_dataloader = torch.utils.data.DataLoader(
+            train_dataset,
+            batch_size=args.per_device_train_batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=args.dataloader_num_workers,
+        )
     eval_dataloader = torch.utils.data.DataLoader(
         eval_dataset, batch_size=args.per_device_eval_batch_size, num_workers=args.dataloader_num_workers
     )
@@ -416,7 +457,7 @@ def main(argv: list[str] | None = None) -> dict:
         train_dataloader,
         max_train_steps,
         stateful={"ema": ema},
-        epoch_datasets=[train_dataset],
+        epoch_datasets=[] if train_dataset is None else [train_dataset],
         resume_flags=RECIPE_RESUME_FLAGS,
     )
     run.init_trackers("train_vitok")
@@ -441,7 +482,8 @@ def main(argv: list[str] | None = None) -> dict:
     accelerator.print(
         f"ViTok stage {args.stage}: {sum(p.numel() for p in autoencoder.parameters()) / 1e6:.2f}M parameters "
         f"({sum(p.numel() for p in trainable_module.parameters() if p.requires_grad) / 1e6:.2f}M trained), "
-        f"{len(train_dataset)} training items, total batch {total_batch_size}, {max_train_steps} steps"
+        f"{'streamed' if train_dataset is None else len(train_dataset)} training items, total batch "
+        f"{total_batch_size}, {max_train_steps} steps"
     )
     progress = tqdm(
         range(max_train_steps),

@@ -37,6 +37,8 @@ from hf_compact.utils.seeds import derive_seed, seed_global_generators
 if TYPE_CHECKING:
     from datasets import IterableDataset
 
+# Held-out splits of a Hub dataset, in the order they are looked for (evaluation of a streamed run).
+EVALUATION_SPLITS = ("validation", "valid", "val", "test")
 # Builder of ``datasets`` for each kind of local shard file.
 SHARD_BUILDERS = {".tar": "webdataset", ".parquet": "parquet"}
 _GLOB_CHARACTERS = frozenset("*?[")
@@ -57,6 +59,12 @@ def add_streaming_arguments(parser: argparse.ArgumentParser | argparse._Argument
         help="With --streaming: local webdataset (.tar) or parquet shards (files, folders or glob patterns).",
     )
     parser.add_argument(
+        "--validation_data_files",
+        nargs="+",
+        default=None,
+        help="With --streaming --data_files: held-out shards for evaluation (their first --max_eval_samples).",
+    )
+    parser.add_argument(
         "--shuffle_buffer_size",
         type=int,
         default=1000,
@@ -67,8 +75,9 @@ def add_streaming_arguments(parser: argparse.ArgumentParser | argparse._Argument
 def check_streaming_arguments(args: argparse.Namespace) -> None:
     """Raise a ``ValueError`` naming the flag for a streaming setup that cannot run."""
     if not args.streaming:
-        if args.data_files is not None:
-            raise ValueError(f"--data_files: only read with --streaming, got {args.data_files} without it.")
+        for name in ("data_files", "validation_data_files"):
+            if getattr(args, name) is not None:
+                raise ValueError(f"--{name}: only read with --streaming, got {getattr(args, name)} without it.")
         return
     if (getattr(args, "dataset_name", None) is None) == (args.data_files is None):
         raise ValueError(
@@ -78,6 +87,10 @@ def check_streaming_arguments(args: argparse.Namespace) -> None:
     if getattr(args, "train_dir", None) is not None:
         raise ValueError(f"--train_dir: cannot be streamed; pass its images as shards with --data_files, got "
                          f"{args.train_dir!r}.")  # fmt: skip
+    if args.data_files is not None and args.validation_data_files is None:
+        raise ValueError(
+            "--validation_data_files: expected held-out shards to evaluate on with --streaming --data_files, got None."
+        )
     if args.max_train_steps is None:
         raise ValueError("--max_train_steps: expected a number of updates with --streaming (a stream has no length).")
     if args.shuffle_buffer_size < 0:
@@ -142,6 +155,38 @@ def load_streaming_dataset(
         patterns = [glob.escape(file) for file in files]
         dataset = load_dataset(builder, data_files={split: patterns}, split=split, streaming=True)
     return dataset
+
+
+def load_streaming_evaluation_dataset(
+    dataset_name: str | None = None,
+    dataset_config_name: str | None = None,
+    validation_data_files: Sequence[str | os.PathLike] | None = None,
+    num_examples: int | None = None,
+    cache_dir: str | None = None,
+):
+    """The evaluation set of a streamed run, in memory (a ``datasets.Dataset``): the first ``num_examples`` (all if
+    ``None``) of the Hub dataset's held-out split (the first of :data:`EVALUATION_SPLITS` it has) or of the held-out
+    shards ``validation_data_files``.
+
+    Raises:
+        ValueError: the Hub dataset has no held-out split.
+    """
+    from datasets import Dataset, load_dataset
+
+    if dataset_name is not None:
+        splits = load_dataset(dataset_name, dataset_config_name, streaming=True, cache_dir=cache_dir)
+        held_out = [name for name in EVALUATION_SPLITS if name in splits]
+        if not held_out:
+            raise ValueError(
+                f"--dataset_name: {dataset_name!r} has no held-out split to evaluate a streamed run on (looked for "
+                f"{', '.join(EVALUATION_SPLITS)}; it has {', '.join(splits)})."
+            )
+        stream = splits[held_out[0]]
+    else:
+        stream = load_streaming_dataset(data_files=validation_data_files)
+    if num_examples is not None:
+        stream = stream.take(num_examples)
+    return Dataset.from_list(list(stream), features=stream.features)
 
 
 class _WorkerBatches(torch.utils.data.IterableDataset):

@@ -16,6 +16,7 @@ from hf_compact.data.streaming import (
     add_streaming_arguments,
     check_streaming_arguments,
     load_streaming_dataset,
+    load_streaming_evaluation_dataset,
     resolve_data_files,
 )
 
@@ -115,6 +116,8 @@ def test_data_files_are_literal_paths_folders_or_globs(tmp_path):
     assert resolve_data_files([str(tmp_path / "*" / "digits-*.parquet")]) == files
     stream = load_streaming_dataset(data_files=[files[1]])
     assert [example["index"] for example in stream] == [5, 6, 7]
+    held_out = load_streaming_evaluation_dataset(validation_data_files=[str(folder)], num_examples=6)
+    assert held_out["index"] == [0, 1, 2, 3, 4, 5] and held_out[0]["image"].size == (8, 8)
     with pytest.raises(ValueError, match="--data_files: .*names no .tar or .parquet"):
         resolve_data_files([str(tmp_path / "*.tar")])
     with pytest.raises(ValueError, match="--data_files: .* is not a file"):
@@ -153,7 +156,10 @@ def test_streaming_flags_are_checked():
     add_streaming_arguments(parser)
     parser.add_argument("--dataset_name")
     parser.add_argument("--max_train_steps", type=int)
-    check_streaming_arguments(parser.parse_args(["--streaming", "--data_files", "a.tar", "--max_train_steps", "5"]))
+    local = ["--streaming", "--data_files", "a.tar", "--max_train_steps", "5"]
+    check_streaming_arguments(parser.parse_args([*local, "--validation_data_files", "b.tar"]))
+    with pytest.raises(ValueError, match="--validation_data_files: expected held-out shards"):
+        check_streaming_arguments(parser.parse_args(local))
     with pytest.raises(ValueError, match="--max_train_steps"):
         check_streaming_arguments(parser.parse_args(["--streaming", "--dataset_name", "ILSVRC/imagenet-1k"]))
     with pytest.raises(ValueError, match="--streaming: expected exactly one"):

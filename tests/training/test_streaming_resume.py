@@ -1,15 +1,23 @@
 """A stream resumed at its position (issue 29): two processes under torchrun train on local parquet shards split by
 ``split_dataset_by_node``, with a shuffle buffer, two DataLoader workers each and gradient accumulation; a run
 interrupted at update 5 (mid-epoch, an update spanning an epoch end before it) and resumed from its checkpoint
-trains on the same batches and ends with the same weights as an uninterrupted run."""
+trains on the same batches and ends with the same weights as an uninterrupted run; ``train_vitok.py --streaming``
+over local shards, preempted mid-epoch and resumed, ends like a straight run."""
 
 import json
+import os
+import signal
 from pathlib import Path
 
+import datasets
+import pytest
 import torch
 from launch import run_two_processes
+from test_train_vitok import TINY_IMAGE_RUN, train_vitok
 
 from hf_compact.data import load_digits_dataset
+from hf_compact.training_utils import TrainingRun
+from hf_compact.training_utils.preemption import RunPreempted
 from hf_compact.utils.run_files import STATE_FILE
 
 WORKER = Path(__file__).parents[1] / "distributed_workers" / "streaming_resume.py"
@@ -56,3 +64,33 @@ def test_interrupted_and_resumed_stream_repeats_the_straight_run(tmp_path):
     checkpoint = json.loads((tmp_path / "resumed" / "checkpoint-5" / STATE_FILE).read_text())
     assert checkpoint["epoch"] == 1 and checkpoint["stream"]["micro_step"] == 10
     assert [position["configuration"]["rank"] for position in checkpoint["stream"]["positions"]] == [0, 1]
+
+
+def test_train_vitok_streams_local_shards_and_a_preempted_run_resumes_exactly(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets.config, "SLEEP_TIME_ON_THREADS_SHUTDOWN", 0)  # see streaming_resume.py
+    (tmp_path / "train").mkdir(), (tmp_path / "validation").mkdir()
+    write_parquet_shards(tmp_path / "train", sizes=(40, 40))
+    validation = write_parquet_shards(tmp_path / "validation", sizes=(16,))
+    stream = [
+        "--streaming", "--data_files", str(tmp_path / "train"), "--validation_data_files", *validation,
+        "--shuffle_buffer_size", "16", "--dataloader_num_workers", "2", "--max_train_steps", "12",
+    ]  # fmt: skip
+    arguments = [*(flag for flag in TINY_IMAGE_RUN if flag not in ("--dataset_name", "digits")), *stream]
+    straight = train_vitok.main([*arguments, "--output_dir", str(tmp_path / "straight")])
+
+    update_done = TrainingRun.update_done
+
+    def update_done_then_sigterm(run, *args, **kwargs):
+        update_done(run, *args, **kwargs)
+        if run.completed_steps == 6:  # 6 of the 10 batches of the first epoch: mid-epoch
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(TrainingRun, "update_done", update_done_then_sigterm)
+    with pytest.raises(RunPreempted):
+        train_vitok.main([*arguments, "--output_dir", str(tmp_path / "resumed")])
+    monkeypatch.setattr(TrainingRun, "update_done", update_done)
+    resumed = train_vitok.main([*arguments, "--output_dir", str(tmp_path / "resumed"), "--resume_from_checkpoint",
+                                "latest"])  # fmt: skip
+    assert straight["train_steps"] == resumed["train_steps"] == 12
+    for name in ("train_loss", "first_train_loss", "eval_psnr", "eval_ssim"):
+        assert resumed[name] == straight[name], name
