@@ -29,6 +29,7 @@ import json
 import sys
 
 from hf_compact.data.splits import HELD_OUT_FRACTION
+from hf_compact.data.streaming import add_streaming_arguments, check_streaming_arguments
 from hf_compact.training_utils import RESUME_FLAGS, add_run_arguments, check_run_arguments, parse_args_with_config
 from hf_compact.utils.overrides import replace_file_sources
 
@@ -42,6 +43,7 @@ DATA_SOURCES = {
         "label_column_name": "label",
     },
     "train_dir": {"train_dir": None, "validation_dir": None},
+    "data_files": {"data_files": None, "validation_data_files": None},
 }
 # Flags of this recipe that a resume may not change without --allow_changed_flags (besides the engine's).
 RECIPE_RESUME_FLAGS = RESUME_FLAGS | {
@@ -111,6 +113,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--image_std", type=float, nargs=3, default=None, help="Normalisation std (default: the processor's)."
     )
     data.add_argument("--dataloader_num_workers", type=int, default=0)
+    add_streaming_arguments(data)  # with --streaming, the schedule's epochs are --max_train_steps / --num_train_epochs
 
     augmentation = parser.add_argument_group("augmentation")
     augmentation.add_argument(
@@ -169,12 +172,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "--preset / --model_name_or_path: expected exactly one of them (train from scratch or fine-tune), got "
             f"{args.preset!r} and {args.model_name_or_path!r}."
         )
-    if args.dataset_name is None and args.train_dir is None:
+    if args.dataset_name is None and args.train_dir is None and args.data_files is None:
         raise ValueError(
-            "--dataset_name / --train_dir: expected one of them (a Hub dataset or 'digits', or an image folder), got "
-            "neither."
+            "--dataset_name / --train_dir / --data_files: expected one of them (a Hub dataset or 'digits', an image "
+            "folder, or shards to stream), got none."
         )
+    check_streaming_arguments(args)
     return args
+
+
+def load_streaming_classification_data(args: argparse.Namespace):
+    """``--streaming``: (the training stream, the evaluation examples in memory, the class names)."""
+    from datasets import ClassLabel
+
+    from hf_compact.data.streaming import load_streaming_dataset, load_streaming_evaluation_dataset
+
+    stream = load_streaming_dataset(args.dataset_name, args.dataset_config_name, args.data_files)
+    labels = (stream.features or {}).get(args.label_column_name)
+    if not isinstance(labels, ClassLabel):
+        raise ValueError(
+            f"--label_column_name: a streamed dataset needs a ClassLabel column (its class names), got "
+            f"{args.label_column_name!r}: {labels!r}."
+        )
+    evaluation = load_streaming_evaluation_dataset(
+        args.dataset_name, args.dataset_config_name, args.validation_data_files, args.max_eval_samples
+    )
+    return stream, evaluation, labels.names
 
 
 def make_collate_fn(image_processor, image_column: str, label_column: str, normalize: bool):
@@ -230,6 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from hf_compact.data import ClassificationTrainAugmentation, MixupCutmix, smooth_one_hot
     from hf_compact.data.loading import load_image_classification_data, quiet_progress_bars
+    from hf_compact.data.streaming import StreamingDataLoader
     from hf_compact.metrics.accuracy import evaluate_accuracy
     from hf_compact.optim import adamw_without_decay_on_1d
     from hf_compact.recipes import build_image_classifier, build_image_processor
@@ -242,20 +266,23 @@ def main(argv: list[str] | None = None) -> dict:
     set_seed(args.seed)
 
     # ---- data and model
-    with accelerator.main_process_first():
-        train_dataset, eval_dataset, label_names = load_image_classification_data(
-            args.dataset_name,
-            args.dataset_config_name,
-            args.train_dir,
-            args.validation_dir,
-            image_column=args.image_column_name,
-            label_column=args.label_column_name,
-            image_size=args.image_size or 32,
-            held_out_fraction=args.train_val_split,
-            max_train_samples=args.max_train_samples,
-            max_eval_samples=args.max_eval_samples,
-            seed=args.seed,
-        )
+    if args.streaming:
+        train_dataset, eval_dataset, label_names = load_streaming_classification_data(args)
+    else:
+        with accelerator.main_process_first():
+            train_dataset, eval_dataset, label_names = load_image_classification_data(
+                args.dataset_name,
+                args.dataset_config_name,
+                args.train_dir,
+                args.validation_dir,
+                image_column=args.image_column_name,
+                label_column=args.label_column_name,
+                image_size=args.image_size or 32,
+                held_out_fraction=args.train_val_split,
+                max_train_samples=args.max_train_samples,
+                max_eval_samples=args.max_eval_samples,
+                seed=args.seed,
+            )
     model = build_image_classifier(
         label_names,
         preset=args.preset,
@@ -289,24 +316,32 @@ def main(argv: list[str] | None = None) -> dict:
     )
 
     image_column, label_column = args.image_column_name, args.label_column_name
-    train_dataloader = torch.utils.data.DataLoader(
-        train_dataset,
-        batch_size=args.per_device_train_batch_size,
-        shuffle=True,
-        drop_last=True,
-        collate_fn=make_collate_fn(image_processor, image_column, label_column, normalize=False),
-        num_workers=args.dataloader_num_workers,
-        # Its own generator: starting an epoch must not draw from the global RNG that the augmentations use, or a
-        # run resumed mid-epoch would not replay the same augmentations.
-        generator=torch.Generator().manual_seed(args.seed),
-    )
+    train_collate_fn = make_collate_fn(image_processor, image_column, label_column, normalize=False)
+    if args.streaming:  # not a DataLoader: `prepare` leaves it as it is, already split across processes
+        train_dataloader = StreamingDataLoader(
+            train_dataset, None, args.per_device_train_batch_size, rank=accelerator.process_index,
+            world_size=accelerator.num_processes, seed=args.seed, shuffle_buffer_size=args.shuffle_buffer_size,
+            num_workers=args.dataloader_num_workers, collate_fn=train_collate_fn, drop_last=True,
+        )  # fmt: skip
+    else:
+        train_dataloader = torch.utils.data.DataLoader(
+            train_dataset,
+            batch_size=args.per_device_train_batch_size,
+            shuffle=True,
+            drop_last=True,
+            collate_fn=train_collate_fn,
+            num_workers=args.dataloader_num_workers,
+            # Its own generator: starting an epoch must not draw from the global RNG that the augmentations use, or
+            # a run resumed mid-epoch would not replay the same augmentations.
+            generator=torch.Generator().manual_seed(args.seed),
+        )
     eval_dataloader = torch.utils.data.DataLoader(
         eval_dataset,
         batch_size=args.per_device_eval_batch_size,
         collate_fn=make_collate_fn(image_processor, image_column, label_column, normalize=True),
         num_workers=args.dataloader_num_workers,
     )
-    if len(train_dataloader) == 0:
+    if not args.streaming and len(train_dataloader) == 0:
         raise ValueError(
             f"--per_device_train_batch_size: expected at most the {len(train_dataset)} training examples, got "
             f"{args.per_device_train_batch_size}."
@@ -319,7 +354,10 @@ def main(argv: list[str] | None = None) -> dict:
     model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
         model, optimizer, train_dataloader, eval_dataloader
     )
-    epoch_updates = updates_per_epoch(len(train_dataloader), args.gradient_accumulation_steps)
+    if args.streaming:  # a stream's length is unknown: the schedule counts --max_train_steps as --num_train_epochs
+        epoch_updates = max(1, round(args.max_train_steps / args.num_train_epochs))
+    else:
+        epoch_updates = updates_per_epoch(len(train_dataloader), args.gradient_accumulation_steps)
     max_train_steps, warmup_steps, cooldown_steps = schedule_lengths(args, epoch_updates)
     if max_train_steps < SHORT_RUN_EPOCHS * epoch_updates and (args.mixup_prob > 0 or args.randaugment_num_ops > 0):
         accelerator.print(
@@ -349,7 +387,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     # ---- training
     accelerator.print(
-        f"Training {accelerator.unwrap_model(model).num_parameters():,} parameters on {len(train_dataset)} images "
+        f"Training {accelerator.unwrap_model(model).num_parameters():,} parameters on "
+        f"{'streamed' if args.streaming else len(train_dataset)} images "
         f"({len(label_names)} classes) for {max_train_steps} updates, {accelerator.num_processes} process(es)."
     )
     progress_bar = tqdm(

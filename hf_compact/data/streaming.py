@@ -229,6 +229,7 @@ class _WorkerBatches(torch.utils.data.IterableDataset):
 
 
 def _no_collate(item):
+    """The identity (a module-level function, so that worker processes can unpickle it)."""
     return item
 
 
@@ -244,7 +245,7 @@ class StreamingDataLoader:
     Args:
         dataset: the whole stream (:func:`load_streaming_dataset`).
         transform: example (a dict with decoded images) -> item (a dict of tensors...), run in the workers; its
-            random draws may use the global generators, seeded per example.
+            random draws may use the global generators, seeded per example. ``None``: the example itself.
         batch_size: items per batch (per process).
         rank, world_size: this process and the number of processes (``accelerator.process_index`` /
             ``num_processes``).
@@ -260,7 +261,7 @@ class StreamingDataLoader:
     def __init__(
         self,
         dataset: IterableDataset,
-        transform: Callable[[dict], Any],
+        transform: Callable[[dict], Any] | None,
         batch_size: int,
         *,
         rank: int = 0,
@@ -287,7 +288,7 @@ class StreamingDataLoader:
         self.features = dataset.features
         dataset = dataset.decode(False) if self.features is not None else dataset
         self.dataset = split_dataset_by_node(dataset, rank=rank, world_size=world_size) if world_size > 1 else dataset
-        self.transform, self.batch_size = transform, batch_size
+        self.transform, self.batch_size = transform or _no_collate, batch_size
         self.rank, self.world_size, self.seed = rank, world_size, seed
         self.shuffle_buffer_size, self.num_workers = shuffle_buffer_size, num_workers
         self.collate_fn = collate_fn or default_collate

@@ -2,7 +2,7 @@
 ``split_dataset_by_node``, with a shuffle buffer, two DataLoader workers each and gradient accumulation; a run
 interrupted at update 5 (mid-epoch, an update spanning an epoch end before it) and resumed from its checkpoint
 trains on the same batches and ends with the same weights as an uninterrupted run; ``train_vitok.py --streaming``
-over local shards, preempted mid-epoch and resumed, ends like a straight run."""
+and ``train_cct.py --streaming`` over local shards, preempted mid-epoch and resumed, end like straight runs."""
 
 import json
 import os
@@ -12,8 +12,9 @@ from pathlib import Path
 import datasets
 import pytest
 import torch
-from launch import run_two_processes
-from test_train_vitok import TINY_IMAGE_RUN, train_vitok
+from launch import load_training_script, run_two_processes
+from test_train_cct import TINY_MODEL
+from test_train_vitok import TINY_IMAGE_RUN
 
 from hf_compact.data import load_digits_dataset
 from hf_compact.training_utils import TrainingRun
@@ -66,7 +67,24 @@ def test_interrupted_and_resumed_stream_repeats_the_straight_run(tmp_path):
     assert [position["configuration"]["rank"] for position in checkpoint["stream"]["positions"]] == [0, 1]
 
 
-def test_train_vitok_streams_local_shards_and_a_preempted_run_resumes_exactly(tmp_path, monkeypatch):
+def run_preempted_and_resumed(script, arguments: list[str], output_dir: Path, monkeypatch) -> dict:
+    """``script.main`` preempted (SIGTERM) after update 6, then resumed with ``--resume_from_checkpoint latest``."""
+    update_done = TrainingRun.update_done
+
+    def update_done_then_sigterm(run, *args, **kwargs):
+        update_done(run, *args, **kwargs)
+        if run.completed_steps == 6:  # the engine checkpoints and stops at the next update: mid-epoch
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(TrainingRun, "update_done", update_done_then_sigterm)
+    with pytest.raises(RunPreempted):
+        script.main([*arguments, "--output_dir", str(output_dir)])
+    monkeypatch.setattr(TrainingRun, "update_done", update_done)
+    return script.main([*arguments, "--output_dir", str(output_dir), "--resume_from_checkpoint", "latest"])
+
+
+@pytest.mark.parametrize("script", ["train_vitok", "train_cct"])
+def test_a_script_streams_local_shards_and_a_preempted_run_resumes_exactly(script, tmp_path, monkeypatch):
     monkeypatch.setattr(datasets.config, "SLEEP_TIME_ON_THREADS_SHUTDOWN", 0)  # see streaming_resume.py
     (tmp_path / "train").mkdir(), (tmp_path / "validation").mkdir()
     write_parquet_shards(tmp_path / "train", sizes=(40, 40))
@@ -75,22 +93,15 @@ def test_train_vitok_streams_local_shards_and_a_preempted_run_resumes_exactly(tm
         "--streaming", "--data_files", str(tmp_path / "train"), "--validation_data_files", *validation,
         "--shuffle_buffer_size", "16", "--dataloader_num_workers", "2", "--max_train_steps", "12",
     ]  # fmt: skip
-    arguments = [*(flag for flag in TINY_IMAGE_RUN if flag not in ("--dataset_name", "digits")), *stream]
-    straight = train_vitok.main([*arguments, "--output_dir", str(tmp_path / "straight")])
-
-    update_done = TrainingRun.update_done
-
-    def update_done_then_sigterm(run, *args, **kwargs):
-        update_done(run, *args, **kwargs)
-        if run.completed_steps == 6:  # 6 of the 10 batches of the first epoch: mid-epoch
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    monkeypatch.setattr(TrainingRun, "update_done", update_done_then_sigterm)
-    with pytest.raises(RunPreempted):
-        train_vitok.main([*arguments, "--output_dir", str(tmp_path / "resumed")])
-    monkeypatch.setattr(TrainingRun, "update_done", update_done)
-    resumed = train_vitok.main([*arguments, "--output_dir", str(tmp_path / "resumed"), "--resume_from_checkpoint",
-                                "latest"])  # fmt: skip
+    if script == "train_vitok":
+        arguments = [*(flag for flag in TINY_IMAGE_RUN if flag not in ("--dataset_name", "digits")), *stream]
+        compared = ("train_loss", "first_train_loss", "eval_psnr", "eval_ssim")
+    else:
+        arguments = [*TINY_MODEL, *stream, "--per_device_train_batch_size", "8", "--warmup_epochs", "1"]
+        compared = ("train_loss", "first_train_loss", "eval_accuracy", "eval_top_5_accuracy")
+    module = load_training_script(script)
+    straight = module.main([*arguments, "--output_dir", str(tmp_path / "straight")])
+    resumed = run_preempted_and_resumed(module, arguments, tmp_path / "resumed", monkeypatch)
     assert straight["train_steps"] == resumed["train_steps"] == 12
-    for name in ("train_loss", "first_train_loss", "eval_psnr", "eval_ssim"):
+    for name in compared:
         assert resumed[name] == straight[name], name
