@@ -26,7 +26,7 @@ from .recipes import run_recipe
 DIT_MODEL = ["--preset", "DiT-S", "--num_layers", "4", "--num_attention_heads", "4", "--attention_head_dim", "32",
              "--patch_size", "2"]  # fmt: skip
 AGREEMENT_FLOOR = 0.95
-IMAGE_DIT_STEPS = 400
+IMAGE_DIT_STEPS = 600
 
 
 def dit_recipe(latent_cache_dir: Path, objective: str = "flow_matching") -> list[str]:

@@ -54,18 +54,19 @@ def take_freed_cores(num_threads: int, cores_freed: multiprocessing.synchronize.
     as many as this process may use, up to twice ``num_threads``.
 
     torch's thread count belongs to the thread that sets it, so the switch is made by a signal handler, which Python
-    runs on the main thread between two operations; a watcher thread raises the signal when the event is set.
+    runs on the main thread between two operations; a watcher thread raises the signal when the event is set. The
+    signal is SIGUSR2: the training engine reads SIGTERM and SIGUSR1 as preemption (checkpoint and exit).
     """
     torch.set_num_threads(num_threads)
-    if cores_freed is None or not hasattr(signal, "SIGUSR1"):
+    if cores_freed is None or not hasattr(signal, "SIGUSR2"):
         return
     usable_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     more_threads = min(2 * num_threads, usable_cores)
-    signal.signal(signal.SIGUSR1, lambda signum, frame: torch.set_num_threads(more_threads))
+    signal.signal(signal.SIGUSR2, lambda signum, frame: torch.set_num_threads(more_threads))
 
     def raise_when_freed() -> None:
         cores_freed.wait()
-        signal.raise_signal(signal.SIGUSR1)
+        signal.raise_signal(signal.SIGUSR2)
 
     threading.Thread(target=raise_when_freed, name="take_freed_cores", daemon=True).start()
 

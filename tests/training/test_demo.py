@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor
@@ -31,6 +32,10 @@ def torch_threads_and_watcher() -> tuple[int, bool]:
     return torch.get_num_threads(), any(thread.name == "take_freed_cores" for thread in threading.enumerate())
 
 
+def signals_with_a_python_handler() -> list[int]:
+    return [number for number in signal.valid_signals() if callable(signal.getsignal(number))]
+
+
 def torch_threads_once_signalled() -> int:
     """The thread count once the watcher thread has raised its signal and the main thread has handled it (the
     watcher ends right after raising it, so joining it, if it is still alive, orders the two without any time
@@ -50,6 +55,15 @@ def test_take_freed_cores_raises_the_main_threads_torch_threads_once_the_event_i
         assert pool.submit(torch_threads_and_watcher).result() == (1, True), "threads changed before the event"
         cores_freed.set()
         assert pool.submit(torch_threads_once_signalled).result() == min(2, usable_cores)
+
+
+def test_the_demos_signal_is_not_a_preemption_signal_of_the_engine():
+    from hf_compact.training_utils.preemption import PREEMPTION_SIGNALS
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, context, initializer=take_freed_cores, initargs=(1, context.Event())) as pool:
+        handled = set(pool.submit(signals_with_a_python_handler).result())
+    assert handled and not handled & set(PREEMPTION_SIGNALS)
 
 
 def test_take_freed_cores_without_an_event_only_sets_the_threads():
