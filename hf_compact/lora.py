@@ -4,6 +4,7 @@ LoRA adapters go on the attention projections of every encoder layer: `qkv` (the
 projection, so queries, keys and values are all adapted) and `out_proj`. The classifier, usually new for the new
 labels, is trained and saved in full (`modules_to_save=["classifier"]`); everything else (tokenizer, position
 embeddings, MLPs, norms, SeqPool) stays frozen. The same names serve the text models, which share the encoder.
+For more capacity, adapt the MLPs too: `target_modules=["qkv", "out_proj", "fc1", "fc2"]`.
 
     from transformers import Trainer, TrainingArguments
     from hf_compact import CCTForImageClassification
