@@ -14,9 +14,10 @@
    LoRA adapter saved and loaded back, then merged into the base weights, gives the same logits.
 
 The held-out split is `load_digits_dataset`'s (360 images, stratified; one image is 0.28 points). No
-augmentation. Figures depend on the seed and step counts only (CPU, fixed thread count). With the defaults: full
-fine-tuning 99.17%; LoRA on the attention 97.78% (4.66% of the parameters trainable); LoRA on attention and MLPs
-98.33% (7.27%):
+augmentation. Figures depend on the seed and step counts only (CPU, fixed thread count). With the defaults (LoRA at
+10x the full fine-tuning rate): full fine-tuning 99.17%; LoRA on the attention 98.61% (4.66% of the parameters
+trainable); LoRA on attention and MLPs 98.61% (7.27%). At `--lora_learning_rate 5e-3` LoRA reaches 97.78% and
+98.33%: the rate matters more than the target modules here. About 4 minutes on 2 quiet cores:
 
     python benchmarks/cct_lora_digits.py --num_threads 2
 """
@@ -53,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--pretrain_learning_rate", type=float, default=2e-3)
     parser.add_argument("--full_learning_rate", type=float, default=1e-3)
-    parser.add_argument("--lora_learning_rate", type=float, default=5e-3)
+    parser.add_argument("--lora_learning_rate", type=float, default=1e-2)
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--num_threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
