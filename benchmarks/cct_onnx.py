@@ -169,8 +169,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     for name, row in results.items():
         cells = [name, f"{row['size_mb']:.3f}", f"{100 * row['accuracy']:.2f}"]
         print(" | ".join(cells + [f"{row[column]:.2f}" for column in latency_columns]))
-    gap = 100 * (results["onnx fp32"]["accuracy"] - results["onnx int8"]["accuracy"])
-    print(f"int8 - fp32 accuracy: {-gap:+.2f} points")
+    gap = 100 * (results["onnx int8"]["accuracy"] - results["onnx fp32"]["accuracy"])
+    print(f"int8 - fp32 accuracy: {gap:+.2f} points")
     return results
 
 
