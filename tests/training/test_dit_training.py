@@ -15,7 +15,14 @@ import pytest
 import torch
 import train_dit  # noqa: E402
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
-from diffusers import DDPMScheduler, DiffusionPipeline, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
+from diffusers import (
+    DDPMScheduler,
+    DiffusionPipeline,
+    DiTPipeline,
+    DPMSolverMultistepScheduler,
+    FlowMatchEulerDiscreteScheduler,
+    UniPCMultistepScheduler,
+)
 from PIL import Image as PILImage
 from safetensors.torch import load_file
 
@@ -286,7 +293,12 @@ def test_train_dit_ddpm_learns_with_a_learned_variance_and_writes_sample_grids(v
     assert sorted(path.name for path in (tmp_path / "run" / "samples").iterdir()) == ["final.png", "step-30.png"]
     pipeline = DiffusionPipeline.from_pretrained(tmp_path / "run")
     assert pipeline.transformer.config.out_channels == 8  # learned sigma
-    assert type(pipeline.scheduler) is DDPMScheduler and pipeline.scheduler.config.variance_type == "learned_range"
+    # Saved with DPM-Solver++ on the epsilon half, so diffusers' stock DiTPipeline samples the folder too (its
+    # guidance assumes 1000 classes, hence guidance_scale=1).
+    assert type(pipeline.scheduler) is DPMSolverMultistepScheduler and pipeline.scheduler.config.variance_type is None
+    stock = DiTPipeline(transformer=pipeline.transformer, vae=pipeline.vae, scheduler=pipeline.scheduler)
+    images = stock(class_labels=[0, 1], guidance_scale=1.0, num_inference_steps=2, output_type="np").images
+    assert images.shape == (2, 16, 16, 3) and np.isfinite(images).all()
 
 
 def test_train_dit_flow_matching_samplers_are_saved_with_the_shift(vae_dir, image_dir, tmp_path):
