@@ -6,11 +6,11 @@ import json
 import math
 from pathlib import Path
 
-import eval_generation  # noqa: E402
 import numpy as np
 import pytest
 import torch
 from diffusers import DDIMScheduler, DiTTransformer2DModel
+from launch import load_training_script
 from PIL import Image
 from transformers import pipeline as transformers_pipeline
 
@@ -22,6 +22,8 @@ from hf_compact import (
     DiTImagePipeline,
 )
 from hf_compact.metrics import ClassAgreement, InceptionScore, inception_score_from_probabilities
+
+eval_generation = load_training_script("eval_generation")
 
 BANDS = ["top", "middle", "bottom"]
 

@@ -16,11 +16,10 @@ import pytest
 import torch
 from torch import nn
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPOSITORY))  # the repository root holds the demo package
+from demo.recipes import run_recipe
+from demo.run import REPRODUCIBLE_MKL_MODE, take_freed_cores
 
-from demo.recipes import run_recipe  # noqa: E402
-from demo.run import REPRODUCIBLE_MKL_MODE, take_freed_cores  # noqa: E402
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def handle_pending_signals() -> None:

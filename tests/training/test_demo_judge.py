@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root holds the demo package
-
-from demo.judge import crop_to_digit  # noqa: E402
+from demo.judge import crop_to_digit
 
 
 def test_crop_to_digit_fills_the_frame_with_the_digit_and_keeps_empty_frames():

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import train_dit  # noqa: E402
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
 from diffusers import (
     DDPMScheduler,
@@ -23,6 +22,7 @@ from diffusers import (
     FlowMatchEulerDiscreteScheduler,
     UniPCMultistepScheduler,
 )
+from launch import load_training_script
 from PIL import Image as PILImage
 from safetensors.torch import load_file
 
@@ -39,6 +39,8 @@ from hf_compact.losses.diffusion import (
     shift_sigmas,
 )
 from hf_compact.vitok.latent_statistics import compute_latent_std
+
+train_dit = load_training_script("train_dit")
 
 NUM_CLASSES = 3
 

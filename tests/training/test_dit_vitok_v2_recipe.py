@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-import train_dit
 import yaml
 from diffusers import DiffusionPipeline, UniPCMultistepScheduler
+from launch import load_training_script
 
 import hf_compact  # noqa: F401  (registers the pipelines)
 from hf_compact import AutoencoderViTok, DiTImagePipeline
@@ -17,6 +17,8 @@ from hf_compact.data import load_digits_dataset
 from hf_compact.data.latent_cache import pixels_from_example
 from hf_compact.vitok.latent_statistics import compute_latent_std
 from hf_compact.vitok.presets import VITOK_PRESETS, v2_config_from_variant
+
+train_dit = load_training_script("train_dit")
 
 CONFIG = Path(__file__).resolve().parents[2] / "training" / "configs" / "dit_xl_vitok_v2_350m_imagenet256.yaml"
 TINY_V2 = "Bd1w64h2-Bd2w64h2/1x4x8"  # ViTok-v2's architecture: patch 4, 8 latent channels, 1 + 2 blocks of width 64
