@@ -10,7 +10,7 @@ from .ssim import StructuralSimilarity
 
 # isort: split
 # --- generation (DiT) ---
-from .class_agreement import ClassAgreement
+from .class_agreement import ClassAgreement, PretrainedImageClassifier
 from .inception_score import InceptionScore, inception_score_from_probabilities
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "FrechetDistance",
     "InceptionScore",
     "PeakSignalNoiseRatio",
+    "PretrainedImageClassifier",
     "StructuralSimilarity",
     "TorchScriptFeatureExtractor",
     "frechet_distance",
