@@ -22,7 +22,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
+from diffusers.guiders.guider_utils import rescale_noise_cfg
 
 from .samplers import check_scheduler, scheduler_uses_learned_variance
 
