@@ -13,6 +13,11 @@ Example (fine-tune the ImageNet CCT on an image folder with new classes)::
         --ignore_mismatched_sizes --train_dir flowers/train --validation_dir flowers/val \\
         --output_dir outputs/cct_flowers --num_train_epochs 10 --learning_rate 5e-5 --eval_strategy epoch
 
+With ``--lora_rank R`` only LoRA adapters on the attention projections (``--lora_target_modules``) and the
+classifier train (``hf_compact.lora``), and ``--output_dir`` holds the adapter (``adapter_config.json``,
+``adapter_model.safetensors``); otherwise it holds the model with its modelling code, which loads with
+``trust_remote_code=True`` where hf-compact is not installed.
+
 ``main(argv)`` returns the final training and evaluation metrics.
 """
 
@@ -30,7 +35,8 @@ from transformers import HfArgumentParser, Trainer, TrainingArguments
 from hf_compact.data import ClassificationTrainAugmentation
 from hf_compact.data.loading import load_image_classification_data, quiet_progress_bars
 from hf_compact.data.splits import HELD_OUT_FRACTION
-from hf_compact.hub import push_to_hub
+from hf_compact.hub import check_repo_id, load_for_push, push_to_hub, save_pretrained_with_code
+from hf_compact.lora import apply_lora, push_lora_adapter
 from hf_compact.metrics.accuracy import Accuracy, top_k_for
 from hf_compact.recipes import build_image_classifier, build_image_processor
 from hf_compact.training_utils import parse_args_with_config
@@ -57,6 +63,17 @@ class ModelArguments:
         default=None, metadata={"help": 'With --preset: "hidden_size=64,..." or a JSON / YAML mapping.'}
     )
     ignore_mismatched_sizes: bool = field(default=False, metadata={"help": "New classifier for a new class count."})
+    lora_rank: int | None = field(
+        default=None,
+        metadata={
+            "help": "Train LoRA adapters of this rank (PEFT) instead of every weight; the classifier trains in full."
+        },
+    )
+    lora_alpha: float | None = field(default=None, metadata={"help": "LoRA scaling numerator (default: the rank)."})
+    lora_dropout: float = 0.1
+    lora_target_modules: list[str] | None = field(
+        default=None, metadata={"help": "Modules to adapt (default: qkv out_proj)."}
+    )
 
 
 @dataclass
@@ -135,6 +152,15 @@ def main(argv: list[str] | None = None) -> dict:
         image_size=options.image_size,
         ignore_mismatched_sizes=options.ignore_mismatched_sizes,
     )
+    if options.lora_rank is not None:
+        model = apply_lora(
+            model,
+            rank=options.lora_rank,
+            alpha=options.lora_alpha,
+            dropout=options.lora_dropout,
+            target_modules=options.lora_target_modules,
+        )
+        training_args.label_names = ["labels"]  # the PEFT wrapper hides `labels` from Trainer
     image_processor = build_image_processor(
         model.config.image_size, options.model_name_or_path, options.crop_pct, options.image_mean, options.image_std
     )
@@ -171,6 +197,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     # Trainer's own Hub sync is off: the model card and the upload go through hf_compact.hub at the end.
     push_at_end, training_args.push_to_hub = training_args.push_to_hub, False
+    repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
+    if push_at_end:
+        check_repo_id(repo_id, "--hub_model_id")
     trainer = Trainer(
         model=model,
         args=training_args,
@@ -182,16 +211,29 @@ def main(argv: list[str] | None = None) -> dict:
     )
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     with quiet_progress_bars():  # a bar for writing one small file says nothing
-        trainer.save_model()
+        trainer.save_model()  # with LoRA, the adapter (and the classifier)
+        if options.lora_rank is None and trainer.is_world_process_zero():
+            # The saved (gathered) weights again, with their modelling code: the folder loads without hf-compact.
+            saved_model, _ = load_for_push(training_args.output_dir)
+            save_pretrained_with_code(saved_model, training_args.output_dir, processor=image_processor)
     trainer.log_metrics("train", train_result.metrics)
     trainer.save_metrics("train", train_result.metrics)
     eval_metrics = trainer.evaluate()
     trainer.log_metrics("eval", eval_metrics)
     trainer.save_metrics("eval", eval_metrics)
-    if push_at_end and trainer.is_world_process_zero():
+    if push_at_end and trainer.is_world_process_zero() and options.lora_rank is not None:
+        push_lora_adapter(
+            trainer.model,
+            repo_id,
+            base_model=options.model_name_or_path,
+            processor=image_processor,
+            metrics={**train_result.metrics, **eval_metrics},
+            token=training_args.hub_token,
+        )
+    elif push_at_end and trainer.is_world_process_zero():
         push_to_hub(
             training_args.output_dir,
-            training_args.hub_model_id or Path(training_args.output_dir).name,
+            repo_id,
             training_config={**vars(options), **training_args.to_dict()},
             metrics={**train_result.metrics, **eval_metrics},
             token=training_args.hub_token,

@@ -9,6 +9,9 @@ flags of `train_text_cct.py`, whose data loading, tokenizer and model building (
 
 `--config FILE.yaml` reads the same flags from a file. `main(argv)` returns the final evaluation metrics; the output
 folder holds the model and its tokenizer, loadable with `pipeline("text-classification", model=...)`.
+With `--lora_rank R` only LoRA adapters (`--lora_target_modules`, default the attention projections) and the
+classifier train (`hf_compact.lora`), and the folder holds the adapter instead. A fully fine-tuned model is saved with
+its modelling code: it loads with `trust_remote_code=True` where hf-compact is not installed.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from transformers import DataCollatorWithPadding, EvalPrediction, HfArgumentPars
 
 from hf_compact.data.loading import load_text_classification_data, quiet_progress_bars
 from hf_compact.data.splits import HELD_OUT_FRACTION
-from hf_compact.hub import push_to_hub
+from hf_compact.hub import check_repo_id, load_for_push, push_to_hub, save_pretrained_with_code
+from hf_compact.lora import apply_lora, push_lora_adapter
 from hf_compact.metrics.accuracy import Accuracy, top_k_for
 from hf_compact.recipes import build_text_classifier, build_text_tokenizer, tokenize_for_classification
 from hf_compact.training_utils import parse_args_with_config
@@ -57,6 +61,19 @@ class ModelArguments:
     min_frequency: int = dataclasses.field(default=1, metadata={"help": "Rarer words become <unk>."})
     word_vectors: str | None = dataclasses.field(default=None, metadata={"help": "GloVe .txt, .npy or .safetensors."})
     freeze_word_vectors: bool = dataclasses.field(default=False, metadata={"help": "Keep --word_vectors fixed."})
+    lora_rank: int | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "Train LoRA adapters of this rank (PEFT) instead of every weight; the classifier trains in full."
+        },
+    )
+    lora_alpha: float | None = dataclasses.field(
+        default=None, metadata={"help": "LoRA scaling numerator (default: the rank)."}
+    )
+    lora_dropout: float = 0.1
+    lora_target_modules: list[str] | None = dataclasses.field(
+        default=None, metadata={"help": "Modules to adapt (default: qkv out_proj)."}
+    )
 
 
 @dataclasses.dataclass
@@ -146,9 +163,21 @@ def main(argv: list[str] | None = None) -> dict:
         word_vectors=model_args.word_vectors,
         freeze_word_vectors=model_args.freeze_word_vectors,
     )
+    if model_args.lora_rank is not None:
+        model = apply_lora(
+            model,
+            rank=model_args.lora_rank,
+            alpha=model_args.lora_alpha,
+            dropout=model_args.lora_dropout,
+            target_modules=model_args.lora_target_modules,
+        )
+        training_args.label_names = ["labels"]  # the PEFT wrapper hides `labels` from Trainer
 
     # Trainer's own Hub sync is off: the model card and the upload go through hf_compact.hub at the end.
     push_at_end, training_args.push_to_hub = training_args.push_to_hub, False
+    repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
+    if push_at_end:
+        check_repo_id(repo_id, "--hub_model_id")
     trainer = Trainer(
         model=model,
         args=training_args,
@@ -161,13 +190,26 @@ def main(argv: list[str] | None = None) -> dict:
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     metrics = {**train_result.metrics, **trainer.evaluate()}
     with quiet_progress_bars():  # a bar for writing one small file says nothing
-        trainer.save_model()
+        trainer.save_model()  # with LoRA, the adapter (and the classifier)
+        if model_args.lora_rank is None and trainer.is_world_process_zero():
+            # The saved (gathered) weights again, with their modelling code: the folder loads without hf-compact.
+            saved_model, _ = load_for_push(training_args.output_dir)
+            save_pretrained_with_code(saved_model, training_args.output_dir, processor=tokenizer)
     if trainer.is_world_process_zero():
         (Path(training_args.output_dir) / "all_results.json").write_text(json.dumps(metrics, indent=2))
-    if push_at_end and trainer.is_world_process_zero():
+    if push_at_end and trainer.is_world_process_zero() and model_args.lora_rank is not None:
+        push_lora_adapter(
+            trainer.model,
+            repo_id,
+            base_model=model_args.model_name_or_path,
+            processor=tokenizer,
+            metrics=metrics,
+            token=training_args.hub_token,
+        )
+    elif push_at_end and trainer.is_world_process_zero():
         push_to_hub(
             training_args.output_dir,
-            training_args.hub_model_id or Path(training_args.output_dir).name,
+            repo_id,
             training_config={**vars(model_args), **vars(data_args), **training_args.to_dict()},
             metrics=metrics,
             token=training_args.hub_token,

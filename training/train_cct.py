@@ -254,6 +254,7 @@ def main(argv: list[str] | None = None) -> dict:
     from hf_compact.data import ClassificationTrainAugmentation, MixupCutmix, smooth_one_hot
     from hf_compact.data.loading import load_image_classification_data, quiet_progress_bars
     from hf_compact.data.streaming import StreamingDataLoader
+    from hf_compact.hub import save_pretrained_with_code
     from hf_compact.metrics.accuracy import evaluate_accuracy
     from hf_compact.optim import adamw_without_decay_on_1d
     from hf_compact.recipes import build_image_classifier, build_image_processor
@@ -445,9 +446,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        with quiet_progress_bars():
-            unwrapped.save_pretrained(output_dir, save_function=accelerator.save)
-        image_processor.save_pretrained(output_dir)
+        with quiet_progress_bars():  # with its modelling code: the folder loads without hf-compact
+            save_pretrained_with_code(unwrapped, output_dir, processor=image_processor, save_function=accelerator.save)
     run.finish(results)
     return {**results, "train_losses": train_losses}
 

@@ -148,6 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
     from transformers import DataCollatorWithPadding, get_scheduler
 
     from hf_compact.data.loading import load_text_classification_data, quiet_progress_bars
+    from hf_compact.hub import save_pretrained_with_code
     from hf_compact.metrics.accuracy import evaluate_accuracy
     from hf_compact.optim import adamw_without_decay_on_1d
     from hf_compact.recipes import build_text_classifier, build_text_tokenizer, tokenize_for_classification
@@ -293,9 +294,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        with quiet_progress_bars():
-            accelerator.unwrap_model(model).save_pretrained(output_dir, save_function=accelerator.save)
-        tokenizer.save_pretrained(output_dir)
+        with quiet_progress_bars():  # with its modelling code: the folder loads without hf-compact
+            save_pretrained_with_code(
+                accelerator.unwrap_model(model), output_dir, processor=tokenizer, save_function=accelerator.save
+            )
     run.finish(results)
     return {**results, "train_losses": train_losses}
 

@@ -197,6 +197,10 @@ def check_run_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--max_train_seconds: expected a positive number of seconds, got {args.max_train_seconds}.")
     if args.resume_from_checkpoint is not None and args.overwrite_output_dir:
         raise ValueError("--overwrite_output_dir: cannot be combined with --resume_from_checkpoint; pass one of them.")
+    if args.push_to_hub:  # a repository id the Hub refuses fails now, not after training
+        from hf_compact.hub import check_repo_id
+
+        check_repo_id(args.hub_model_id or Path(args.output_dir).resolve().name, "--hub_model_id")
 
 
 def updates_per_epoch(num_batches: int, gradient_accumulation_steps: int) -> int:

@@ -81,6 +81,7 @@ def test_accelerate_script_learns_and_saves_a_pipeline_ready_folder(topic_files,
     classifier = pipeline("text-classification", model=str(tmp_path))
     predictions = classifier(["goal goal team match", "market profit shares bank"])
     assert {prediction["label"] for prediction in predictions} <= set(TOPICS)
+    assert "AutoModelForSequenceClassification" in json.loads((tmp_path / "config.json").read_text())["auto_map"]
 
     # Fine-tuning the saved folder reuses its tokenizer and weights.
     train_file, test_file = topic_files
@@ -206,10 +207,33 @@ def test_trainer_example_with_frozen_glove_vectors(topic_files, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "out")
     weight = model.get_input_embeddings().weight
     assert weight.shape[1] == 16 and not weight.requires_grad
+    # Saved with its modelling code (loads with trust_remote_code=True where hf-compact is not installed).
+    assert (tmp_path / "out" / "modeling_text_cct.py").is_file()
+    assert (
+        "AutoModelForSequenceClassification" in json.loads((tmp_path / "out" / "config.json").read_text())["auto_map"]
+    )
     for line in glove.read_text().splitlines()[:5]:
         word, *values = line.split(" ")
         expected = torch.tensor([float(v) for v in values])
         torch.testing.assert_close(weight[tokenizer.convert_tokens_to_ids(word)], expected)
+
+
+def test_trainer_lora_saves_the_adapter_and_the_classifier(topic_files, tmp_path):
+    train_file, test_file = topic_files
+    metrics = finetune_text_cct_trainer.main(
+        [
+            "--preset", "text_cct_2", "--config_overrides", TINY_MODEL, "--train_file", str(train_file),
+            "--validation_file", str(test_file), "--output_dir", str(tmp_path), "--max_steps", "2",
+            "--report_to", "none", "--save_strategy", "no", "--use_cpu", "--disable_tqdm", "true",
+            "--lora_rank", "2", "--lora_target_modules", "qkv", "fc1",
+        ]
+    )  # fmt: skip
+    assert 0.0 <= metrics["eval_accuracy"] <= 1.0
+    adapter_config = json.loads((tmp_path / "adapter_config.json").read_text())
+    assert adapter_config["r"] == 2 and set(adapter_config["target_modules"]) == {"qkv", "fc1"}
+    adapter = load_file(tmp_path / "adapter_model.safetensors")
+    assert {name.split(".")[-3] for name in adapter if "lora_" in name} == {"qkv", "fc1"}
+    assert any("classifier" in name for name in adapter) and not (tmp_path / "model.safetensors").exists()
 
 
 @pytest.mark.parametrize(

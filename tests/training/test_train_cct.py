@@ -269,6 +269,46 @@ def test_trainer_fine_tunes_a_saved_model(trained_dir, tmp_path):
     assert before.keys() == after.keys()
     assert any(not torch.equal(before[name], after[name]) for name in before), "fine-tuning changed nothing"
     assert (output_dir / "preprocessor_config.json").is_file()
+    # Saved with its modelling code (loads with trust_remote_code=True where hf-compact is not installed).
+    assert "AutoModelForImageClassification" in json.loads((output_dir / "config.json").read_text())["auto_map"]
+
+
+def test_trainer_lora_saves_an_adapter_and_changes_a_small_fraction_of_the_weights(trained_dir, tmp_path):
+    from peft import PeftModel
+
+    from hf_compact import CCTForImageClassification
+
+    output_dir = tmp_path / "lora"
+    metrics = finetune_cct_trainer.main(
+        [
+            "--model_name_or_path", str(trained_dir), *TINY_DATA, "--max_train_samples", "64",
+            "--per_device_train_batch_size", "16", "--max_steps", "3", "--learning_rate", "1e-2",
+            "--hflip_prob", "0", "--output_dir", str(output_dir), "--report_to", "none", "--save_strategy", "no",
+            "--use_cpu", "--seed", "0", "--lora_rank", "4",
+        ]
+    )  # fmt: skip
+    assert 0.0 <= metrics["eval_accuracy"] <= 1.0  # labels reach the metrics through the PEFT wrapper
+    assert not (output_dir / "model.safetensors").exists()
+    adapter_config = json.loads((output_dir / "adapter_config.json").read_text())
+    assert adapter_config["r"] == 4 and adapter_config["modules_to_save"] == ["classifier"]
+    assert set(adapter_config["target_modules"]) == {"qkv", "out_proj"}
+    adapter = load_file(output_dir / "adapter_model.safetensors")
+    assert any("classifier" in name for name in adapter) and any("lora_A" in name for name in adapter)
+
+    before = load_file(trained_dir / "model.safetensors")
+    # rank 4 on the width-32 layer: (32 + 96) * 4 + (32 + 32) * 4 = 768 adapter weights, the classifier 330.
+    assert sum(tensor.numel() for tensor in adapter.values()) == 768 + 330
+    assert 768 + 330 < 0.08 * sum(tensor.numel() for tensor in before.values())
+
+    base = CCTForImageClassification.from_pretrained(trained_dir)
+    merged = PeftModel.from_pretrained(base, output_dir).merge_and_unload().state_dict()
+    changed = {name for name in before if not torch.equal(before[name], merged[name])}
+    assert changed == {
+        "cct.encoder.layers.0.attention.qkv.weight",
+        "cct.encoder.layers.0.attention.out_proj.weight",
+        "classifier.weight",
+        "classifier.bias",
+    }
 
 
 def test_bad_arguments_raise(tmp_path):

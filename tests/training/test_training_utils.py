@@ -173,6 +173,20 @@ def test_output_dir_holding_a_run_is_refused_and_overwrite_clears_it(tmp_path):
             check_run_arguments(parser.parse_args(["--output_dir", "x", *flags]))
 
 
+def test_a_repo_id_the_hub_refuses_fails_before_training():
+    from hf_compact.training_utils import add_run_arguments, check_run_arguments
+
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    with pytest.raises(ValueError, match="--hub_model_id: expected a Hub repository id .* got 'me/a/b'"):
+        check_run_arguments(parser.parse_args(["--output_dir", "x", "--push_to_hub", "--hub_model_id", "me/a/b"]))
+    with pytest.raises(ValueError, match="--hub_model_id: .* got 'run 1'"):  # the default: the folder's name
+        check_run_arguments(parser.parse_args(["--output_dir", "runs/run 1", "--push_to_hub"]))
+    check_run_arguments(parser.parse_args(["--output_dir", "runs/run 1"]))  # no upload, any folder name
+    check_run_arguments(parser.parse_args(["--output_dir", "runs/run-1", "--push_to_hub"]))
+    check_run_arguments(parser.parse_args(["--output_dir", "x", "--push_to_hub", "--hub_model_id", "me/cct"]))
+
+
 def test_training_run_stops_on_the_step_or_time_budget_and_writes_the_end_files(tmp_path):
     from accelerate.utils import DataLoaderConfiguration
 
