@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(json.dumps(row))
     if len(rows) == 2:
         print(
-            f"gradient checkpointing: {rows[1]['images_per_second'] / rows[0]['images_per_second']:.2f}x the throughput, "
+            "gradient checkpointing: "
+            f"{rows[1]['images_per_second'] / rows[0]['images_per_second']:.2f}x the throughput, "
             f"{rows[1]['peak_memory_gib'] / rows[0]['peak_memory_gib']:.2f}x the peak memory"
         )
     return rows

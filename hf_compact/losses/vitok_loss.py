@@ -62,7 +62,8 @@ class ViTokLoss(nn.Module):
         """
         if reconstruction.shape != target.shape:
             raise ValueError(
-                f"reconstruction: expected the target's shape {tuple(target.shape)}, got {tuple(reconstruction.shape)}."
+                f"reconstruction: expected the target's shape {tuple(target.shape)}, "
+                f"got {tuple(reconstruction.shape)}."
             )
         reconstruction, target = reconstruction.float(), target.float()
         terms: dict[str, torch.Tensor] = {}

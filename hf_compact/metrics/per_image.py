@@ -45,7 +45,8 @@ class PerImageMeanMetric:
             )
         if predictions.shape != references.shape:
             raise ValueError(
-                f"predictions: expected the shape of references {tuple(references.shape)}, got {tuple(predictions.shape)}."
+                f"predictions: expected the shape of references {tuple(references.shape)}, "
+                f"got {tuple(predictions.shape)}."
             )
         low, high = self.value_range
         predictions = ((fold_frames_into_batch(predictions).float() - low) / (high - low)).clamp(0.0, 1.0)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import re
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import tiny_models
 import torch
 from diffusers import DDIMScheduler, DiffusionPipeline
 from huggingface_hub import CommitInfo, HfApi, ModelCard, RepoUrl
+from no_hf_compact import NO_HF_COMPACT, run_without_hf_compact
 from PIL import Image
 
 import hf_compact
@@ -549,38 +547,6 @@ def test_remote_code_registration_rejects_unregistered_models():
 
 
 # ---------------------------------------------------------------- trust_remote_code without hf_compact
-
-NO_HF_COMPACT = textwrap.dedent(
-    r"""
-    import importlib.abc, json, re, sys
-
-    class NoHfCompact(importlib.abc.MetaPathFinder):
-        # The venv has hf_compact installed (editable); this makes the process a user who does not have it.
-        def find_spec(self, name, path, target=None):
-            if name.partition(".")[0] == "hf_compact":
-                raise ModuleNotFoundError(f"No module named {name!r}")
-
-    sys.meta_path.insert(0, NoHfCompact())
-    try:
-        import hf_compact
-    except ModuleNotFoundError:
-        pass
-    else:
-        raise SystemExit("hf_compact is importable")
-    """
-)
-
-
-def run_without_hf_compact(script: str, folder: Path) -> dict:
-    """Runs `script` (which starts with `NO_HF_COMPACT`) in a fresh process in `folder`, offline, with its own
-    module cache; returns the JSON it prints last."""
-    env = {**os.environ, "HF_HOME": str(folder / "hf_home"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", script], cwd=folder, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
 
 REMOTE_USER = NO_HF_COMPACT + textwrap.dedent(
     r"""

@@ -19,17 +19,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import tiny_models
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, DiTTransformer2DModel
+from diffusers import DiffusionPipeline
 from huggingface_hub import HfApi, RepoUrl
+from launch import load_training_script
 from PIL import Image
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from hf_compact import (
     AutoencoderViTok,
-    CCTConfig,
     CCTForImageClassification,
     CCTImageProcessor,
     DiTImagePipeline,
@@ -56,17 +57,8 @@ SNIPPETS = {
 }
 
 
-def tiny_cct(image_size: int = 32) -> CCTForImageClassification:
-    torch.manual_seed(0)
-    config = CCTConfig.from_preset(
-        "cct_2_3x2_32",
-        hidden_size=32,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        image_size=image_size,
-        id2label={0: "cat", 1: "dog"},
-    )
-    return CCTForImageClassification(config).eval()
+def tiny_cct() -> CCTForImageClassification:
+    return tiny_models.tiny_cct(image_size=32, id2label={0: "cat", 1: "dog"})
 
 
 def pushed_cct_folder(tmp_path: Path) -> None:
@@ -74,32 +66,22 @@ def pushed_cct_folder(tmp_path: Path) -> None:
 
 
 def dit_demo_folder(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    vae = AutoencoderViTok(
-        latent_channels=4,
-        patch_size=4,
-        encoder_width=16,
-        encoder_depth=1,
-        encoder_heads=2,
-        decoder_width=16,
-        decoder_depth=1,
-        decoder_heads=2,
-        sample_size=16,
-    )
-    transformer = DiTTransformer2DModel(
-        num_attention_heads=2,
-        attention_head_dim=8,
-        in_channels=4,
-        out_channels=8,
-        num_layers=1,
-        sample_size=4,
-        patch_size=1,
-        norm_num_groups=1,
-        num_embeds_ada_norm=4,
-    )
-    DiTImagePipeline(transformer, vae, DDIMScheduler(), id2label={0: "0", 1: "1", 2: "2", 3: "3"}).save_pretrained(
-        tmp_path / "outputs" / "demo" / "dit"
-    )
+    """What ``make demo`` leaves in ``outputs/demo/dit``, written by ``train_dit.py`` itself (tiny, 4 steps)."""
+    tiny_models.tiny_vitok().save_pretrained(tmp_path / "vitok")
+    load_training_script("train_dit").main(
+        ["--vae_name_or_path", str(tmp_path / "vitok"), "--dataset_name", "digits", "--resolution", "16",
+         "--output_dir", str(tmp_path / "outputs" / "demo" / "dit"), "--latent_cache_dir", str(tmp_path / "cache"),
+         "--preset", "DiT-S", "--num_layers", "1", "--num_attention_heads", "2", "--attention_head_dim", "8",
+         "--per_device_train_batch_size", "8", "--max_train_steps", "4"]
+    )  # fmt: skip
+
+
+def plain_diffusers_folders(tmp_path: Path) -> None:
+    """Folders as ``push_to_hub`` uploads them: a ViTok and a DiT pipeline, each with its code."""
+    dit_demo_folder(tmp_path)
+    save_for_hub(tiny_models.tiny_vitok(), tmp_path / "vitok-upload", "your-name/vitok-v2-350m-f16x16")
+    pipeline = DiffusionPipeline.from_pretrained(tmp_path / "outputs" / "demo" / "dit")
+    save_for_hub(pipeline, tmp_path / "dit-upload", "your-name/dit-digits")
 
 
 def training_run_folder(tmp_path: Path) -> None:
@@ -213,10 +195,21 @@ def check_vitok_v2(namespace: dict, tmp_path: Path, printed: str) -> None:
 
 def check_dit(namespace: dict, tmp_path: Path, printed: str) -> None:
     images, stock_images = namespace["images"], namespace["stock_images"]
+    assert type(namespace["pipeline"]) is DiTImagePipeline
     assert len(images) == 4 and all(image.size == (16, 16) for image in images)
     assert Image.open(tmp_path / "sample.png").tobytes() == images[0].tobytes()
     assert len({image.tobytes() for image in images}) == 4  # one sample per class, not a constant image
     assert len(stock_images) == 2 and stock_images[0].size == images[0].size
+
+
+def check_plain_diffusers(namespace: dict, tmp_path: Path, printed: str) -> None:
+    """The folders' own code was loaded (not hf_compact's classes), and it decodes as hf_compact does."""
+    vae, pipeline = namespace["vae"], namespace["pipeline"]
+    assert type(vae) is not AutoencoderViTok and type(vae).__name__ == "AutoencoderViTok"
+    assert type(pipeline) is not DiTImagePipeline and type(pipeline).__name__ == "DiTImagePipeline"
+    latents = torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(vae.decode(latents).sample, tiny_models.tiny_vitok().decode(latents).sample)
 
 
 def check_conversion(namespace: dict, tmp_path: Path, printed: str) -> None:
@@ -254,11 +247,18 @@ RUNS: dict[str, Run] = {
     "vitok-v2": Run(
         # The published 350M weights are 1.4 GB; the official-format test files hold a tiny v2 model.
         {
-            'load_vitok_v2("philippehansen/ViTok-v2-350M-f16x16")': f'load_vitok_v2({str(ROOT / "tests/data/vitok_v2")!r}, variant="Bd2w128h2-Bd3w128h2/1x8x4")'
+            'load_vitok_v2("philippehansen/ViTok-v2-350M-f16x16")': (
+                f'load_vitok_v2({str(ROOT / "tests/data/vitok_v2")!r}, variant="Bd2w128h2-Bd3w128h2/1x8x4")'
+            )
         },
         check=check_vitok_v2,
     ),
-    "dit-generate": Run({"num_inference_steps=50": "num_inference_steps=2"}, prepare=dit_demo_folder, check=check_dit),
+    "dit-generate": Run({"num_inference_steps=16": "num_inference_steps=2"}, prepare=dit_demo_folder, check=check_dit),
+    "plain-diffusers": Run(
+        {'"your-name/vitok-v2-350m-f16x16"': '"vitok-upload"', '"your-name/dit-digits"': '"dit-upload"'},
+        prepare=plain_diffusers_folders,
+        check=check_plain_diffusers,
+    ),
     "convert-cct": Run(
         {
             '"cct_7_3x1_32_cifar10_300epochs.pth"': repr(
@@ -290,6 +290,7 @@ def test_readme_snippet_runs(name, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     # trust_remote_code copies the model code into a modules cache: keep it inside the test folder.
     monkeypatch.setattr("transformers.dynamic_module_utils.HF_MODULES_CACHE", str(tmp_path / "hf_modules"))
+    monkeypatch.setattr("diffusers.utils.dynamic_modules_utils.HF_MODULES_CACHE", str(tmp_path / "hf_modules"))
     uploads = RecordingUploads()
     monkeypatch.setattr(HfApi, "create_repo", uploads.create_repo)
     monkeypatch.setattr(HfApi, "upload_folder", uploads.upload_folder)

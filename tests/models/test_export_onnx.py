@@ -2,15 +2,13 @@
 sizes, the int8 graph, the processor next to the graph, the command line, and errors."""
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 import tiny_models
 import torch
+from no_hf_compact import NO_HF_COMPACT, run_without_hf_compact
 from transformers import AutoImageProcessor, AutoTokenizer
 
 from hf_compact import CCTImageProcessor
@@ -73,17 +71,8 @@ def test_processor_and_labels_travel_with_the_graph(vision_export):
     np.testing.assert_allclose(run_onnx(exported.model_path, {"pixel_values": pixel_values}), expected, atol=1e-4)
 
 
-DEVICE_USER = textwrap.dedent(
+DEVICE_USER = NO_HF_COMPACT + textwrap.dedent(
     r"""
-    import importlib.abc, json, sys
-
-    class NoHfCompact(importlib.abc.MetaPathFinder):
-        # The venv has hf_compact installed (editable); this makes the process a device user who does not have it.
-        def find_spec(self, name, path, target=None):
-            if name.partition(".")[0] == "hf_compact":
-                raise ModuleNotFoundError(f"No module named {name!r}")
-
-    sys.meta_path.insert(0, NoHfCompact())
     import numpy as np
     import onnxruntime
     from transformers import AutoImageProcessor
@@ -104,12 +93,7 @@ DEVICE_USER = textwrap.dedent(
 def test_device_user_without_hf_compact_preprocesses_and_runs_the_graph(tmp_path, vision_export):
     model, exported = vision_export
     (tmp_path / "onnx").symlink_to(exported.output_dir, target_is_directory=True)
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", DEVICE_USER], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    outputs = json.loads(result.stdout.strip().splitlines()[-1])
+    outputs = run_without_hf_compact(DEVICE_USER, tmp_path)
     assert outputs["processor_module"].startswith("transformers_modules.") and not outputs["hf_compact_imported"]
     images = [np.full((20, 20, 3), value, dtype=np.uint8) for value in (0, 128, 255)]
     pixel_values = CCTImageProcessor(size={"height": 16, "width": 16})(images, return_tensors="pt")["pixel_values"]

@@ -25,6 +25,7 @@ from diffusers import (
 from launch import load_training_script
 from PIL import Image as PILImage
 from safetensors.torch import load_file
+from tiny_models import tiny_vitok
 
 import hf_compact  # noqa: F401  (registers the pipelines)
 from hf_compact import AutoencoderViTok, DiTImagePipeline, DiTVideoPipeline
@@ -43,22 +44,6 @@ from hf_compact.vitok.latent_statistics import compute_latent_std
 train_dit = load_training_script("train_dit")
 
 NUM_CLASSES = 3
-
-
-def tiny_vitok(**overrides) -> AutoencoderViTok:
-    torch.manual_seed(0)
-    config = dict(
-        latent_channels=4,
-        patch_size=4,
-        encoder_width=16,
-        encoder_depth=1,
-        encoder_heads=2,
-        decoder_width=16,
-        decoder_depth=1,
-        decoder_heads=2,
-        sample_size=16,
-    )
-    return AutoencoderViTok(**{**config, **overrides})
 
 
 def striped_images(count_per_class: int = 8) -> Dataset:
