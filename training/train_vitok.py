@@ -380,9 +380,11 @@ def main(argv: list[str] | None = None) -> dict:
     from tqdm.auto import tqdm
     from transformers import get_scheduler
 
+    from hf_compact.hub import save_pretrained_with_code
     from hf_compact.recipes.reconstruction import AutoencoderTrainingForward, evaluate_reconstruction
     from hf_compact.training_utils import TrainingRun, build_accelerator, prepare_output_dir, updates_per_epoch
     from hf_compact.training_utils.distributed import ShardedEMAModel, save_pretrained_gathered
+    from hf_compact.vitok import AutoencoderViTok
 
     accelerator = build_accelerator(args, args.output_dir)
     output_dir = prepare_output_dir(args, accelerator)
@@ -547,6 +549,8 @@ def main(argv: list[str] | None = None) -> dict:
         ema.copy_to(autoencoder.decoder.parameters())
     # Beside the checkpoints, as the transformers examples do; gathered from every process under FSDP / ZeRO-3.
     save_pretrained_gathered(accelerator, training_forward, output_dir, submodule="autoencoder")
+    if accelerator.is_main_process:  # again with its modelling code: the folder loads without hf-compact too
+        save_pretrained_with_code(AutoencoderViTok.from_pretrained(output_dir), output_dir)
     run.finish(results)
     return results
 

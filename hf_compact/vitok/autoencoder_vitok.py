@@ -129,6 +129,12 @@ class AutoencoderViTok(ModelMixin, AttentionMixin, AutoencoderMixin, ConfigMixin
     paper_name = property(lambda self: vitok_paper_name(self.config), doc="The papers' name, e.g. `ViTok S-B/16`.")
     _skip_layerwise_casting_patterns = ["norm"]
 
+    @classmethod
+    def extract_init_dict(cls, config_dict, **kwargs):
+        # `auto_map` points plain-diffusers users at the modelling file saved beside the weights; not a hyperparameter.
+        config_dict = {key: value for key, value in config_dict.items() if key != "auto_map"}
+        return super().extract_init_dict(config_dict, **kwargs)
+
     @register_to_config
     def __init__(
         self,

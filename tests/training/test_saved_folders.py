@@ -77,3 +77,46 @@ def test_hf_compact_users_load_the_folder_without_trust_remote_code_or_warnings(
     processor = AutoImageProcessor.from_pretrained(cct_run)
     assert type(model) is CCTForImageClassification and type(processor) is CCTImageProcessor
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING], caplog.text
+
+
+# ---------------------------------------------------------------- train_vitok: a diffusers model
+
+train_vitok = load_training_script("train_vitok")
+
+TINY_VITOK_RUN = [
+    "--dataset_name", "digits", "--resolution", "16", "--preset", "S-B/16", "--lpips_weight", "0",
+    "--model_overrides", "encoder_width=16,encoder_depth=1,encoder_heads=2,decoder_width=16,decoder_depth=1,"
+    "decoder_heads=2,latent_channels=4,patch_size=4",
+    "--per_device_train_batch_size", "8", "--max_eval_samples", "8", "--max_train_steps", "2", "--seed", "0",
+]  # fmt: skip
+
+PLAIN_DIFFUSERS_USER = NO_HF_COMPACT + textwrap.dedent(
+    r"""
+    import torch
+    from diffusers import AutoModel
+    from safetensors.torch import load_file
+
+    vae = AutoModel.from_pretrained("run", trust_remote_code=True).eval()
+    expected = load_file("expected.safetensors")
+    with torch.no_grad():
+        torch.testing.assert_close(vae.decode(expected["latents"]).sample, expected["decoded"], rtol=0, atol=0)
+    print(json.dumps({"module": type(vae).__module__}))
+    """
+)
+
+
+def test_a_train_vitok_folder_loads_in_plain_diffusers_and_for_hf_compact_users_without_warnings(tmp_path, caplog):
+    from hf_compact import AutoencoderViTok
+
+    train_vitok.main([*TINY_VITOK_RUN, "--output_dir", str(tmp_path / "run")])
+    assert "auto_map" in json.loads((tmp_path / "run" / "config.json").read_text())
+    caplog.set_level(logging.WARNING)
+    vae = AutoencoderViTok.from_pretrained(tmp_path / "run").eval()
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING], caplog.text
+    latents = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        save_file(
+            {"latents": latents, "decoded": vae.decode(latents).sample.contiguous()}, tmp_path / "expected.safetensors"
+        )
+    outputs = run_without_hf_compact(PLAIN_DIFFUSERS_USER, tmp_path)
+    assert not outputs["module"].startswith("hf_compact")  # the code that travelled with the folder
