@@ -33,14 +33,14 @@ import torch
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 
 from hf_compact.data import ClassificationTrainAugmentation
-from hf_compact.data.loading import load_image_classification_data, quiet_progress_bars
+from hf_compact.data.loading import quiet_progress_bars
 from hf_compact.data.splits import HELD_OUT_FRACTION
 from hf_compact.hub import check_repo_id, load_for_push, push_to_hub, save_pretrained_with_code
 from hf_compact.lora import apply_lora, push_lora_adapter
 from hf_compact.metrics.accuracy import Accuracy, top_k_for
-from hf_compact.recipes import build_image_classifier, build_image_processor
+from hf_compact.recipes import build_image_processor, image_classification_data, image_classifier
 from hf_compact.training_utils import parse_args_with_config
-from hf_compact.utils.overrides import parse_overrides, replace_file_sources
+from hf_compact.utils.overrides import replace_file_sources
 
 # The flag that chooses each data source -> its flags and their values when the other source is chosen: a source
 # given on the command line replaces the --config file's (an image folder has the columns "image" and "label").
@@ -131,27 +131,8 @@ def collate(rows: list[dict]) -> dict[str, torch.Tensor]:
 def main(argv: list[str] | None = None) -> dict:
     options, training_args = parse_args(argv)
     with training_args.main_process_first(desc="load the dataset"):
-        train_dataset, eval_dataset, label_names = load_image_classification_data(
-            options.dataset_name,
-            options.dataset_config_name,
-            options.train_dir,
-            options.validation_dir,
-            image_column=options.image_column_name,
-            label_column=options.label_column_name,
-            image_size=options.image_size or 32,
-            held_out_fraction=options.train_val_split,
-            max_train_samples=options.max_train_samples,
-            max_eval_samples=options.max_eval_samples,
-            seed=options.seed,
-        )
-    model = build_image_classifier(
-        label_names,
-        preset=options.preset,
-        model_name_or_path=options.model_name_or_path,
-        config_overrides=parse_overrides(options.config_overrides),
-        image_size=options.image_size,
-        ignore_mismatched_sizes=options.ignore_mismatched_sizes,
-    )
+        train_dataset, eval_dataset, label_names = image_classification_data(options)
+    model = image_classifier(options, label_names)
     if options.lora_rank is not None:
         model = apply_lora(
             model,

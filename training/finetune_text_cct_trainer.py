@@ -24,14 +24,14 @@ from pathlib import Path
 import numpy as np
 from transformers import DataCollatorWithPadding, EvalPrediction, HfArgumentParser, Trainer, TrainingArguments
 
-from hf_compact.data.loading import load_text_classification_data, quiet_progress_bars
+from hf_compact.data.loading import quiet_progress_bars
 from hf_compact.data.splits import HELD_OUT_FRACTION
 from hf_compact.hub import check_repo_id, load_for_push, push_to_hub, save_pretrained_with_code
 from hf_compact.lora import apply_lora, push_lora_adapter
 from hf_compact.metrics.accuracy import Accuracy, top_k_for
-from hf_compact.recipes import build_text_classifier, build_text_tokenizer, tokenize_for_classification
+from hf_compact.recipes import text_classification_data, text_classifier
 from hf_compact.training_utils import parse_args_with_config
-from hf_compact.utils.overrides import parse_overrides, replace_file_sources
+from hf_compact.utils.overrides import replace_file_sources
 
 # The flag that chooses each data source -> its flags and their values when the other source is chosen: a source
 # given on the command line replaces the --config file's.
@@ -125,44 +125,10 @@ def compute_accuracy(prediction: EvalPrediction) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> dict:
     model_args, data_args, training_args = parse_args(argv)
     with training_args.main_process_first(desc="dataset and tokenizer"):
-        train_dataset, eval_dataset, label_names = load_text_classification_data(
-            data_args.dataset_name,
-            data_args.dataset_config_name,
-            data_args.train_file,
-            data_args.validation_file,
-            text_column=data_args.text_column_name,
-            label_column=data_args.label_column_name,
-            held_out_fraction=data_args.train_val_split,
-            max_train_samples=data_args.max_train_samples,
-            max_eval_samples=data_args.max_eval_samples,
-            seed=training_args.seed,
+        train_dataset, eval_dataset, label_names, tokenizer = text_classification_data(
+            data_args, model_args, training_args.seed
         )
-        tokenizer = build_text_tokenizer(
-            train_dataset,
-            data_args.text_column_name,
-            data_args.max_seq_length,
-            tokenizer_name=model_args.tokenizer_name,
-            model_name_or_path=model_args.model_name_or_path,
-            vocab_size=model_args.vocab_size,
-            min_frequency=model_args.min_frequency,
-        )
-        train_dataset, eval_dataset = (
-            tokenize_for_classification(
-                dataset, tokenizer, data_args.text_column_name, data_args.label_column_name, data_args.max_seq_length
-            )
-            for dataset in (train_dataset, eval_dataset)
-        )
-    model = build_text_classifier(
-        label_names,
-        tokenizer,
-        data_args.max_seq_length,
-        preset=model_args.preset,
-        model_name_or_path=model_args.model_name_or_path,
-        config_overrides=parse_overrides(model_args.config_overrides),
-        ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
-        word_vectors=model_args.word_vectors,
-        freeze_word_vectors=model_args.freeze_word_vectors,
-    )
+    model = text_classifier(model_args, label_names, tokenizer, data_args.max_seq_length)
     if model_args.lora_rank is not None:
         model = apply_lora(
             model,

@@ -252,15 +252,14 @@ def main(argv: list[str] | None = None) -> dict:
     from tqdm.auto import tqdm
 
     from hf_compact.data import ClassificationTrainAugmentation, MixupCutmix, smooth_one_hot
-    from hf_compact.data.loading import load_image_classification_data, quiet_progress_bars
+    from hf_compact.data.loading import quiet_progress_bars
     from hf_compact.data.streaming import StreamingDataLoader
     from hf_compact.hub import save_pretrained_with_code
     from hf_compact.metrics.accuracy import evaluate_accuracy
     from hf_compact.optim import adamw_without_decay_on_1d
-    from hf_compact.recipes import build_image_classifier, build_image_processor
+    from hf_compact.recipes import build_image_processor, image_classification_data, image_classifier
     from hf_compact.training_utils import TrainingRun, build_accelerator, prepare_output_dir, updates_per_epoch
     from hf_compact.training_utils.schedules import get_cosine_schedule_with_warmup_and_cooldown
-    from hf_compact.utils.overrides import parse_overrides
 
     accelerator = build_accelerator(args, args.output_dir)
     output_dir = prepare_output_dir(args, accelerator)
@@ -271,27 +270,8 @@ def main(argv: list[str] | None = None) -> dict:
         train_dataset, eval_dataset, label_names = load_streaming_classification_data(args)
     else:
         with accelerator.main_process_first():
-            train_dataset, eval_dataset, label_names = load_image_classification_data(
-                args.dataset_name,
-                args.dataset_config_name,
-                args.train_dir,
-                args.validation_dir,
-                image_column=args.image_column_name,
-                label_column=args.label_column_name,
-                image_size=args.image_size or 32,
-                held_out_fraction=args.train_val_split,
-                max_train_samples=args.max_train_samples,
-                max_eval_samples=args.max_eval_samples,
-                seed=args.seed,
-            )
-    model = build_image_classifier(
-        label_names,
-        preset=args.preset,
-        model_name_or_path=args.model_name_or_path,
-        config_overrides=parse_overrides(args.config_overrides),
-        image_size=args.image_size,
-        ignore_mismatched_sizes=args.ignore_mismatched_sizes,
-    )
+            train_dataset, eval_dataset, label_names = image_classification_data(args)
+    model = image_classifier(args, label_names)
     image_size = model.config.image_size
     image_processor = build_image_processor(
         image_size, args.model_name_or_path, args.crop_pct, args.image_mean, args.image_std

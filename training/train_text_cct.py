@@ -147,13 +147,12 @@ def main(argv: list[str] | None = None) -> dict:
     from tqdm.auto import tqdm
     from transformers import DataCollatorWithPadding, get_scheduler
 
-    from hf_compact.data.loading import load_text_classification_data, quiet_progress_bars
+    from hf_compact.data.loading import quiet_progress_bars
     from hf_compact.hub import save_pretrained_with_code
     from hf_compact.metrics.accuracy import evaluate_accuracy
     from hf_compact.optim import adamw_without_decay_on_1d
-    from hf_compact.recipes import build_text_classifier, build_text_tokenizer, tokenize_for_classification
+    from hf_compact.recipes import text_classification_data, text_classifier
     from hf_compact.training_utils import TrainingRun, build_accelerator, prepare_output_dir, updates_per_epoch
-    from hf_compact.utils.overrides import parse_overrides
 
     accelerator = build_accelerator(args, args.output_dir)
     output_dir = prepare_output_dir(args, accelerator)
@@ -161,44 +160,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     # ---- data, vocabulary and model
     with accelerator.main_process_first():
-        train_dataset, eval_dataset, label_names = load_text_classification_data(
-            args.dataset_name,
-            args.dataset_config_name,
-            args.train_file,
-            args.validation_file,
-            text_column=args.text_column_name,
-            label_column=args.label_column_name,
-            held_out_fraction=args.train_val_split,
-            max_train_samples=args.max_train_samples,
-            max_eval_samples=args.max_eval_samples,
-            seed=args.seed,
-        )
-        tokenizer = build_text_tokenizer(
-            train_dataset,
-            args.text_column_name,
-            args.max_seq_length,
-            tokenizer_name=args.tokenizer_name,
-            model_name_or_path=args.model_name_or_path,
-            vocab_size=args.vocab_size,
-            min_frequency=args.min_frequency,
-        )
-        train_dataset, eval_dataset = (
-            tokenize_for_classification(
-                dataset, tokenizer, args.text_column_name, args.label_column_name, args.max_seq_length
-            )
-            for dataset in (train_dataset, eval_dataset)
-        )
-    model = build_text_classifier(
-        label_names,
-        tokenizer,
-        args.max_seq_length,
-        preset=args.preset,
-        model_name_or_path=args.model_name_or_path,
-        config_overrides=parse_overrides(args.config_overrides),
-        ignore_mismatched_sizes=args.ignore_mismatched_sizes,
-        word_vectors=args.word_vectors,
-        freeze_word_vectors=args.freeze_word_vectors,
-    )
+        train_dataset, eval_dataset, label_names, tokenizer = text_classification_data(args, args, args.seed)
+    model = text_classifier(args, label_names, tokenizer, args.max_seq_length)
 
     collate = DataCollatorWithPadding(tokenizer)
     # A generator of its own keeps the global RNG (dropout, stochastic depth) untouched by the loader's seeding, so a

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from datasets import Dataset
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from ..cct import CCTConfig, CCTForImageClassification, CCTImageProcessor
-from ..data.loading import quiet_progress_bars
-from ..utils.overrides import check_override_keys, init_keywords
+from ..data.loading import load_image_classification_data, quiet_progress_bars
+from ..utils.overrides import check_override_keys, init_keywords, parse_overrides
 
 
 def build_image_classifier(
@@ -92,3 +93,37 @@ def build_image_processor(
 
 
 __all__ = ["build_image_classifier", "build_image_processor", "change_resolution"]
+
+
+def image_classification_data(options) -> tuple[Dataset, Dataset, list[str]]:
+    """The training and evaluation splits and the class names that the image recipes' data flags describe.
+
+    ``options`` is anything with the recipes' flag names as attributes (an argparse namespace, or the options
+    dataclass of a ``Trainer`` script): ``dataset_name``, ``train_dir``, ``image_column_name``, ``seed``, ...
+    """
+    return load_image_classification_data(
+        options.dataset_name,
+        options.dataset_config_name,
+        options.train_dir,
+        options.validation_dir,
+        image_column=options.image_column_name,
+        label_column=options.label_column_name,
+        image_size=options.image_size or 32,
+        held_out_fraction=options.train_val_split,
+        max_train_samples=options.max_train_samples,
+        max_eval_samples=options.max_eval_samples,
+        seed=options.seed,
+    )
+
+
+def image_classifier(options, label_names: Sequence[str]) -> CCTForImageClassification:
+    """:func:`build_image_classifier` from the image recipes' model flags (``preset``, ``model_name_or_path``,
+    ``config_overrides``, ``image_size``, ``ignore_mismatched_sizes``) on ``options``."""
+    return build_image_classifier(
+        label_names,
+        preset=options.preset,
+        model_name_or_path=options.model_name_or_path,
+        config_overrides=parse_overrides(options.config_overrides),
+        image_size=options.image_size,
+        ignore_mismatched_sizes=options.ignore_mismatched_sizes,
+    )

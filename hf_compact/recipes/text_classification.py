@@ -9,8 +9,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 
 from ..cct import TextCCTConfig, TextCCTForSequenceClassification
 from ..cct.tokenization_text_cct import load_word_vectors, train_word_level_tokenizer
-from ..data.loading import quiet_progress_bars
-from ..utils.overrides import check_override_keys, init_keywords
+from ..data.loading import load_text_classification_data, quiet_progress_bars
+from ..utils.overrides import check_override_keys, init_keywords, parse_overrides
 
 
 def build_text_tokenizer(
@@ -120,3 +120,61 @@ def build_text_classifier(
 
 
 __all__ = ["build_text_classifier", "build_text_tokenizer", "tokenize_for_classification"]
+
+
+def text_classification_data(
+    data_options, model_options, seed: int
+) -> tuple[Dataset, Dataset, list[str], PreTrainedTokenizerBase]:
+    """The tokenized training and evaluation splits, the class names and the tokenizer that the text recipes' flags
+    describe (load them on the main process first).
+
+    ``data_options`` carries the data flags (``dataset_name``, ``train_file``, ``text_column_name``,
+    ``max_seq_length``, ...) and ``model_options`` the tokenizer flags (``tokenizer_name``, ``model_name_or_path``,
+    ``vocab_size``, ``min_frequency``), as attributes: one argparse namespace for both, or a ``Trainer`` script's
+    two options dataclasses.
+    """
+    train_dataset, eval_dataset, label_names = load_text_classification_data(
+        data_options.dataset_name,
+        data_options.dataset_config_name,
+        data_options.train_file,
+        data_options.validation_file,
+        text_column=data_options.text_column_name,
+        label_column=data_options.label_column_name,
+        held_out_fraction=data_options.train_val_split,
+        max_train_samples=data_options.max_train_samples,
+        max_eval_samples=data_options.max_eval_samples,
+        seed=seed,
+    )
+    tokenizer = build_text_tokenizer(
+        train_dataset,
+        data_options.text_column_name,
+        data_options.max_seq_length,
+        tokenizer_name=model_options.tokenizer_name,
+        model_name_or_path=model_options.model_name_or_path,
+        vocab_size=model_options.vocab_size,
+        min_frequency=model_options.min_frequency,
+    )
+    columns = (data_options.text_column_name, data_options.label_column_name, data_options.max_seq_length)
+    train_dataset, eval_dataset = (
+        tokenize_for_classification(dataset, tokenizer, *columns) for dataset in (train_dataset, eval_dataset)
+    )
+    return train_dataset, eval_dataset, label_names, tokenizer
+
+
+def text_classifier(
+    model_options, label_names: Sequence[str], tokenizer: PreTrainedTokenizerBase, max_seq_length: int
+) -> TextCCTForSequenceClassification:
+    """:func:`build_text_classifier` from the text recipes' model flags (``preset``, ``model_name_or_path``,
+    ``config_overrides``, ``ignore_mismatched_sizes``, ``word_vectors``, ``freeze_word_vectors``) on
+    ``model_options``."""
+    return build_text_classifier(
+        label_names,
+        tokenizer,
+        max_seq_length,
+        preset=model_options.preset,
+        model_name_or_path=model_options.model_name_or_path,
+        config_overrides=parse_overrides(model_options.config_overrides),
+        ignore_mismatched_sizes=model_options.ignore_mismatched_sizes,
+        word_vectors=model_options.word_vectors,
+        freeze_word_vectors=model_options.freeze_word_vectors,
+    )
