@@ -6,11 +6,11 @@ from __future__ import annotations
 import math
 
 import pytest
+import tiny_models
 import torch
 from diffusers import (
     DDIMScheduler,
     DDPMScheduler,
-    DiTTransformer2DModel,
     DPMSolverMultistepScheduler,
     FlowMatchEulerDiscreteScheduler,
     FlowMatchHeunDiscreteScheduler,
@@ -18,7 +18,7 @@ from diffusers import (
 )
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 
-from hf_compact import AutoencoderViTok, DiTImagePipeline, DiTTransformer3DModel, DiTVideoPipeline
+from hf_compact import DiTImagePipeline, DiTVideoPipeline
 from hf_compact.dit.samplers import SAMPLERS, build_sampler, fast_scheduler, scheduler_objective
 
 LATENT_CHANNELS = 4
@@ -26,57 +26,15 @@ NUM_CLASSES = 3
 
 
 def image_pipeline(scheduler) -> DiTImagePipeline:
-    torch.manual_seed(0)
-    transformer = DiTTransformer2DModel(
-        num_attention_heads=2,
-        attention_head_dim=8,
-        in_channels=LATENT_CHANNELS,
-        out_channels=2 * LATENT_CHANNELS,
-        num_layers=1,
-        sample_size=4,
-        patch_size=1,
-        norm_num_groups=1,
-        num_embeds_ada_norm=NUM_CLASSES,
-    ).eval()
-    vae = AutoencoderViTok(
-        latent_channels=LATENT_CHANNELS,
-        patch_size=4,
-        encoder_width=16,
-        encoder_depth=1,
-        encoder_heads=2,
-        decoder_width=16,
-        decoder_depth=1,
-        decoder_heads=2,
-        sample_size=16,
-    )
-    pipeline = DiTImagePipeline(transformer, vae, scheduler)
+    transformer = tiny_models.tiny_dit_2d(NUM_CLASSES)
+    pipeline = DiTImagePipeline(transformer, tiny_models.tiny_vitok(), scheduler)
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
 
 
 def video_pipeline(scheduler) -> DiTVideoPipeline:
-    torch.manual_seed(0)
-    transformer = DiTTransformer3DModel(
-        num_attention_heads=2,
-        attention_head_dim=8,
-        in_channels=LATENT_CHANNELS,
-        num_layers=1,
-        sample_size=2,
-        sample_frames=2,
-        num_embeds_ada_norm=NUM_CLASSES,
-    ).eval()
-    vae = AutoencoderViTok(
-        latent_channels=LATENT_CHANNELS,
-        patch_size=4,
-        tubelet_size=2,
-        encoder_width=16,
-        encoder_depth=1,
-        encoder_heads=2,
-        decoder_width=16,
-        decoder_depth=1,
-        decoder_heads=2,
-        sample_size=8,
-    )
+    transformer = tiny_models.tiny_dit_3d(NUM_CLASSES, sample_size=2, sample_frames=2)
+    vae = tiny_models.tiny_vitok(tubelet_size=2, sample_size=8)
     pipeline = DiTVideoPipeline(transformer, vae, scheduler)
     pipeline.set_progress_bar_config(disable=True)
     return pipeline

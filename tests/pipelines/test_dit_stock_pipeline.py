@@ -6,8 +6,9 @@ import json
 
 import numpy as np
 import pytest
+import tiny_models
 import torch
-from diffusers import DDPMScheduler, DiffusionPipeline, DiTPipeline, DiTTransformer2DModel
+from diffusers import DDPMScheduler, DiffusionPipeline, DiTPipeline
 
 from hf_compact import AutoencoderViTok, DiTImagePipeline
 from hf_compact.dit.samplers import build_sampler
@@ -21,18 +22,7 @@ def saved_ddpm_pipeline(tmp_path_factory):
     """train_dit.py's final save for ``--objective ddpm``: EMA transformer with a learned variance (2c outputs),
     the autoencoder with its measured latent scale, ``id2label`` from the class names, and a DDIM scheduler on the
     training noise schedule (the learned-variance DDPM stays one ``build_sampler("ddpm", ...)`` away)."""
-    torch.manual_seed(0)
-    transformer = DiTTransformer2DModel(
-        num_attention_heads=2,
-        attention_head_dim=8,
-        in_channels=LATENT_CHANNELS,
-        out_channels=2 * LATENT_CHANNELS,
-        num_layers=1,
-        sample_size=4,
-        patch_size=1,
-        norm_num_groups=1,
-        num_embeds_ada_norm=len(NAMES),
-    )
+    transformer = tiny_models.tiny_dit_2d(len(NAMES), in_channels=LATENT_CHANNELS, out_channels=2 * LATENT_CHANNELS)
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for parameter in transformer.parameters():  # adaLN-Zero would output zeros

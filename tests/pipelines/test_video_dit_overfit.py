@@ -7,10 +7,11 @@ the training clips frame by frame.
 
 from __future__ import annotations
 
+import tiny_models
 import torch
 from diffusers import DDPMScheduler
 
-from hf_compact import AutoencoderViTok, DiTTransformer3DModel, DiTVideoPipeline
+from hf_compact import DiTTransformer3DModel, DiTVideoPipeline
 from hf_compact.dit.samplers import fast_scheduler
 from hf_compact.losses import ddpm_loss
 
@@ -64,18 +65,7 @@ def test_tiny_video_dit_overfits_and_reproduces_clips():
         optimizer.step()
         decay.step()
 
-    vae = AutoencoderViTok(
-        latent_channels=CHANNELS,
-        patch_size=4,
-        tubelet_size=2,
-        encoder_width=16,
-        encoder_depth=1,
-        encoder_heads=2,
-        decoder_width=16,
-        decoder_depth=1,
-        decoder_heads=2,
-        sample_size=16,
-    )
+    vae = tiny_models.tiny_vitok(latent_channels=CHANNELS, tubelet_size=2)
     pipeline = DiTVideoPipeline(transformer.eval(), vae, fast_scheduler(scheduler.config))
     pipeline.set_progress_bar_config(disable=True)
     start = torch.randn((6, CHANNELS, FRAMES, SIZE, SIZE), generator=generator)
