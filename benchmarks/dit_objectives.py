@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import sys
 import time
@@ -46,7 +47,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--keep_going", action="store_true", help="Train to the most steps even after the target is met."
     )
-    parser.add_argument("--sampler_steps", type=int, nargs="+", default=[10, 16, 25])
+    parser.add_argument(
+        "--sampler_steps", type=int, nargs="*", default=[10, 16, 25], help="None: no sampler comparison."
+    )
+    parser.add_argument(
+        "--extra_flags",
+        default="",
+        help="More train_dit.py flags for every run, as one string (e.g. '--lr_warmup_steps 50'); they come after "
+        "the demo's and override them.",
+    )
     return parser.parse_args(argv)
 
 
@@ -144,7 +153,7 @@ def train_and_judge(part: str, objective: str, args, judge, log) -> list[dict]:
         target, guidance_scales, judged = VIDEO_TARGET, args.video_guidance_scales, judge_clips
     rows = []
     for steps in range(every, most + 1, every):
-        flags = flags_of(run_dir, vae, steps, objective)
+        flags = flags_of(run_dir, vae, steps, objective) + shlex.split(args.extra_flags)
         # each segment extends the run: a resume that changes --max_train_steps only
         flags += ["--resume_from_checkpoint", "latest", "--allow_changed_flags", "--checkpoints_total_limit", "1"]
         started = time.perf_counter()
@@ -231,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict:
         for objective in args.objectives:
             report["rows"] += train_and_judge(part, objective, args, judge, log)
     for part in args.parts:
-        if "flow_matching" in args.objectives:
+        if "flow_matching" in args.objectives and args.sampler_steps:
             report["samplers"] += compare_samplers(part, args, judge, log)
 
     print(f"\nSteps to quality (DPM-Solver++ {SOLVER_STEPS} steps for both objectives):")
