@@ -2,7 +2,8 @@
 
 Importing this package registers the CCT family (vision and text) with transformers' ``Auto*`` classes and makes
 the diffusers components (``AutoencoderViTok``, ``DiTTransformer3DModel``, the DiT pipelines) loadable with
-``DiffusionPipeline.from_pretrained``.
+``DiffusionPipeline.from_pretrained``; folders saved with their modelling code load with the pipelines' own
+``from_pretrained`` (see :mod:`hf_compact.dit`).
 """
 
 __version__ = "0.1.0"

@@ -20,7 +20,8 @@ Recipe (DiT, Peebles & Xie 2023; ViTok, Hansen-Estruch et al. 2025):
   ``(c, T/q, H/p, W/p)``, or ``--video``): :class:`hf_compact.DiTTransformer3DModel`.
 
 The output folder is a complete pipeline (``DiTImagePipeline`` or ``DiTVideoPipeline`` with the EMA weights and the
-objective's scheduler, which records it): ``import hf_compact; DiffusionPipeline.from_pretrained(output_dir)``. With
+objective's scheduler, which records it) with its modelling code: ``DiTImagePipeline.from_pretrained(output_dir)``
+with hf-compact, ``DiffusionPipeline.from_pretrained(output_dir, trust_remote_code=True)`` without it. With
 ``--sample_steps N``, sample grids (PNG; GIF for videos) are written to ``output_dir/samples`` every N steps and at
 the end.
 
@@ -59,6 +60,7 @@ from hf_compact.data.moving_digits import load_moving_digits_dataset
 from hf_compact.dit import DiTImagePipeline, DiTTransformer3DModel, DiTVideoPipeline
 from hf_compact.dit.presets import DIT_PRESETS
 from hf_compact.dit.samplers import build_sampler, scheduler_uses_learned_variance
+from hf_compact.hub import save_pretrained_with_code
 from hf_compact.losses import ddpm_loss, flow_matching_loss, resolution_shift, sample_flow_sigmas
 from hf_compact.registry import resolve_class
 from hf_compact.training_utils import (
@@ -621,7 +623,7 @@ def main(argv: list[str] | None = None) -> dict:
     ema_state_dict = accelerator.get_state_dict(transformer)  # gathered from every process under FSDP / ZeRO-3
     if accelerator.is_main_process:
         pipeline = build_pipeline(unsharded_copy(model, ema_state_dict).eval(), vae, noise_scheduler, names)
-        pipeline.save_pretrained(output_dir)  # beside the checkpoints, as the diffusers examples do
+        save_pretrained_with_code(pipeline, output_dir)  # beside the checkpoints, as the diffusers examples do
     run.finish(results, push=pipeline if accelerator.is_main_process else None)
     return results
 

@@ -1,7 +1,9 @@
 """Class-conditional DiT generation on ViTok latents: image and video pipelines and a 3-D DiT transformer.
 
 Importing this package registers the pipelines with diffusers (:mod:`hf_compact.dit.diffusers_registration`): a
-folder saved by either pipeline loads with ``DiffusionPipeline.from_pretrained(path)`` after ``import hf_compact``.
+folder saved by either pipeline's ``save_pretrained`` loads with ``DiffusionPipeline.from_pretrained(path)`` after
+``import hf_compact``, and one saved with its code (the training scripts, ``push_to_hub``) with
+``DiTImagePipeline.from_pretrained(path)`` / ``DiTVideoPipeline.from_pretrained(path)``.
 """
 
 from diffusers import ModelMixin  # noqa: F401  (looked up here by diffusers' loader; see diffusers_registration)

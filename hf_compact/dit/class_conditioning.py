@@ -15,18 +15,27 @@ the learned variance appended only for a scheduler that samples with it.
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import numbers
+import os
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
+from typing import ClassVar
 
+import diffusers
 import numpy as np
 import torch
 from diffusers.guiders.guider_utils import rescale_noise_cfg
+from huggingface_hub import snapshot_download
 
 from .samplers import check_scheduler, scheduler_uses_learned_variance
 
 OUTPUT_TYPES = ("pil", "np", "pt")
+# from_pretrained's arguments for a folder saved with its code: where to download it from, and how to load models.
+_DOWNLOAD_ARGUMENTS = ("revision", "cache_dir", "token", "local_files_only", "force_download", "proxies")
+_MODEL_ARGUMENTS = ("torch_dtype", "variant", "use_safetensors", "low_cpu_mem_usage")
 
 
 def _is_real(value) -> bool:
@@ -71,6 +80,58 @@ def in_guidance_interval(progress: float, guidance_interval: tuple[float, float]
 class ClassConditionalPipelineMixin:
     """Shared by :class:`DiTImagePipeline` and :class:`DiTVideoPipeline`; expects ``transformer``,
     ``vae`` and ``scheduler`` components and diffusers' ``progress_bar``."""
+
+    # Installed classes of the components a folder may carry as code (filled by ``hf_compact.dit``'s registration).
+    _component_classes: ClassVar[dict[str, type]] = {}
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
+        """``DiffusionPipeline.from_pretrained``, which also loads folders saved with their modelling code.
+
+        Such a folder or Hub repository (written by :func:`hf_compact.hub.save_pretrained_with_code`,
+        ``push_to_hub`` and ``training/train_dit.py``) names its code files in ``model_index.json``
+        (``"_class_name": ["pipeline_dit", "DiTImagePipeline"]``), which diffusers loads only with
+        ``trust_remote_code=True``, by running them. With hf-compact installed it is loaded here with this class and
+        the installed component classes, and the folder's code is not run. Components may be passed to replace
+        saved ones, as with diffusers; ``trust_remote_code=True`` runs the folder's code instead.
+        """
+        if kwargs.get("trust_remote_code") or not cls._component_classes:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        folder = Path(pretrained_model_name_or_path)
+        if not folder.is_dir():
+            download_kwargs = {name: kwargs[name] for name in _DOWNLOAD_ARGUMENTS if name in kwargs}
+            folder = Path(snapshot_download(str(pretrained_model_name_or_path), **download_kwargs))
+        index = json.loads((folder / "model_index.json").read_text())
+        if not isinstance(index.get("_class_name"), list):
+            return super().from_pretrained(folder, **kwargs)
+        if index["_class_name"][1] != cls.__name__:
+            raise ValueError(
+                f"pretrained_model_name_or_path: expected a saved {cls.__name__}, got a {index['_class_name'][1]} "
+                f"({folder / 'model_index.json'})."
+            )
+        components, optional = cls._get_signature_keys(cls)
+        unknown = set(kwargs) - set(components) - set(optional) - {*_DOWNLOAD_ARGUMENTS, *_MODEL_ARGUMENTS}
+        if unknown:
+            raise TypeError(
+                f"from_pretrained: {sorted(unknown)} cannot be used with a folder saved with its code; pass "
+                "trust_remote_code=True to load it with diffusers' loader instead."
+            )
+        model_kwargs = {name: kwargs[name] for name in _MODEL_ARGUMENTS if name in kwargs}
+        init_kwargs = {name: kwargs.get(name, index[name]) for name in optional if name in kwargs or name in index}
+        for name in components:
+            if name in kwargs:
+                init_kwargs[name] = kwargs[name]
+                continue
+            _, class_name = index[name]
+            component_class = cls._component_classes.get(class_name) or getattr(diffusers, class_name, None)
+            if component_class is None:
+                raise ValueError(
+                    f"pretrained_model_name_or_path: {name} is a {class_name}, which neither hf-compact nor diffusers "
+                    f"defines ({folder / 'model_index.json'})."
+                )
+            load_kwargs = model_kwargs if issubclass(component_class, diffusers.ModelMixin) else {}
+            init_kwargs[name] = component_class.from_pretrained(folder, subfolder=name, **load_kwargs)
+        return cls(**init_kwargs)
 
     @property
     def num_classes(self) -> int:

@@ -13,13 +13,15 @@ diffusers' loaders know classes by name, not by import path:
   which is why ``hf_compact/dit/__init__.py`` imports it.
 
 Folders written by :func:`hf_compact.hub.save_pretrained_with_code` carry their own code instead and load without
-hf-compact (``trust_remote_code=True``).
+hf-compact (``trust_remote_code=True``); with it, ``DiTImagePipeline.from_pretrained`` /
+``DiTVideoPipeline.from_pretrained`` load them with the installed classes, which are listed here for them.
 """
 
 from __future__ import annotations
 
 import diffusers
 
+from ..vitok import AutoencoderViTok
 from .pipeline_dit import DiTImagePipeline
 from .pipeline_dit_video import DiTVideoPipeline
 from .transformer_dit_3d import DiTTransformer3DModel
@@ -28,8 +30,8 @@ COMPONENT_MODULE = "hf_compact.dit"
 
 
 def register_with_diffusers() -> None:
-    """Makes the DiT pipelines loadable by ``DiffusionPipeline.from_pretrained`` and the 3-D transformer savable as
-    a pipeline component. Idempotent.
+    """Makes the DiT pipelines loadable by ``DiffusionPipeline.from_pretrained``, folders saved with code loadable by
+    the pipelines' own ``from_pretrained``, and the 3-D transformer savable as a pipeline component. Idempotent.
 
     Raises:
         RuntimeError: diffusers defines a class of the same name as one of the pipelines (it would be shadowed).
@@ -40,6 +42,7 @@ def register_with_diffusers() -> None:
         if existing is not None and existing is not pipeline_class:
             raise RuntimeError(f"diffusers already defines {pipeline_class.__name__}; hf_compact would shadow it.")
         setattr(diffusers, pipeline_class.__name__, pipeline_class)
+        pipeline_class._component_classes = {cls.__name__: cls for cls in (AutoencoderViTok, DiTTransformer3DModel)}
 
 
 register_with_diffusers()

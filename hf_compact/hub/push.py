@@ -98,7 +98,8 @@ def load_for_push(folder: str | os.PathLike) -> tuple[Any, Any]:
     if (folder / "model_index.json").is_file():
         index = json.loads((folder / "model_index.json").read_text())
         if isinstance(index.get("_class_name"), list):  # saved with its code: loaded with this package's classes
-            return _load_pipeline_with_code(folder, index), None
+            source = f"folder ({folder / 'model_index.json'}: _class_name)"
+            return resolve_class(index["_class_name"][1], source).from_pretrained(folder), None
         return DiffusionPipeline.from_pretrained(folder), None
     config_path = folder / "config.json"
     if not config_path.is_file():
@@ -119,21 +120,6 @@ def load_for_push(folder: str | os.PathLike) -> tuple[Any, Any]:
     elif (folder / "tokenizer_config.json").is_file():
         processor = AutoTokenizer.from_pretrained(folder)
     return model, processor
-
-
-def _load_pipeline_with_code(folder: Path, index: dict) -> DiffusionPipeline:
-    """A pipeline folder written by :func:`save_pretrained_with_code`, built from this package's classes (the
-    folder's own `.py` files are not run)."""
-    source = f"folder ({folder / 'model_index.json'}: {{}})"
-    pipeline_class = resolve_class(index["_class_name"][1], source.format("_class_name"))
-    components, optional = pipeline_class._get_signature_keys(pipeline_class)
-    kwargs = {name: index[name] for name in optional if name in index}
-    for name in components:
-        library, class_name = index.get(name) or (None, None)
-        if class_name is not None:
-            component_class = resolve_class(class_name, source.format(name), diffusers)
-            kwargs[name] = component_class.from_pretrained(folder / name)
-    return pipeline_class(**kwargs)
 
 
 def _check_uploadable(model_or_pipeline, processor) -> None:

@@ -19,6 +19,7 @@ from PIL import Image
 
 import hf_compact
 from hf_compact import (
+    AutoencoderViTok,
     CCTConfig,
     CCTForImageClassification,
     CCTImageProcessor,
@@ -602,15 +603,18 @@ def test_pushed_transformers_models_load_with_trust_remote_code_without_hf_compa
 
 @pytest.mark.parametrize("build", [tiny_image_pipeline, tiny_video_pipeline], ids=["image", "video"])
 def test_reloaded_pipeline_is_the_pushed_one(tmp_path, build, diffusers_modules_cache):
-    """What `push_to_hub` stages for a pipeline reloads exactly: with this package's classes (`load_for_push`, which
-    runs none of the folder's code) and with the folder's own code (`trust_remote_code=True`)."""
+    """What `push_to_hub` stages for a pipeline reloads exactly: with this package's classes (the pipeline's own
+    `from_pretrained` and `load_for_push`, which run none of the folder's code) and with the folder's own code
+    (`trust_remote_code=True`)."""
     pipeline = build()
     save_for_hub(pipeline, tmp_path / "staged", "someone/dit")
-    (package_classes, _), remote_code = (
-        load_for_push(tmp_path / "staged"),
+    package_classes, remote_code = (
+        type(pipeline).from_pretrained(tmp_path / "staged"),
         DiffusionPipeline.from_pretrained(tmp_path / "staged", trust_remote_code=True),
     )
+    assert type(load_for_push(tmp_path / "staged")[0]) is type(pipeline)
     assert type(package_classes) is type(pipeline) and package_classes.id2label == LABELS
+    assert type(package_classes.vae) is AutoencoderViTok
     assert type(remote_code).__module__.startswith("diffusers_modules.") and remote_code.id2label == LABELS
     for reloaded in (package_classes, remote_code):
         for name in ("transformer", "vae"):
@@ -622,6 +626,44 @@ def test_reloaded_pipeline_is_the_pushed_one(tmp_path, build, diffusers_modules_
     assert (tmp_path / "again" / "model_index.json").read_text() == (
         tmp_path / "staged" / "model_index.json"
     ).read_text()
+
+
+def test_pipeline_from_pretrained_loads_a_folder_with_code_without_running_it(tmp_path, monkeypatch):
+    """With hf-compact installed, `DiTImagePipeline.from_pretrained` loads a folder saved with its code (as the
+    training scripts and `push_to_hub` save) with the installed classes: same samples, the folder's code never
+    imported, `torch_dtype` and replaced components honoured, Hub ids downloaded; diffusers' generic loader asks
+    for `trust_remote_code=True`."""
+    pipeline = tiny_image_pipeline()
+    folder = save_pretrained_with_code(pipeline, tmp_path / "dit")
+    for code_file in (folder / "pipeline_dit.py", folder / "vae" / "autoencoder_vitok.py"):
+        code_file.write_text("raise RuntimeError('the folder code ran')\n")
+    with pytest.raises(ValueError, match="trust_remote_code=True"):
+        DiffusionPipeline.from_pretrained(folder)
+
+    def samples(loaded) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(0)
+        return loaded([0, 2], num_inference_steps=2, generator=generator, output_type="pt").images
+
+    reloaded = DiTImagePipeline.from_pretrained(folder)
+    assert type(reloaded.vae) is AutoencoderViTok and reloaded.id2label == LABELS
+    assert torch.equal(samples(reloaded), samples(pipeline))
+    half = DiTImagePipeline.from_pretrained(folder, torch_dtype=torch.bfloat16)
+    assert half.transformer.dtype == half.vae.dtype == torch.bfloat16
+    other_vae = tiny_vitok(seed=1)
+    assert DiTImagePipeline.from_pretrained(folder, vae=other_vae).vae is other_vae
+
+    downloads = []
+    monkeypatch.setattr(
+        "hf_compact.dit.class_conditioning.snapshot_download",
+        lambda repo_id, **kwargs: downloads.append((repo_id, kwargs)) or str(folder),
+    )
+    assert DiTImagePipeline.from_pretrained("someone/dit", revision="v1").id2label == LABELS
+    assert downloads == [("someone/dit", {"revision": "v1"})]
+
+    with pytest.raises(ValueError, match="expected a saved DiTVideoPipeline, got a DiTImagePipeline"):
+        DiTVideoPipeline.from_pretrained(folder)
+    with pytest.raises(TypeError, match=r"\['device_mapping'\] cannot be used"):
+        DiTImagePipeline.from_pretrained(folder, device_mapping="auto")
 
 
 DIFFUSERS_USER = NO_HF_COMPACT + textwrap.dedent(

@@ -22,7 +22,6 @@ import pytest
 import tiny_models
 import torch
 import torch.nn.functional as F
-from diffusers import DiffusionPipeline
 from huggingface_hub import HfApi, RepoUrl
 from launch import load_training_script
 from PIL import Image
@@ -80,7 +79,7 @@ def plain_diffusers_folders(tmp_path: Path) -> None:
     """Folders as ``push_to_hub`` uploads them: a ViTok and a DiT pipeline, each with its code."""
     dit_demo_folder(tmp_path)
     save_for_hub(tiny_models.tiny_vitok(), tmp_path / "vitok-upload", "your-name/vitok-v2-350m-f16x16")
-    pipeline = DiffusionPipeline.from_pretrained(tmp_path / "outputs" / "demo" / "dit")
+    pipeline = DiTImagePipeline.from_pretrained(tmp_path / "outputs" / "demo" / "dit")
     save_for_hub(pipeline, tmp_path / "dit-upload", "your-name/dit-digits")
 
 

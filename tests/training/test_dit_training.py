@@ -16,7 +16,6 @@ import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
 from diffusers import (
     DDPMScheduler,
-    DiffusionPipeline,
     DiTPipeline,
     DPMSolverMultistepScheduler,
     FlowMatchEulerDiscreteScheduler,
@@ -259,7 +258,7 @@ def test_train_dit_flow_matching_learns_and_saves_a_loadable_pipeline(vae_dir, i
     assert results["objective"] == "flow_matching" and results["flow_shift"] == 1.0
     assert not (tmp_path / "run" / "samples").exists(), "no --sample_steps: no sample grids"
 
-    pipeline = DiffusionPipeline.from_pretrained(tmp_path / "run")
+    pipeline = DiTImagePipeline.from_pretrained(tmp_path / "run")
     assert type(pipeline) is DiTImagePipeline and pipeline.id2label == {0: "bottom", 1: "middle", 2: "top"}
     assert pipeline.transformer.config.out_channels == 4, "flow matching: no variance channels"
     scheduler = pipeline.scheduler.config
@@ -278,7 +277,7 @@ def test_train_dit_ddpm_learns_with_a_learned_variance_and_writes_sample_grids(v
     assert results["train_steps"] == 40 and results["final_loss"] < 0.7 * results["initial_loss"]
     assert results["objective"] == "ddpm" and results["num_inference_steps"] == 2
     assert sorted(path.name for path in (tmp_path / "run" / "samples").iterdir()) == ["final.png", "step-30.png"]
-    pipeline = DiffusionPipeline.from_pretrained(tmp_path / "run")
+    pipeline = DiTImagePipeline.from_pretrained(tmp_path / "run")
     assert pipeline.transformer.config.out_channels == 8  # learned sigma
     # Saved with DPM-Solver++ on the epsilon half, so diffusers' stock DiTPipeline samples the folder too (its
     # guidance assumes 1000 classes, hence guidance_scale=1).
@@ -291,7 +290,7 @@ def test_train_dit_ddpm_learns_with_a_learned_variance_and_writes_sample_grids(v
 def test_train_dit_flow_matching_samplers_are_saved_with_the_shift(vae_dir, image_dir, tmp_path):
     run_training(vae_dir, image_dir, tmp_path / "run", "--max_train_steps", "1", "--sampler", "euler",
                  "--flow_shift", "2.5")  # fmt: skip
-    scheduler = DiffusionPipeline.from_pretrained(tmp_path / "run").scheduler
+    scheduler = DiTImagePipeline.from_pretrained(tmp_path / "run").scheduler
     assert type(scheduler) is FlowMatchEulerDiscreteScheduler and scheduler.config.shift == 2.5
 
 
@@ -381,7 +380,7 @@ def test_train_dit_on_video_latents(tmp_path):
         ]
     )
     assert results["train_steps"] == 3
-    pipeline = DiffusionPipeline.from_pretrained(tmp_path / "run")
+    pipeline = DiTVideoPipeline.from_pretrained(tmp_path / "run")
     assert type(pipeline) is DiTVideoPipeline
     assert pipeline.transformer.config.sample_frames == 1 and pipeline.transformer.config.in_channels == 4
     pipeline.set_progress_bar_config(disable=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from diffusers import DiffusionPipeline, UniPCMultistepScheduler
+from diffusers import UniPCMultistepScheduler
 from launch import load_training_script
 
 import hf_compact  # noqa: F401  (registers the pipelines)
@@ -64,7 +64,7 @@ def test_recipe_trains_a_flow_matching_dit_on_a_tiny_vitok_v2(tiny_v2_dir, tmp_p
     assert abs(results["latent_scaling_factor"] - 1) < 0.05
     assert (tmp_path / "run" / "samples" / "final.png").is_file()
 
-    pipeline = DiffusionPipeline.from_pretrained(tmp_path / "run")
+    pipeline = DiTImagePipeline.from_pretrained(tmp_path / "run")
     assert type(pipeline) is DiTImagePipeline and pipeline.vae.config.latent_type == "deterministic"
     assert pipeline.vae.config.scaling_factor == results["latent_scaling_factor"]
     config = pipeline.transformer.config
