@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 from launch import load_training_script
+from no_hf_compact import NO_HF_COMPACT, run_without_hf_compact
 from PIL import Image as PILImage
 from safetensors.torch import load_file
 from tiny_models import tiny_vitok
@@ -267,6 +269,41 @@ def test_train_dit_flow_matching_learns_and_saves_a_loadable_pipeline(vae_dir, i
     pipeline.set_progress_bar_config(disable=True)
     images = pipeline([0, 2], guidance_scale=2.0, num_inference_steps=2, output_type="np").images
     assert images.shape == (2, 16, 16, 3) and np.isfinite(images).all()
+
+
+PLAIN_DIFFUSERS_SAMPLES = NO_HF_COMPACT + textwrap.dedent(
+    r"""
+    import torch
+    from diffusers import DiffusionPipeline
+    from safetensors.torch import save_file
+
+    torch.set_num_threads(1)
+    pipeline = DiffusionPipeline.from_pretrained("run", trust_remote_code=True)
+    generator = torch.Generator().manual_seed(0)
+    images = pipeline([0, 2], guidance_scale=2.0, num_inference_steps=2, generator=generator, output_type="pt").images
+    save_file({"images": images.contiguous()}, "images.safetensors")
+    print(json.dumps({"pipeline": type(pipeline).__module__, "vae": type(pipeline.vae).__module__}))
+    """
+)
+
+
+def test_train_dit_folder_loads_in_plain_diffusers_with_the_same_samples(vae_dir, image_dir, tmp_path):
+    """The saved folder carries its code: a process without hf-compact loads it with ``trust_remote_code=True`` and
+    samples exactly what ``DiTImagePipeline.from_pretrained`` samples."""
+    run_training(vae_dir, image_dir, tmp_path / "run", "--max_train_steps", "2")
+    pipeline = DiTImagePipeline.from_pretrained(tmp_path / "run")
+    generator, threads = torch.Generator().manual_seed(0), torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the other process: the same bits
+    try:
+        expected = pipeline([0, 2], guidance_scale=2.0, num_inference_steps=2, generator=generator, output_type="pt")
+    finally:
+        torch.set_num_threads(threads)
+    modules = run_without_hf_compact(PLAIN_DIFFUSERS_SAMPLES, tmp_path)
+    assert modules == {
+        "pipeline": "diffusers_modules.local.pipeline_dit",
+        "vae": "diffusers_modules.local.autoencoder_vitok",
+    }
+    torch.testing.assert_close(load_file(tmp_path / "images.safetensors")["images"], expected.images, rtol=0, atol=0)
 
 
 def test_train_dit_ddpm_learns_with_a_learned_variance_and_writes_sample_grids(vae_dir, image_dir, tmp_path):
