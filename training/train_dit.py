@@ -27,13 +27,18 @@ the end.
 
 Run with ``accelerate launch training/train_dit.py --config training/configs/dit_xl_vitok_s_b16_imagenet256.yaml`` (or
 ``torchrun --nproc_per_node N``, or plain ``python``). ``--dataset_name digits`` / ``moving_digits`` use the
-bundled scikit-learn digits (images / moving-digit clips).
+bundled scikit-learn digits (images / moving-digit clips). With ``--streaming`` the latent cache is encoded from a
+stream (a Hub dataset read with ``streaming=True``, or local webdataset / parquet shards with ``--data_files``)
+without downloading or converting the dataset first
+(:func:`hf_compact.data.latent_cache.build_latent_cache_from_stream`, keyed by the source's files); training then
+reads the cache as usual.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +60,14 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from hf_compact.data import load_digits_dataset
-from hf_compact.data.latent_cache import LatentCacheDataset, build_latent_cache
+from hf_compact.data.latent_cache import LatentCacheDataset, build_latent_cache, build_latent_cache_from_stream
 from hf_compact.data.moving_digits import load_moving_digits_dataset
+from hf_compact.data.streaming import (
+    add_streaming_arguments,
+    check_streaming_arguments,
+    describe_stream_source,
+    load_streaming_dataset,
+)
 from hf_compact.dit import DiTImagePipeline, DiTTransformer3DModel, DiTVideoPipeline
 from hf_compact.dit.presets import DIT_PRESETS
 from hf_compact.dit.samplers import build_sampler, scheduler_uses_learned_variance
@@ -73,9 +84,17 @@ from hf_compact.training_utils import (
     updates_per_epoch,
 )
 from hf_compact.training_utils.distributed import ShardedEMAModel, sharded_inference, unsharded_copy
+from hf_compact.utils.overrides import replace_file_sources
 from hf_compact.utils.sample_grid import save_sample_grid
 
 BUILTIN_DATASETS = ("digits", "moving_digits")
+# The flag that chooses each data source -> its flags and their values when another source is chosen: a source given
+# on the command line replaces the --config file's (e.g. --streaming --data_files with an ImageNet config).
+DATA_SOURCES = {
+    "dataset_name": {"dataset_name": None, "dataset_config_name": None},
+    "train_dir": {"train_dir": None},
+    "data_files": {"data_files": None},
+}
 OBJECTIVES = ("flow_matching", "ddpm")
 FLOW_SAMPLERS = ("euler", "dpmsolver++", "unipc")
 # Network evaluations per sample of the saved pipeline (one per step), by objective.
@@ -126,6 +145,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     data.add_argument("--dataloader_num_workers", type=int, default=0)
     data.add_argument("--cache_dir", default=None)
+    add_streaming_arguments(
+        data,
+        streaming_help="Encode the latent cache from a stream (--dataset_name from the Hub, or --data_files) "
+        "instead of downloading the dataset first; training reads the cache as usual.",
+        validation_data_files=False,
+        shuffle_buffer_size=False,
+    )
 
     diffusion = parser.add_argument_group("diffusion")
     diffusion.add_argument(
@@ -203,10 +229,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"For the sample grids (default: {DEFAULT_INFERENCE_STEPS}, by objective).",
     )
     args = parse_args_with_config(parser, argv)
+    replace_file_sources(args, sys.argv[1:] if argv is None else argv, DATA_SOURCES)
     check_run_arguments(args)
 
-    if args.dataset_name is None and args.train_dir is None:
-        raise ValueError("--dataset_name / --train_dir: expected one of them, got neither.")
+    if args.dataset_name is None and args.train_dir is None and args.data_files is None:
+        raise ValueError("--dataset_name / --train_dir / --data_files: expected one of them, got none.")
+    check_streaming_arguments(args, needs_max_train_steps=False)  # the latent cache has a length
+    if args.streaming and args.dataset_name in BUILTIN_DATASETS:
+        raise ValueError(
+            f"--streaming: expected a Hub dataset or --data_files to stream, got the bundled --dataset_name "
+            f"{args.dataset_name} (made in memory: run without --streaming)."
+        )
     if not 0 <= args.label_dropout < 1:
         raise ValueError(f"--label_dropout: expected a probability in [0, 1), got {args.label_dropout}.")
     if args.mixed_precision is None:
@@ -256,24 +289,59 @@ def load_training_data(args: argparse.Namespace) -> tuple[Dataset, str]:
     else:
         splits = load_dataset("imagefolder", data_dir=args.train_dir, cache_dir=args.cache_dir)
     train = splits["train"]
-    pixel_column = args.image_column or next((c for c in ("image", "img", "video") if c in train.column_names), None)
-    if pixel_column not in train.column_names:
-        raise ValueError(f"--image_column: expected one of the columns {train.column_names}, got {pixel_column!r}.")
-    if args.label_column not in train.column_names:
-        raise ValueError(
-            f"--label_column: expected one of the columns {train.column_names}, got {args.label_column!r}."
-        )
+    pixel_column = training_columns(args, train.column_names)
     if args.resolution is not None and args.dataset_name not in BUILTIN_DATASETS:
-        size = (args.resolution, args.resolution)
-        train = train.map(  # centre crop to a square, then resize (ViTok's evaluation preprocessing)
-            lambda row: {pixel_column: ImageOps.fit(row[pixel_column].convert("RGB"), size, Image.BICUBIC)},
-            desc="Resizing",
-        )
+        train = train.map(fit_to_resolution(pixel_column, args.resolution), desc="Resizing")
     return train, pixel_column
 
 
-def class_names(dataset: Dataset, label_column: str, cache: LatentCacheDataset) -> list[str]:
-    names = getattr(dataset.features[label_column], "names", None)
+def load_training_stream(args: argparse.Namespace):
+    """``--streaming``: the training stream (a ``datasets.IterableDataset``, resized lazily) and its pixel column."""
+    stream = load_streaming_dataset(
+        args.dataset_name, args.dataset_config_name, args.data_files, cache_dir=args.cache_dir
+    )
+    pixel_column = training_columns(args, stream.column_names)
+    if args.resolution is not None:
+        stream = stream.map(fit_to_resolution(pixel_column, args.resolution), features=stream.features)
+    return stream, pixel_column
+
+
+def stream_source(args: argparse.Namespace) -> dict:
+    """What the latent cache of a stream is keyed by: its files (or Hub revision) and the preprocessing."""
+    source = describe_stream_source(
+        args.dataset_name, args.dataset_config_name, args.data_files, cache_dir=args.cache_dir
+    )
+    return {**source, "resolution": args.resolution}
+
+
+def training_columns(args: argparse.Namespace, column_names: list[str] | None) -> str:
+    """The pixel column (``--image_column``, or the first of image/img/video and webdataset's jpg/jpeg/png/webp),
+    after checking that it and ``--label_column`` exist (unknown columns, ``None``, are checked while encoding)."""
+    if column_names is None:
+        return args.image_column or "image"
+    candidates = ("image", "img", "video", "jpg", "jpeg", "png", "webp")
+    pixel_column = args.image_column or next((c for c in candidates if c in column_names), None)
+    if pixel_column not in column_names:
+        raise ValueError(f"--image_column: expected one of the columns {column_names}, got {pixel_column!r}.")
+    if args.label_column not in column_names:
+        raise ValueError(f"--label_column: expected one of the columns {column_names}, got {args.label_column!r}.")
+    return pixel_column
+
+
+def fit_to_resolution(pixel_column: str, resolution: int):
+    """Row -> row with its image centre-cropped to a square and resized to ``resolution`` (ViTok's evaluation
+    preprocessing), for ``Dataset.map`` and ``IterableDataset.map`` alike."""
+    size = (resolution, resolution)
+
+    def fit(row: dict) -> dict:
+        return {pixel_column: ImageOps.fit(row[pixel_column].convert("RGB"), size, Image.BICUBIC)}
+
+    return fit
+
+
+def class_names(cache: LatentCacheDataset) -> list[str]:
+    """The dataset's class names (its ``ClassLabel``'s, kept in the cache), else ``"0"``, ``"1"``, ..."""
+    names = cache.metadata["class_names"]
     if names is None:
         names = [str(label) for label in range(int(cache.labels.max()) + 1)]
     return list(names)
@@ -450,22 +518,24 @@ def main(argv: list[str] | None = None) -> dict:
 
     # ---- latents: encoded once, reused across runs
     vae = load_autoencoder(args.vae_name_or_path).to(accelerator.device).requires_grad_(False)
-    dataset, pixel_column = load_training_data(args)
     latent_cache_dir = args.latent_cache_dir or os.path.join(
         os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hf_compact", "latents"
     )
-    cache = build_latent_cache(  # every process encodes its share of the rows
-        vae,
-        dataset,
-        latent_cache_dir,
-        pixel_column,
-        args.label_column,
-        args.encode_batch_size,
+    encoding = dict(  # every process encodes its share of the rows / of the stream's shards
+        batch_size=args.encode_batch_size,
         show_progress=accelerator.is_local_main_process,
         distributed=accelerator.num_processes > 1,
     )
+    if args.streaming:
+        stream, pixel_column = load_training_stream(args)
+        cache = build_latent_cache_from_stream(
+            vae, stream, latent_cache_dir, stream_source(args), pixel_column, args.label_column, **encoding
+        )
+    else:
+        dataset, pixel_column = load_training_data(args)
+        cache = build_latent_cache(vae, dataset, latent_cache_dir, pixel_column, args.label_column, **encoding)
     vae = vae.cpu()
-    names = class_names(dataset, args.label_column, cache)
+    names = class_names(cache)
     video = args.video or cache.is_video
     if args.video and not cache.is_video:
         raise ValueError(f"--video: expected 5-D video latents, got latents of shape {cache.latent_shape}.")

@@ -7,21 +7,28 @@ with the same ones skip encoding. Each sample stores the posterior parameters ``
 rather than one draw, so training can draw a fresh ``posterior.sample()`` every epoch, as ViTok's DiT does.
 A cache is written to a temporary folder and renamed into place when complete. Under ``torch.distributed``
 (``distributed=True``) every process encodes its share of the rows and the shards are merged into one cache.
+
+A stream (``datasets.IterableDataset``: a Hub dataset with ``streaming=True``, local webdataset / parquet shards) is
+cached the same way by :func:`build_latent_cache_from_stream`, in the same format, under
+``cache_root/stream-<source key>-<autoencoder fingerprint>/``: a stream has no fingerprint, so the key hashes a
+description of its source (files with sizes and modification times, or a Hub dataset at a revision, and the
+preprocessing).
 """
 
 from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import Dataset
+from datasets import Dataset, IterableDataset
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -158,19 +165,29 @@ def _batches(dataset: Dataset, pixel_column: str, label_column: str, batch_size:
         yield pixels, torch.as_tensor(rows[label_column], dtype=torch.long)
 
 
+def _stream_batches(stream: IterableDataset, pixel_column: str, label_column: str, batch_size: int) -> Iterator[tuple]:
+    """The examples of ``stream`` in its order, ``batch_size`` at a time (the last batch may be smaller)."""
+    examples = iter(stream)
+    while rows := list(itertools.islice(examples, batch_size)):
+        for column in (pixel_column, label_column):  # a stream of unknown features is checked as it comes
+            if column not in rows[0]:
+                raise ValueError(f"stream: expected a column {column!r}, got columns {sorted(rows[0])}.")
+        pixels = torch.stack([pixels_from_example(row[pixel_column]) for row in rows])
+        yield pixels, torch.as_tensor([row[label_column] for row in rows], dtype=torch.long)
+
+
 @torch.no_grad()
 def _encode_shards(
     vae: torch.nn.Module,
-    dataset: Dataset,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    total: int | None,
     staging: Path,
     prefix: str,
-    pixel_column: str,
-    label_column: str,
-    batch_size: int,
     shard_size: int,
     show_progress: bool,
 ) -> dict:
-    """Encode ``dataset`` into ``staging/{prefix}-NNNNN.safetensors``; returns the part of the metadata it wrote."""
+    """Encode ``batches`` of ``(pixels, labels)`` (``total`` samples, ``None`` if unknown) into
+    ``staging/{prefix}-NNNNN.safetensors``; returns the part of the metadata it wrote."""
     device, dtype = vae.device, vae.dtype
     moments, labels, shards, shard_sizes = [], [], [], []
     written = {"shards": shards, "shard_sizes": shard_sizes, "latent_shape": None, "deterministic": False}
@@ -185,8 +202,8 @@ def _encode_shards(
 
     was_training = vae.training
     vae.eval()
-    progress = tqdm(total=len(dataset), desc="Encoding latents", disable=not show_progress)
-    for pixels, batch_labels in _batches(dataset, pixel_column, label_column, batch_size):
+    progress = tqdm(total=total, desc="Encoding latents", disable=not show_progress)
+    for pixels, batch_labels in batches:
         posterior = vae.encode(pixels.to(device=device, dtype=dtype)).latent_dist
         written["deterministic"] = bool(posterior.deterministic)
         written["latent_shape"] = [posterior.mean.shape[1], *posterior.mean.shape[2:]]
@@ -209,6 +226,69 @@ def _process_group() -> tuple[int, int]:
             "Accelerator()), got none."
         )
     return torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+
+def _build_cache(
+    vae: torch.nn.Module,
+    path: Path,
+    part_batches: Callable[[int, int], tuple[Iterable[tuple[torch.Tensor, torch.Tensor]], int | None]],
+    source: dict,
+    class_names: list[str] | None,
+    shard_size: int,
+    show_progress: bool,
+    distributed: bool,
+) -> LatentCacheDataset:
+    """Reuse the complete cache at ``path``, or write it: process ``r`` of ``W`` encodes the batches of
+    ``part_batches(r, W)`` (and their number of samples, ``None`` if unknown) into its own shards of
+    ``path.partial``, process 0 merges their metadata in rank order (with ``source``, what identifies the data)
+    and renames the folder to ``path``."""
+    rank, world_size = _process_group() if distributed else (0, 1)
+
+    def barrier() -> None:
+        if distributed:
+            torch.distributed.barrier()
+
+    complete = (path / METADATA_FILE).is_file()
+    barrier()  # every process decides before process 0 may start writing
+    if complete:
+        return LatentCacheDataset(path)
+
+    staging = path.with_name(path.name + ".partial")
+    if rank == 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    barrier()
+    batches, total = part_batches(rank, world_size)
+    prefix = f"shard-r{rank:05d}" if distributed else "shard"
+    written = _encode_shards(vae, batches, total, staging, prefix, shard_size, show_progress)
+    (staging / f"rank-{rank:05d}.json").write_text(json.dumps(written))
+    barrier()
+    # Every process reads the parts, so that all of them raise together for an empty stream (a dataset's length is
+    # checked before).
+    parts = [json.loads((staging / f"rank-{index:05d}.json").read_text()) for index in range(world_size)]
+    encoded = [part for part in parts if part["latent_shape"] is not None]
+    if not encoded:
+        raise ValueError(f"stream: expected at least one example to encode, got none (source {source}).")
+    barrier()
+    if rank == 0:
+        for index in range(world_size):
+            (staging / f"rank-{index:05d}.json").unlink()
+        shard_sizes = [size for part in parts for size in part["shard_sizes"]]
+        metadata = {
+            "autoencoder_fingerprint": autoencoder_fingerprint(vae),
+            **source,
+            "num_samples": sum(shard_sizes),
+            "latent_shape": encoded[0]["latent_shape"],
+            "deterministic": encoded[0]["deterministic"],
+            "class_names": class_names,
+            "shards": [name for part in parts for name in part["shards"]],
+            "shard_sizes": shard_sizes,
+        }
+        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(staging, path)
+    barrier()
+    return LatentCacheDataset(path)
 
 
 def build_latent_cache(
@@ -248,47 +328,86 @@ def build_latent_cache(
     for column in (pixel_column, label_column):
         if column not in dataset.column_names:
             raise ValueError(f"dataset: expected a column {column!r}, got columns {dataset.column_names}.")
-    rank, world_size = _process_group() if distributed else (0, 1)
 
-    def barrier() -> None:
-        if distributed:
-            torch.distributed.barrier()
+    def part_batches(rank: int, world_size: int) -> tuple[Iterator[tuple], int]:
+        part = dataset.shard(world_size, rank, contiguous=True) if distributed else dataset
+        return _batches(part, pixel_column, label_column, batch_size), len(part)
 
-    path = latent_cache_path(vae, dataset, cache_root)
-    complete = (path / METADATA_FILE).is_file()
-    barrier()  # every process decides before process 0 may start writing
-    if complete:
-        return LatentCacheDataset(path)
-
-    staging = path.with_name(path.name + ".partial")
-    if rank == 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-    barrier()
-    part = dataset.shard(world_size, rank, contiguous=True) if distributed else dataset
-    written = _encode_shards(
-        vae, part, staging, f"shard-r{rank:05d}" if distributed else "shard", pixel_column, label_column, batch_size,
-        shard_size, show_progress,
+    return _build_cache(
+        vae, latent_cache_path(vae, dataset, cache_root), part_batches, {"dataset_fingerprint": dataset._fingerprint},
+        getattr(dataset.features[label_column], "names", None), shard_size, show_progress, distributed,
     )  # fmt: skip
-    (staging / f"rank-{rank:05d}.json").write_text(json.dumps(written))
-    barrier()
-    if rank == 0:
-        parts = [json.loads((staging / f"rank-{index:05d}.json").read_text()) for index in range(world_size)]
-        for index in range(world_size):
-            (staging / f"rank-{index:05d}.json").unlink()
-        label_feature = dataset.features[label_column]
-        metadata = {
-            "autoencoder_fingerprint": autoencoder_fingerprint(vae),
-            "dataset_fingerprint": dataset._fingerprint,
-            "num_samples": len(dataset),
-            "latent_shape": next(part["latent_shape"] for part in parts if part["latent_shape"] is not None),
-            "deterministic": parts[0]["deterministic"],
-            "class_names": getattr(label_feature, "names", None),
-            "shards": [name for part in parts for name in part["shards"]],
-            "shard_sizes": [size for part in parts for size in part["shard_sizes"]],
-        }
-        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
-        shutil.rmtree(path, ignore_errors=True)
-        os.replace(staging, path)
-    barrier()
-    return LatentCacheDataset(path)
+
+
+def stream_cache_path(vae: torch.nn.Module, source: dict, cache_root: str | os.PathLike) -> Path:
+    """The folder that holds (or will hold) the latents of the stream described by ``source`` (JSON-serialisable:
+    :func:`hf_compact.data.streaming.describe_stream_source` plus any preprocessing) encoded by ``vae``:
+    ``cache_root/stream-<SHA-256 of source>-<autoencoder fingerprint>`` (16 hex digits each)."""
+    digest = hashlib.sha256(json.dumps(source, sort_keys=True).encode()).hexdigest()
+    return Path(cache_root) / f"stream-{digest[:16]}-{autoencoder_fingerprint(vae)[:16]}"
+
+
+def build_latent_cache_from_stream(
+    vae: torch.nn.Module,
+    stream: IterableDataset,
+    cache_root: str | os.PathLike,
+    source: dict,
+    pixel_column: str = "image",
+    label_column: str = "label",
+    batch_size: int = 64,
+    shard_size: int = 8192,
+    show_progress: bool = True,
+    distributed: bool = False,
+) -> LatentCacheDataset:
+    """Encode a stream (``datasets.IterableDataset``) with ``vae`` into a cache under ``cache_root``, in the
+    format of :func:`build_latent_cache` (read by :class:`LatentCacheDataset`), or reuse the matching cache.
+
+    A stream has no ``datasets`` fingerprint: the cache is keyed by ``source``, a description of where its examples
+    come from (:func:`hf_compact.data.streaming.describe_stream_source`: files with their sizes and modification
+    times, or a Hub dataset at a revision), which must also name any preprocessing that changes the pixels (e.g.
+    ``{"resolution": 256}``), plus the column names and the autoencoder (:func:`stream_cache_path`). The stream is
+    encoded in its order, unshuffled (training shuffles the cache).
+
+    With ``distributed=True`` every process calls this function: process ``r`` of ``W`` encodes the ``r``-th
+    contiguous block of the stream's shards (``IterableDataset.shard(W, r, contiguous=True)``; not
+    ``split_dataset_by_node``, which deals shards or examples round-robin) into its own shard files, and process 0
+    merges their metadata in rank order, so the cache is the one a single process writes, sample for sample. A
+    stream of fewer shards (files) than processes is encoded by its first ``num_shards`` processes only.
+
+    Args:
+        vae: autoencoder with the ``AutoencoderKL`` API (``encode(x).latent_dist``), e.g. ``AutoencoderViTok``.
+        stream: examples with RGB images/videos in ``pixel_column`` (all the same size) and integer labels.
+        cache_root: folder holding caches (shared by every process).
+        source: JSON-serialisable description of the stream's data and preprocessing (the cache key).
+        pixel_column, label_column: column names.
+        batch_size: encoding batch size.
+        shard_size: samples per safetensors file (per process when distributed).
+        show_progress: show a tqdm bar (without a total: a stream has no length).
+        distributed: share the encoding among the processes of the initialised process group.
+
+    Returns:
+        The cache as a :class:`LatentCacheDataset` (``num_samples``: the examples encoded), on every process.
+    """
+    if not isinstance(stream, IterableDataset):
+        raise TypeError(f"stream: expected a datasets.IterableDataset, got {type(stream).__name__}.")
+    if not isinstance(source, dict) or not source:
+        raise ValueError(f"source: expected a non-empty dict describing the stream's data, got {source!r}.")
+    if stream.column_names is not None:
+        for column in (pixel_column, label_column):
+            if column not in stream.column_names:
+                raise ValueError(f"stream: expected a column {column!r}, got columns {stream.column_names}.")
+        stream = stream.select_columns([pixel_column, label_column])
+    source = {**source, "pixel_column": pixel_column, "label_column": label_column}
+    class_names = getattr(stream.features[label_column], "names", None) if stream.features else None
+
+    def part_batches(rank: int, world_size: int) -> tuple[Iterator[tuple], None]:
+        parts = min(world_size, stream.num_shards)
+        if rank >= parts:
+            return iter(()), None
+        part = stream.shard(parts, rank, contiguous=True) if parts > 1 else stream
+        return _stream_batches(part, pixel_column, label_column, batch_size), None
+
+    return _build_cache(
+        vae, stream_cache_path(vae, source, cache_root), part_batches, {"source": source}, class_names, shard_size,
+        show_progress, distributed,
+    )  # fmt: skip

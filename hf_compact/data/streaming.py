@@ -44,12 +44,28 @@ SHARD_BUILDERS = {".tar": "webdataset", ".parquet": "parquet"}
 _GLOB_CHARACTERS = frozenset("*?[")
 
 
-def add_streaming_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """``--streaming``, ``--data_files`` and ``--shuffle_buffer_size`` (same names and help in every script)."""
+def add_streaming_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    *,
+    streaming_help: str | None = None,
+    validation_data_files: bool = True,
+    shuffle_buffer_size: bool = True,
+) -> None:
+    """``--streaming``, ``--data_files``, ``--validation_data_files`` and ``--shuffle_buffer_size`` (same names and
+    help in every script).
+
+    Args:
+        parser: where the flags go.
+        streaming_help: the help of ``--streaming``, for a script that uses the stream otherwise (default: trained
+            on directly, which needs ``--max_train_steps``).
+        validation_data_files, shuffle_buffer_size: add these flags (a script that neither evaluates on held-out
+            shards nor shuffles the stream goes without them).
+    """
     parser.add_argument(
         "--streaming",
         action="store_true",
-        help="Stream the training data (--dataset_name from the Hub, or --data_files) instead of downloading it, "
+        help=streaming_help
+        or "Stream the training data (--dataset_name from the Hub, or --data_files) instead of downloading it, "
         "split across processes and resumed at its position; needs --max_train_steps.",
     )
     parser.add_argument(
@@ -58,42 +74,50 @@ def add_streaming_arguments(parser: argparse.ArgumentParser | argparse._Argument
         default=None,
         help="With --streaming: local webdataset (.tar) or parquet shards (files, folders or glob patterns).",
     )
-    parser.add_argument(
-        "--validation_data_files",
-        nargs="+",
-        default=None,
-        help="With --streaming --data_files: held-out shards for evaluation (their first --max_eval_samples).",
-    )
-    parser.add_argument(
-        "--shuffle_buffer_size",
-        type=int,
-        default=1000,
-        help="With --streaming: examples each data worker shuffles among (0: the shards' order, unshuffled).",
-    )
+    if validation_data_files:
+        parser.add_argument(
+            "--validation_data_files",
+            nargs="+",
+            default=None,
+            help="With --streaming --data_files: held-out shards for evaluation (their first --max_eval_samples).",
+        )
+    if shuffle_buffer_size:
+        parser.add_argument(
+            "--shuffle_buffer_size",
+            type=int,
+            default=1000,
+            help="With --streaming: examples each data worker shuffles among (0: the shards' order, unshuffled).",
+        )
 
 
-def check_streaming_arguments(args: argparse.Namespace) -> None:
-    """Raise a ``ValueError`` naming the flag for a streaming setup that cannot run."""
+def check_streaming_arguments(args: argparse.Namespace, *, needs_max_train_steps: bool = True) -> None:
+    """Raise a ``ValueError`` naming the flag for a streaming setup that cannot run.
+
+    ``--validation_data_files`` and ``--shuffle_buffer_size`` are checked where the script has them
+    (:func:`add_streaming_arguments`). ``needs_max_train_steps=False``: the script trains on something of known
+    length made from the stream (the DiT's latent cache), not on the stream itself.
+    """
+    validation_files = getattr(args, "validation_data_files", None)
     if not args.streaming:
-        for name in ("data_files", "validation_data_files"):
-            if getattr(args, name) is not None:
-                raise ValueError(f"--{name}: only read with --streaming, got {getattr(args, name)} without it.")
+        for name, value in (("data_files", args.data_files), ("validation_data_files", validation_files)):
+            if value is not None:
+                raise ValueError(f"--{name}: only read with --streaming, got {value} without it.")
         return
+    if getattr(args, "train_dir", None) is not None:
+        raise ValueError(f"--train_dir: cannot be streamed; pass its images as shards with --data_files, got "
+                         f"{args.train_dir!r}.")  # fmt: skip
     if (getattr(args, "dataset_name", None) is None) == (args.data_files is None):
         raise ValueError(
             "--streaming: expected exactly one of --dataset_name (a Hub dataset) / --data_files (local shards), got "
             f"{getattr(args, 'dataset_name', None)!r} and {args.data_files!r}."
         )
-    if getattr(args, "train_dir", None) is not None:
-        raise ValueError(f"--train_dir: cannot be streamed; pass its images as shards with --data_files, got "
-                         f"{args.train_dir!r}.")  # fmt: skip
-    if args.data_files is not None and args.validation_data_files is None:
+    if hasattr(args, "validation_data_files") and args.data_files is not None and validation_files is None:
         raise ValueError(
             "--validation_data_files: expected held-out shards to evaluate on with --streaming --data_files, got None."
         )
-    if args.max_train_steps is None:
+    if needs_max_train_steps and args.max_train_steps is None:
         raise ValueError("--max_train_steps: expected a number of updates with --streaming (a stream has no length).")
-    if args.shuffle_buffer_size < 0:
+    if getattr(args, "shuffle_buffer_size", 0) < 0:
         raise ValueError(f"--shuffle_buffer_size: expected an integer >= 0, got {args.shuffle_buffer_size}.")
 
 
@@ -155,6 +179,50 @@ def load_streaming_dataset(
         patterns = [glob.escape(file) for file in files]
         dataset = load_dataset(builder, data_files={split: patterns}, split=split, streaming=True)
     return dataset
+
+
+def _file_identity(path: str) -> dict[str, Any]:
+    stat = os.stat(path)
+    return {"path": path, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def describe_stream_source(
+    dataset_name: str | None = None,
+    dataset_config_name: str | None = None,
+    data_files: Sequence[str | os.PathLike] | None = None,
+    split: str = "train",
+    cache_dir: str | None = None,
+) -> dict[str, Any]:
+    """What identifies the examples of the stream :func:`load_streaming_dataset` reads from the same arguments: a
+    JSON-serialisable description to key a cache of what is computed from them (the DiT's latent cache,
+    :func:`hf_compact.data.latent_cache.build_latent_cache_from_stream`), since a stream has no fingerprint.
+
+    * ``data_files``: the resolved files (:func:`resolve_data_files`), each with its size and modification time, so
+      that rewriting or touching a shard changes the description;
+    * ``dataset_name``: its name, config and split, and the data files its builder resolves
+      (``datasets.load_dataset_builder(...).config.data_files``; nothing is downloaded): for a Hub repository these
+      ``hf://datasets/<name>@<commit>/...`` addresses pin the revision, local files get their sizes and modification
+      times as above. A dataset whose builder lists no data files is described by name, config and split only.
+    """
+    if (dataset_name is None) == (data_files is None):
+        raise ValueError(
+            f"dataset_name / data_files: expected exactly one source of the stream, got {dataset_name!r} and "
+            f"{data_files!r}."
+        )
+    if data_files is not None:
+        return {"data_files": [_file_identity(file) for file in resolve_data_files(data_files)]}
+    from datasets import load_dataset_builder
+
+    resolved = load_dataset_builder(dataset_name, dataset_config_name, cache_dir=cache_dir).config.data_files or {}
+    files = next((list(files) for name, files in resolved.items() if str(name) == split), None)
+    return {
+        "dataset_name": dataset_name,
+        "dataset_config_name": dataset_config_name,
+        "split": split,
+        "data_files": None if files is None else [
+            _file_identity(file) if os.path.isfile(file) else file for file in files
+        ],
+    }  # fmt: skip
 
 
 def load_streaming_evaluation_dataset(
