@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from datasets import Dataset
+from datasets import Dataset, IterableDataset
 from diffusers import (
     DDPMScheduler,
     DiTTransformer2DModel,
@@ -235,11 +235,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.dataset_name is None and args.train_dir is None and args.data_files is None:
         raise ValueError("--dataset_name / --train_dir / --data_files: expected one of them, got none.")
     check_streaming_arguments(args, needs_max_train_steps=False)  # the latent cache has a length
-    if args.streaming and args.dataset_name in BUILTIN_DATASETS:
-        raise ValueError(
-            f"--streaming: expected a Hub dataset or --data_files to stream, got the bundled --dataset_name "
-            f"{args.dataset_name} (made in memory: run without --streaming)."
-        )
+    if args.streaming and args.dataset_name is not None:
+        saved = (Path(args.dataset_name) / "dataset_dict.json").is_file()
+        if args.dataset_name in BUILTIN_DATASETS or saved:
+            described = "a save_to_disk folder" if saved else "the bundled dataset"
+            raise ValueError(
+                f"--streaming: expected a Hub dataset or --data_files to stream, got --dataset_name "
+                f"{args.dataset_name} ({described}, read whole: run without --streaming)."
+            )
     if not 0 <= args.label_dropout < 1:
         raise ValueError(f"--label_dropout: expected a probability in [0, 1), got {args.label_dropout}.")
     if args.mixed_precision is None:
@@ -295,7 +298,7 @@ def load_training_data(args: argparse.Namespace) -> tuple[Dataset, str]:
     return train, pixel_column
 
 
-def load_training_stream(args: argparse.Namespace):
+def load_training_stream(args: argparse.Namespace) -> tuple[IterableDataset, str]:
     """``--streaming``: the training stream (a ``datasets.IterableDataset``, resized lazily) and its pixel column."""
     stream = load_streaming_dataset(
         args.dataset_name, args.dataset_config_name, args.data_files, cache_dir=args.cache_dir

@@ -170,8 +170,10 @@ def test_streaming_flags_and_streams_are_checked(data, tmp_path):
             train_dit.main(dit_arguments(data, tmp_path / "run", tmp_path, *arguments))
 
     fails("--train_dir: cannot be streamed", "--streaming", "--train_dir", str(tmp_path))
-    fails("--streaming: expected a Hub dataset or --data_files.*got the bundled --dataset_name digits", "--streaming",
-          "--dataset_name", "digits")  # fmt: skip
+    fails("--streaming: expected a Hub dataset or --data_files.*got --dataset_name digits \\(the bundled dataset",
+          "--streaming", "--dataset_name", "digits")  # fmt: skip
+    fails("--streaming: expected a Hub dataset.*\\(a save_to_disk folder", "--streaming", "--dataset_name",
+          str(data["in_memory"]))  # fmt: skip
     fails("--streaming: expected exactly one of --dataset_name", "--streaming", "--data_files", str(data["shards"]),
           "--dataset_name", "imagenet")  # fmt: skip
     fails("--data_files: only read with --streaming", "--data_files", str(data["shards"]))
