@@ -129,10 +129,15 @@ def meets(row: dict, target: dict) -> bool:
     )
 
 
+def pipeline_class(part: str):
+    """The pipeline class that loads the DiTs of ``part`` ("image" or "video")."""
+    from hf_compact import DiTImagePipeline, DiTVideoPipeline
+
+    return DiTImagePipeline if part == "image" else DiTVideoPipeline
+
+
 def train_and_judge(part: str, objective: str, args, judge, log) -> list[dict]:
     """Train one DiT in segments of ``eval_every`` steps; judge after each; stop at the target unless asked not to."""
-    from diffusers import DiffusionPipeline
-
     from demo.dit import image_dit_flags
     from demo.recipes import run_recipe
     from demo.video import video_dit_flags
@@ -160,7 +165,7 @@ def train_and_judge(part: str, objective: str, args, judge, log) -> list[dict]:
         results = run_recipe("train_dit.py", flags)
         train_seconds = time.perf_counter() - started
         folder = Path(flags[flags.index("--output_dir") + 1])
-        pipeline = DiffusionPipeline.from_pretrained(folder)
+        pipeline = pipeline_class(part).from_pretrained(folder)
         pipeline.set_progress_bar_config(disable=True)
         pipeline.scheduler = solver(pipeline, objective)
         row = {
@@ -180,10 +185,8 @@ def train_and_judge(part: str, objective: str, args, judge, log) -> list[dict]:
 
 def compare_samplers(part: str, args, judge, log) -> list[dict]:
     """Every flow-matching sampler at every step count on the last flow-matching DiT of ``part``."""
-    from diffusers import DiffusionPipeline
-
     folder = args.output_dir / f"{part}_flow_matching" / ("dit" if part == "image" else "dit_video")
-    pipeline = DiffusionPipeline.from_pretrained(folder)
+    pipeline = pipeline_class(part).from_pretrained(folder)
     pipeline.set_progress_bar_config(disable=True)
     saved = pipeline.scheduler
     rows = []

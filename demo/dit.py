@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 import torch
-from diffusers import DiffusionPipeline
 
-import hf_compact  # noqa: F401  (registers the pipelines with diffusers)
+from hf_compact import DiTImagePipeline
 from hf_compact.utils.sample_grid import save_sample_grid
 
 from .judge import DIGIT_NAMES, NUM_CLASSES, DigitJudge
@@ -113,7 +112,7 @@ def run(
     training = run_recipe(
         "train_dit.py", [*image_dit_flags(output_dir, vitok_path, dit_steps), "--overwrite_output_dir"]
     )
-    pipeline = DiffusionPipeline.from_pretrained(output_dir / "dit")
+    pipeline = DiTImagePipeline.from_pretrained(output_dir / "dit")
     pipeline.set_progress_bar_config(disable=True)
     num_inference_steps = training["num_inference_steps"]
     started = time.perf_counter()

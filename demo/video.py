@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import DiffusionPipeline
 from PIL import Image
 
-import hf_compact  # noqa: F401  (registers the pipelines with diffusers)
+from hf_compact import DiTVideoPipeline
 from hf_compact.data.moving_digits import load_moving_digits_dataset
 from hf_compact.utils.sample_grid import save_sample_grid
 
@@ -104,7 +103,7 @@ def run(
     training = run_recipe(
         "train_dit.py", [*video_dit_flags(output_dir, output_dir / "vitok_video", dit_steps), "--overwrite_output_dir"]
     )
-    pipeline = DiffusionPipeline.from_pretrained(output_dir / "dit_video")
+    pipeline = DiTVideoPipeline.from_pretrained(output_dir / "dit_video")
     pipeline.set_progress_bar_config(disable=True)
     num_inference_steps = VIDEO_SAMPLING_STEPS
     started = time.perf_counter()

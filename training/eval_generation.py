@@ -133,21 +133,34 @@ def reference_statistics(args: argparse.Namespace, extractor):
     return statistics
 
 
+def load_pipeline(name_or_path: str):
+    """The saved pipeline, loaded with its class's ``from_pretrained``: ``DiTVideoPipeline`` when
+    ``model_index.json`` names it (as a class name, or ``[file, class]`` in a folder saved with its code),
+    ``DiTImagePipeline`` otherwise (diffusers' ``DiTPipeline`` folders included)."""
+    from diffusers import DiffusionPipeline
+
+    from hf_compact.dit import DiTImagePipeline, DiTVideoPipeline
+
+    class_name = DiffusionPipeline.load_config(name_or_path)["_class_name"]
+    if isinstance(class_name, list):
+        class_name = class_name[-1]
+    pipeline_class = DiTVideoPipeline if class_name == DiTVideoPipeline.__name__ else DiTImagePipeline
+    return pipeline_class.from_pretrained(name_or_path)
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)  # every flag is checked before the imports below
 
     import torch
-    from diffusers import DiffusionPipeline
     from tqdm.auto import tqdm
 
-    import hf_compact  # noqa: F401  (registers the pipelines and models with diffusers)
     from hf_compact.dit import DiTVideoPipeline
     from hf_compact.metrics import ClassAgreement, FrechetDistance, InceptionScore, TorchScriptFeatureExtractor
     from hf_compact.utils.sample_grid import save_sample_grid
 
     output_dir = Path(args.output_dir)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    pipeline = DiffusionPipeline.from_pretrained(args.pipeline_name_or_path).to(device)
+    pipeline = load_pipeline(args.pipeline_name_or_path).to(device)
     pipeline.set_progress_bar_config(disable=True)
     video = isinstance(pipeline, DiTVideoPipeline)
     num_classes = pipeline.num_classes
