@@ -43,7 +43,9 @@ def read_image(image: Image.Image | np.ndarray | str | os.PathLike) -> np.ndarra
             return _scaled(np.asarray(image, dtype=np.int64), 65535.0, f"a mode-{image.mode} (16-bit) image")
         if image.mode == "F":
             return _scaled(np.asarray(image, dtype=np.float32), 1.0, "a mode-F (float) image")
-        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+        pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"), dtype=np.float32)
+        pixels /= 255.0
+        return pixels
     array = np.asarray(image)
     if array.ndim == 3 and array.shape[-1] == 4:
         array = array[..., :3]

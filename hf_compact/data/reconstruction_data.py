@@ -36,7 +36,10 @@ def pil_to_tensor(image: Image.Image) -> torch.Tensor:
 
 
 def resize(pixels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear, anti-aliased resize of (..., H, W) pixels to ``size = (height, width)``."""
+    """Bilinear, anti-aliased resize of (..., H, W) pixels to ``size = (height, width)``; pixels of that size
+    already are returned as they are (the resize would be the identity, bit for bit)."""
+    if tuple(pixels.shape[-2:]) == tuple(size):
+        return pixels
     leading = pixels.shape[:-2]
     flat = pixels.reshape(-1, 1, *pixels.shape[-2:])
     resized = F.interpolate(flat, size=size, mode="bilinear", antialias=True, align_corners=False)
@@ -208,11 +211,13 @@ class VideoClipDataset(SeededAugmentationDataset):
             raise ValueError(
                 f"num_frames, frame_stride: expected positive integers, got {num_frames} and {frame_stride}."
             )
-        self.videos = sorted(
-            path
-            for path in root.iterdir()
-            if (path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS) or (path.is_dir() and _frame_files(path))
-        )
+        self.videos, self.frame_files = [], {}  # frame folders are listed once, here
+        for path in sorted(root.iterdir()):
+            if path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS:
+                self.videos.append(path)
+            elif path.is_dir() and (files := _frame_files(path)):
+                self.videos.append(path)
+                self.frame_files[path] = files
         if not self.videos:
             raise ValueError(
                 f"root: expected video files {VIDEO_EXTENSIONS} or folders of frames in {root}, found none."
@@ -249,8 +254,8 @@ class VideoClipDataset(SeededAugmentationDataset):
 
     def _read_clip(self, path: Path, generator: torch.Generator) -> list[np.ndarray]:
         """Frames of the clip as (H, W, 3) float32 arrays in [0, 1]."""
-        if path.is_dir():
-            files = _frame_files(path)
+        files = self.frame_files.get(path)
+        if files is not None:
             wanted = self._clip_indices(len(files), path, generator)
             return [read_image(files[i]) for i in wanted]
         import av
