@@ -157,7 +157,7 @@ def test_scaling_doc_commands_parse(monkeypatch):
     blocks = re.findall(r"```bash\n(.*?)```", document, re.S)
     lines = [line for block in blocks for line in block.splitlines()]
     commands = [shlex.split(line) for line in lines if line.strip() and not line.startswith("#")]
-    assert len(commands) == 5
+    assert len(commands) == 7
     monkeypatch.chdir(ROOT)
     for words in commands:
         config_file = words[words.index("--config_file") + 1]
