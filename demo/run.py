@@ -12,8 +12,8 @@ Two chains of stages run side by side in two processes (``--num_processes``), on
 
 Every stage has a fixed step budget and seed, and every process runs one intra-op thread, so the figures do not
 depend on how fast or busy the machine is, nor on how many cores it has: ``taskset -c 0 make demo`` gives the same
-figures, only slower. When one chain ends, the other takes its core (:func:`take_freed_cores`: twice the intra-op
-threads). The moment of that switch depends on the machine's speed, so it must not change a result: the demo runs
+figures, only slower. When one chain ends, the other takes its core if the machine leaves it idle
+(:func:`take_freed_cores`: twice the intra-op threads). The moment of that switch depends on the machine's speed, so it must not change a result: the demo runs
 MKL's GEMMs in strict conditional-numerical-reproducibility mode (``MKL_CBWR=AUTO,STRICT``), in which they give the
 same bits with any number of threads (by default, on some CPUs, a weight-gradient GEMM sums in another order with two
 threads, and a video DiT trained with one or two threads differs after 150 steps). ``results.json`` records the steps
@@ -49,9 +49,32 @@ from . import cct, dit, video, vitok
 REPRODUCIBLE_MKL_MODE = "AUTO,STRICT"
 
 
-def take_freed_cores(num_threads: int, cores_freed: multiprocessing.synchronize.Event | None) -> None:
+def idle_cores(interval: float = 0.5) -> float | None:
+    """How many cores the whole machine left idle over the next ``interval`` seconds (``/proc/stat``; ``None``
+    where there is none)."""
+
+    def idle_and_total() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            ticks = [int(value) for value in stat.readline().split()[1:]]
+        return ticks[3] + ticks[4], sum(ticks)  # idle + iowait, all
+
+    try:
+        idle_before, total_before = idle_and_total()
+        time.sleep(interval)
+        idle_after, total_after = idle_and_total()
+    except (OSError, ValueError, IndexError):
+        return None
+    cores = os.cpu_count() or 1
+    return cores * (idle_after - idle_before) / max(total_after - total_before, 1)
+
+
+def take_freed_cores(
+    num_threads: int, cores_freed: multiprocessing.synchronize.Event | None, min_idle_cores: float = 0.5
+) -> None:
     """Pool initializer: ``num_threads`` torch threads now, and once ``cores_freed`` is set (the other chain ended),
-    as many as this process may use, up to twice ``num_threads``.
+    as many as this process may use, up to twice ``num_threads`` — if the machine then leaves at least
+    ``min_idle_cores`` idle (:func:`idle_cores`). On a core that another program keeps busy, a second torch thread
+    waits for it at every operation, and a step takes 10-30x longer than with one thread.
 
     torch's thread count belongs to the thread that sets it, so the switch is made by a signal handler, which Python
     runs on the main thread between two operations; a watcher thread raises the signal when the event is set. The
@@ -66,7 +89,11 @@ def take_freed_cores(num_threads: int, cores_freed: multiprocessing.synchronize.
 
     def raise_when_freed() -> None:
         cores_freed.wait()
-        signal.raise_signal(signal.SIGUSR2)
+        idle = idle_cores() if min_idle_cores > 0 else None
+        if idle is None or idle >= min_idle_cores:
+            signal.raise_signal(signal.SIGUSR2)
+        else:
+            print(f"[demo] a core was freed, but only {idle:.1f} is idle: staying at {num_threads} thread(s)")
 
     threading.Thread(target=raise_when_freed, name="take_freed_cores", daemon=True).start()
 

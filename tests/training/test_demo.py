@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 
 from demo.recipes import run_recipe
-from demo.run import REPRODUCIBLE_MKL_MODE, take_freed_cores
+from demo.run import REPRODUCIBLE_MKL_MODE, idle_cores, take_freed_cores
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -35,6 +36,11 @@ def signals_with_a_python_handler() -> list[int]:
     return [number for number in signal.valid_signals() if callable(signal.getsignal(number))]
 
 
+def spin_until(stop) -> None:
+    while not stop.is_set():
+        pass
+
+
 def torch_threads_once_signalled() -> int:
     """The thread count once the watcher thread has raised its signal and the main thread has handled it (the
     watcher ends right after raising it, so joining it, if it is still alive, orders the two without any time
@@ -46,14 +52,35 @@ def torch_threads_once_signalled() -> int:
     return torch.get_num_threads()
 
 
-def test_take_freed_cores_raises_the_main_threads_torch_threads_once_the_event_is_set():
+@pytest.mark.parametrize("min_idle_cores", [0.0, 1e6], ids=["any-load", "busy-machine"])
+def test_take_freed_cores_raises_the_main_threads_torch_threads_once_the_event_is_set(min_idle_cores):
+    """With the event the worker takes the freed core, unless the machine leaves fewer than ``min_idle_cores`` idle
+    (0: the check is off; a million: never met)."""
     context = multiprocessing.get_context("spawn")
     cores_freed = context.Event()
     usable_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    with ProcessPoolExecutor(1, context, initializer=take_freed_cores, initargs=(1, cores_freed)) as pool:
+    initargs = (1, cores_freed, min_idle_cores)
+    with ProcessPoolExecutor(1, context, initializer=take_freed_cores, initargs=initargs) as pool:
         assert pool.submit(torch_threads_and_watcher).result() == (1, True), "threads changed before the event"
         cores_freed.set()
-        assert pool.submit(torch_threads_once_signalled).result() == min(2, usable_cores)
+        expected = min(2, usable_cores) if min_idle_cores == 0 else 1
+        assert pool.submit(torch_threads_once_signalled).result() == expected
+
+
+@pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="reads /proc/stat")
+def test_idle_cores_sees_a_busy_core():
+    """While a process spins, at most all cores but one are idle, whatever else the machine runs."""
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    spinner = context.Process(target=spin_until, args=(stop,))
+    spinner.start()
+    try:
+        time.sleep(0.2)
+        busy = idle_cores(0.5)
+    finally:
+        stop.set()
+        spinner.join()
+    assert 0 <= busy <= os.cpu_count() - 0.8
 
 
 def test_the_demos_signal_is_not_a_preemption_signal_of_the_engine():
