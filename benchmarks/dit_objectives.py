@@ -1,8 +1,10 @@
 """Steps to quality of the demo's DiTs: DiT's DDPM objective vs flow matching, then the samplers of flow matching.
 
-Trains the image DiT and the video DiT of ``make demo`` with each objective (same model, data, seed, batch, learning
-rate and EMA; ``training/train_dit.py`` with its command line, resumed from its checkpoint every ``--eval_every``
-steps, so one run is judged along the way) and judges the EMA pipeline with the demo's CCT at every evaluation:
+Trains the image DiT and the video DiT of ``make demo`` with each objective (same model, data, seed, batch and EMA;
+the learning rate schedule of each objective's demo recipe; ``training/train_dit.py`` with its command line) and
+judges the EMA pipeline with the demo's CCT every ``--image_eval_every`` / ``--video_eval_every`` steps (DDPM's
+constant rate: one run resumed from its checkpoint; flow matching's cosine decay, which depends on the run's length:
+one run per evaluation point):
 class agreement and Frechet CCT distance (images: the best guidance of a sweep by the demo's rule; videos: per
 frame). Both objectives sample with the same solver and number of network evaluations (DPM-Solver++, 2nd order,
 25 steps; flow sigmas for flow matching). It prints a table and the first step at which each objective meets the
@@ -38,10 +40,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output_dir", type=Path, default=Path("outputs/benchmarks/dit_objectives"))
     parser.add_argument("--objectives", nargs="+", default=["ddpm", "flow_matching"])
     parser.add_argument("--parts", nargs="+", default=["image", "video"], choices=("image", "video"))
-    parser.add_argument("--image_steps", type=int, default=1000, help="Most image DiT steps (the DDPM demo's).")
-    parser.add_argument("--video_steps", type=int, default=3000, help="Most video DiT steps (the DDPM demo's).")
-    parser.add_argument("--image_eval_every", type=int, default=100)
-    parser.add_argument("--video_eval_every", type=int, default=250)
+    parser.add_argument("--image_steps", type=int, default=1500, help="Most image DiT steps.")
+    parser.add_argument("--video_steps", type=int, default=3000, help="Most video DiT steps.")
+    parser.add_argument("--image_eval_every", type=int, default=50)
+    parser.add_argument("--video_eval_every", type=int, default=100)
     parser.add_argument("--guidance_scales", type=float, nargs="+", default=[1.5, 2.0, 3.0, 4.0])
     parser.add_argument("--video_guidance_scales", type=float, nargs="+", default=[4.0, 6.0])
     parser.add_argument(
@@ -136,8 +138,17 @@ def pipeline_class(part: str):
     return DiTImagePipeline if part == "image" else DiTVideoPipeline
 
 
+def last_value(flags: list[str], name: str) -> str:
+    """The value of the last ``name`` among ``flags`` (a later flag overrides an earlier one, as in argparse)."""
+    return flags[len(flags) - flags[::-1].index(name)]
+
+
 def train_and_judge(part: str, objective: str, args, judge, log) -> list[dict]:
-    """Train one DiT in segments of ``eval_every`` steps; judge after each; stop at the target unless asked not to."""
+    """Judge a DiT every ``eval_every`` steps; stop at the target unless asked not to.
+
+    With a constant learning rate (after warmup) one run is trained in segments of ``eval_every`` steps and judged
+    after each; with a schedule that depends on the run's length (the flow-matching recipe's cosine decay), every
+    evaluation point is a run of its own of that many steps, judged at its end (as the demo would train it)."""
     from demo.dit import image_dit_flags
     from demo.recipes import run_recipe
     from demo.video import video_dit_flags
@@ -159,8 +170,11 @@ def train_and_judge(part: str, objective: str, args, judge, log) -> list[dict]:
     rows = []
     for steps in range(every, most + 1, every):
         flags = flags_of(run_dir, vae, steps, objective) + shlex.split(args.extra_flags)
-        # each segment extends the run: a resume that changes --max_train_steps only
-        flags += ["--resume_from_checkpoint", "latest", "--allow_changed_flags", "--checkpoints_total_limit", "1"]
+        if last_value(flags, "--lr_scheduler") in ("constant", "constant_with_warmup"):
+            # each segment extends the run: a resume that changes --max_train_steps only
+            flags += ["--resume_from_checkpoint", "latest", "--allow_changed_flags", "--checkpoints_total_limit", "1"]
+        else:
+            flags += ["--overwrite_output_dir"]
         started = time.perf_counter()
         results = run_recipe("train_dit.py", flags)
         train_seconds = time.perf_counter() - started

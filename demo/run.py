@@ -13,10 +13,11 @@ Two chains of stages run side by side in two processes (``--num_processes``), on
 Every stage has a fixed step budget and seed, and every process runs one intra-op thread, so the figures do not
 depend on how fast or busy the machine is, nor on how many cores it has: ``taskset -c 0 make demo`` gives the same
 figures, only slower. When one chain ends, the other takes its core if the machine leaves it idle
-(:func:`take_freed_cores`: twice the intra-op threads). The moment of that switch depends on the machine's speed, so it must not change a result: the demo runs
-MKL's GEMMs in strict conditional-numerical-reproducibility mode (``MKL_CBWR=AUTO,STRICT``), in which they give the
-same bits with any number of threads (by default, on some CPUs, a weight-gradient GEMM sums in another order with two
-threads, and a video DiT trained with one or two threads differs after 150 steps). ``results.json`` records the steps
+(:func:`take_freed_cores`: twice the intra-op threads). Whether and when that happens depends on the machine, so it
+must not change a result: the demo runs MKL's GEMMs in strict conditional-numerical-reproducibility mode
+(``MKL_CBWR=AUTO,STRICT``), in which they give the same bits with any number of threads (by default, on some CPUs, a
+weight-gradient GEMM sums in another order with two threads, and a video DiT trained with one or two threads differs
+after 150 steps). ``results.json`` records the steps
 and seconds of every stage. The video chain writes its log to ``video.log`` in the output folder; the image chain
 prints to the console.
 

@@ -36,7 +36,7 @@ NUM_FRAMES = 4
 # frames (bouncing off the borders) while the DiT has fewer positions to learn than with 20 px (12 px of travel).
 DIGIT_SIZE = 24
 VIDEO_VITOK_STEPS = 400
-VIDEO_DIT_STEPS = 1250
+VIDEO_DIT_STEPS = 1000
 VIDEO_GUIDANCE_SCALE = 6.0
 # The saved pipeline's 16 UniPC steps give 0.8875 per frame on the demo's video DiT, 25 give 0.900 (the 25-step
 # figure of every flow-matching sampler in benchmarks/dit_objectives.py); the clips cost little to sample.
