@@ -1,4 +1,5 @@
-"""What the image and video DiT pipelines share: class-label checks, the null class and the guided denoising loop.
+"""What the image and video DiT pipelines share: class-label checks, the null class, the guided denoising loop and
+``from_pretrained`` for folders saved with their modelling code.
 
 diffusers' ``DiTPipeline`` hard-codes the classifier-free-guidance null class as ``1000`` (ImageNet). Both the
 2-D ``DiTTransformer2DModel`` and :class:`~hf_compact.DiTTransformer3DModel` embed classes with diffusers'
