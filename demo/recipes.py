@@ -23,6 +23,8 @@ def run_recipe(script: str, flags: list[str]) -> dict:
         raise ValueError(f"flags: expected --output_dir among the flags of {script}, got {flags}.")
     output_dir = Path(flags[flags.index("--output_dir") + 1])
     path = TRAINING_DIR / script
+    if str(TRAINING_DIR) not in sys.path:  # as `python training/<script>` puts it first: the scripts' run engine
+        sys.path.insert(0, str(TRAINING_DIR))
     saved_argv = sys.argv
     sys.argv = [str(path), *flags]
     try:

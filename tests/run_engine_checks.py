@@ -10,15 +10,10 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from hf_compact.training_utils import (
-    TrainingRun,
-    add_run_arguments,
-    build_accelerator,
-    check_run_arguments,
-    parse_args_with_config,
-    prepare_output_dir,
-)
-from hf_compact.training_utils import run as run_module
+from hf_compact.training_utils import build_accelerator, parse_args_with_config
+
+from run_engine import TrainingRun, add_run_arguments, check_run_arguments, prepare_output_dir
+from run_engine import run as run_module
 
 TOKEN = "hf_" + "Sup3rS3cretT0ken" * 2
 

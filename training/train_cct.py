@@ -30,8 +30,10 @@ import sys
 
 from hf_compact.data.splits import HELD_OUT_FRACTION
 from hf_compact.data.streaming import add_streaming_arguments, check_streaming_arguments
-from hf_compact.training_utils import RESUME_FLAGS, add_run_arguments, check_run_arguments, parse_args_with_config
+from hf_compact.training_utils import parse_args_with_config
 from hf_compact.utils.overrides import replace_file_sources
+
+from run_engine import RESUME_FLAGS, add_run_arguments, check_run_arguments
 
 # The flag that chooses each data source -> its flags and their values when the other source is chosen: a source
 # given on the command line replaces the --config file's (an image folder has the columns "image" and "label").
@@ -258,8 +260,10 @@ def main(argv: list[str] | None = None) -> dict:
     from hf_compact.metrics.accuracy import evaluate_accuracy
     from hf_compact.optim import adamw_without_decay_on_1d
     from hf_compact.recipes import build_image_processor, image_classification_data, image_classifier
-    from hf_compact.training_utils import TrainingRun, build_accelerator, prepare_output_dir, updates_per_epoch
+    from hf_compact.training_utils import build_accelerator
     from hf_compact.training_utils.schedules import get_cosine_schedule_with_warmup_and_cooldown
+
+    from run_engine import TrainingRun, prepare_output_dir, updates_per_epoch
 
     accelerator = build_accelerator(args, args.output_dir)
     output_dir = prepare_output_dir(args, accelerator)

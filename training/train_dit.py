@@ -74,18 +74,12 @@ from hf_compact.dit.samplers import build_sampler, scheduler_uses_learned_varian
 from hf_compact.hub import save_pretrained_with_code
 from hf_compact.losses import ddpm_loss, flow_matching_loss, resolution_shift, sample_flow_sigmas
 from hf_compact.registry import resolve_class
-from hf_compact.training_utils import (
-    TrainingRun,
-    add_run_arguments,
-    build_accelerator,
-    check_run_arguments,
-    parse_args_with_config,
-    prepare_output_dir,
-    updates_per_epoch,
-)
+from hf_compact.training_utils import build_accelerator, parse_args_with_config
 from hf_compact.training_utils.distributed import ShardedEMAModel, sharded_inference, unsharded_copy
 from hf_compact.utils.overrides import replace_file_sources
 from hf_compact.utils.sample_grid import save_sample_grid
+
+from run_engine import TrainingRun, add_run_arguments, check_run_arguments, prepare_output_dir, updates_per_epoch
 
 BUILTIN_DATASETS = ("digits", "moving_digits")
 # The flag that chooses each data source -> its flags and their values when another source is chosen: a source given

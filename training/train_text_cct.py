@@ -20,8 +20,10 @@ import json
 import sys
 
 from hf_compact.data.splits import HELD_OUT_FRACTION
-from hf_compact.training_utils import RESUME_FLAGS, add_run_arguments, check_run_arguments, parse_args_with_config
+from hf_compact.training_utils import parse_args_with_config
 from hf_compact.utils.overrides import replace_file_sources
+
+from run_engine import RESUME_FLAGS, add_run_arguments, check_run_arguments
 
 # The flag that chooses each data source -> its flags and their values when the other source is chosen: a source
 # given on the command line replaces the --config file's.
@@ -152,7 +154,9 @@ def main(argv: list[str] | None = None) -> dict:
     from hf_compact.metrics.accuracy import evaluate_accuracy
     from hf_compact.optim import adamw_without_decay_on_1d
     from hf_compact.recipes import text_classification_data, text_classifier
-    from hf_compact.training_utils import TrainingRun, build_accelerator, prepare_output_dir, updates_per_epoch
+    from hf_compact.training_utils import build_accelerator
+
+    from run_engine import TrainingRun, prepare_output_dir, updates_per_epoch
 
     accelerator = build_accelerator(args, args.output_dir)
     output_dir = prepare_output_dir(args, accelerator)

@@ -24,8 +24,10 @@ import sys
 
 from hf_compact.data.splits import HELD_OUT_FRACTION
 from hf_compact.data.streaming import add_streaming_arguments, check_streaming_arguments
-from hf_compact.training_utils import RESUME_FLAGS, add_run_arguments, check_run_arguments, parse_args_with_config
+from hf_compact.training_utils import parse_args_with_config
 from hf_compact.utils.overrides import parse_overrides, replace_file_sources
+
+from run_engine import RESUME_FLAGS, add_run_arguments, check_run_arguments
 
 # The flag that chooses each data source -> its flags and their values when the other source is chosen: a source
 # given on the command line replaces the --config file's (an image folder has the column "image").
@@ -382,9 +384,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     from hf_compact.hub import save_pretrained_with_code
     from hf_compact.recipes.reconstruction import AutoencoderTrainingForward, evaluate_reconstruction
-    from hf_compact.training_utils import TrainingRun, build_accelerator, prepare_output_dir, updates_per_epoch
+    from hf_compact.training_utils import build_accelerator
     from hf_compact.training_utils.distributed import ShardedEMAModel, save_pretrained_gathered
     from hf_compact.vitok import AutoencoderViTok
+
+    from run_engine import TrainingRun, prepare_output_dir, updates_per_epoch
 
     accelerator = build_accelerator(args, args.output_dir)
     output_dir = prepare_output_dir(args, accelerator)

@@ -19,7 +19,7 @@ weights_only=True)`` for Accelerate's tensor files); anything else is refused wi
 The random states are restored explicitly and a failure is raised, not swallowed.
 
 Exact resumption also needs randomness that depends only on the seed and the position in the run: see the seeding
-policy of :mod:`hf_compact.training_utils.run`.
+policy of the recipes' run engine (``training/run_engine/run.py``).
 """
 
 from __future__ import annotations

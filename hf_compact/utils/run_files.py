@@ -1,6 +1,6 @@
 """The names of the files and folders of a training run folder (``--output_dir``), defined once.
 
-The training engine (:mod:`hf_compact.training_utils`) writes them and :mod:`hf_compact.hub` reads them; both
+The recipes' run engine (``training/run_engine``) writes them and :mod:`hf_compact.hub` reads them; both
 import the names from here, so neither imports the other for a file name. Layout::
 
     OUTPUT_DIR/

@@ -20,8 +20,7 @@ import torch.distributed
 from accelerate.state import AcceleratorState, PartialState
 from launch import load_training_script
 
-from hf_compact.training_utils import TrainingRun
-from hf_compact.training_utils.preemption import RunPreempted
+from run_engine import RunPreempted, TrainingRun
 
 folder, argv = Path(sys.argv[1]), sys.argv[2:]
 rank = int(os.environ["RANK"])

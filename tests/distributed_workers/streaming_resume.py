@@ -24,8 +24,10 @@ import torch.distributed
 from accelerate.state import AcceleratorState, PartialState
 
 from hf_compact.data.streaming import StreamingDataLoader, load_streaming_dataset
-from hf_compact.training_utils import TrainingRun, add_run_arguments, build_accelerator, prepare_output_dir
-from hf_compact.training_utils.run_lock import release_run_lock
+from hf_compact.training_utils import build_accelerator
+
+from run_engine import TrainingRun, add_run_arguments, prepare_output_dir
+from run_engine.run_lock import release_run_lock
 
 folder, shards = Path(sys.argv[1]), sys.argv[2:]
 rank = int(os.environ["RANK"])

@@ -84,7 +84,7 @@ def test_idle_cores_sees_a_busy_core():
 
 
 def test_the_demos_signal_is_not_a_preemption_signal_of_the_engine():
-    from hf_compact.training_utils.preemption import PREEMPTION_SIGNALS
+    from run_engine import PREEMPTION_SIGNALS
 
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, context, initializer=take_freed_cores, initargs=(1, context.Event())) as pool:

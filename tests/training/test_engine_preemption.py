@@ -18,9 +18,7 @@ from launch import REPO_ROOT
 from run_engine_checks import tiny_run
 from safetensors.torch import load_file
 
-from hf_compact.training_utils import add_run_arguments, prepare_output_dir
-from hf_compact.training_utils.preemption import PREEMPTED_EXIT_CODE, RunPreempted
-from hf_compact.training_utils.run_lock import RunFolderInUseError
+from run_engine import PREEMPTED_EXIT_CODE, RunFolderInUseError, RunPreempted, add_run_arguments, prepare_output_dir
 
 WORKERS = Path(__file__).parents[1] / "distributed_workers"
 RUN = [

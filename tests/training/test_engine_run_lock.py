@@ -11,8 +11,8 @@ import sys
 import pytest
 from accelerate import Accelerator
 
-from hf_compact.training_utils import add_run_arguments, prepare_output_dir
-from hf_compact.training_utils.run_lock import RunFolderInUseError, release_run_lock
+from run_engine import RunFolderInUseError, add_run_arguments, prepare_output_dir
+from run_engine.run_lock import release_run_lock
 
 # Another job: takes the flock on the folder's lock file, as a launch of the engine does, then waits.
 HOLDER = """

@@ -17,9 +17,9 @@ from test_train_cct import TINY_MODEL
 from test_train_vitok import TINY_IMAGE_RUN
 
 from hf_compact.data import load_digits_dataset
-from hf_compact.training_utils import TrainingRun
-from hf_compact.training_utils.preemption import RunPreempted
 from hf_compact.utils.run_files import STATE_FILE
+
+from run_engine import RunPreempted, TrainingRun
 
 WORKER = Path(__file__).parents[1] / "distributed_workers" / "streaming_resume.py"
 # Whatever the shard order of an epoch, one process gets the 28-example shard: its worker runs dry after 4 batches

@@ -217,7 +217,7 @@ def test_kill_and_resume_reaches_the_same_weights(tmp_path, monkeypatch):
     class Killed(Exception):
         pass
 
-    from hf_compact.training_utils import run as run_module
+    from run_engine import run as run_module
 
     save_checkpoint = run_module.save_checkpoint
 

@@ -133,7 +133,7 @@ def test_save_for_hub_never_writes_the_token(tmp_path):
 
 
 def test_updates_per_epoch_follow_accelerate_which_syncs_on_the_last_batch():
-    from hf_compact.training_utils import updates_per_epoch
+    from run_engine import updates_per_epoch
 
     assert [updates_per_epoch(batches, 2) for batches in (4, 5, 1)] == [2, 3, 1]
     # What Accelerate does: count the syncs of `accumulate` over one epoch of 5 batches.
@@ -148,7 +148,7 @@ def test_updates_per_epoch_follow_accelerate_which_syncs_on_the_last_batch():
 
 
 def test_output_dir_holding_a_run_is_refused_and_overwrite_clears_it(tmp_path):
-    from hf_compact.training_utils import add_run_arguments, check_run_arguments, prepare_output_dir
+    from run_engine import add_run_arguments, check_run_arguments, prepare_output_dir
 
     parser = argparse.ArgumentParser()
     add_run_arguments(parser)
@@ -174,7 +174,7 @@ def test_output_dir_holding_a_run_is_refused_and_overwrite_clears_it(tmp_path):
 
 
 def test_a_repo_id_the_hub_refuses_fails_before_training():
-    from hf_compact.training_utils import add_run_arguments, check_run_arguments
+    from run_engine import add_run_arguments, check_run_arguments
 
     parser = argparse.ArgumentParser()
     add_run_arguments(parser)
@@ -190,7 +190,7 @@ def test_a_repo_id_the_hub_refuses_fails_before_training():
 def test_training_run_stops_on_the_step_or_time_budget_and_writes_the_end_files(tmp_path):
     from accelerate.utils import DataLoaderConfiguration
 
-    from hf_compact.training_utils import TrainingRun, add_run_arguments
+    from run_engine import TrainingRun, add_run_arguments
 
     parser = argparse.ArgumentParser()
     add_run_arguments(parser)
@@ -237,7 +237,7 @@ def test_training_run_stops_on_the_step_or_time_budget_and_writes_the_end_files(
 def test_end_of_run_files_on_a_full_disk_name_the_path_and_enospc(tmp_path, monkeypatch):
     import errno
 
-    from hf_compact.training_utils.run import write_json
+    from run_engine.run import write_json
 
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -2,7 +2,7 @@
 
 SLURM (``--signal``, ``scancel``, the end of the time limit), Kubernetes and spot instances send SIGTERM, and SLURM
 can send SIGUSR1 ahead of time, some seconds or minutes before they kill a job. While the batches of a
-:class:`~hf_compact.training_utils.TrainingRun` are iterated, either signal only sets a flag; at the end of the
+:class:`~run_engine.TrainingRun` are iterated, either signal only sets a flag; at the end of the
 current update all processes agree that one of them was signalled, write a checkpoint and leave with
 :class:`RunPreempted`, i.e. exit status ``PREEMPTED_EXIT_CODE`` = 143 (128 + SIGTERM, what a shell reports for a
 job ended by SIGTERM, which SLURM job scripts, Kubernetes ``podFailurePolicy`` and AWS Batch retry strategies match

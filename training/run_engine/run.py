@@ -1,4 +1,5 @@
-"""The run mechanics shared by every Accelerate training script: flags, run folder, batches, limits, the end.
+"""The run mechanics shared by every Accelerate training script of ``training/``: flags, run folder, batches, limits,
+the end.
 
 A script reads like the diffusers examples, with its step body inline::
 
@@ -72,6 +73,15 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import broadcast, broadcast_object_list, gather_object, send_to_device
 
+from hf_compact.training_utils.checkpointing import (
+    _completed_checkpoints,
+    clean_partial_checkpoints,
+    load_checkpoint,
+    remove_checkpoint,
+    resolve_resume_checkpoint,
+    save_checkpoint,
+    set_aside_later_checkpoints,
+)
 from hf_compact.utils.run_files import (
     ABANDONED_DIR,
     RESULTS_FILE,
@@ -82,15 +92,6 @@ from hf_compact.utils.run_files import (
 from hf_compact.utils.secrets import redact_secrets
 from hf_compact.utils.seeds import derive_seed, seed_global_generators
 
-from .checkpointing import (
-    _completed_checkpoints,
-    clean_partial_checkpoints,
-    load_checkpoint,
-    remove_checkpoint,
-    resolve_resume_checkpoint,
-    save_checkpoint,
-    set_aside_later_checkpoints,
-)
 from .preemption import PreemptionSignals, RunPreempted
 from .run_history import (
     NUM_PROCESSES,

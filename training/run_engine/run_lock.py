@@ -1,7 +1,7 @@
 """One launch per run folder: a lock that a second job cannot take, and that dies with the job that held it.
 
 The main process of a launch (rank 0 of all its processes: one lock per run, not per rank) holds an exclusive
-``flock`` on ``OUTPUT_DIR/.run.lock`` from :func:`~hf_compact.training_utils.prepare_output_dir` to the end of the
+``flock`` on ``OUTPUT_DIR/.run.lock`` from :func:`~run_engine.prepare_output_dir` to the end of the
 run, and writes its host, process id and start time into the file. The kernel (or the NFS server) drops the lock
 when that process ends, however it ends, so the file left behind by a killed job never blocks a resume; a second
 job that opens the folder while the first runs is refused at once, with the holder named. A run that ends removes

@@ -3,7 +3,7 @@
 A checkpoint records the flags of the launch that wrote it and the run's segments (one per launch: its flags, the
 updates it made, its number of processes). A resume compares the flags of :data:`RESUME_FLAGS` (and the number of
 processes, which sets the global batch) with the checkpoint's and refuses any change unless ``--allow_changed_flags``
-is given; then the new values take effect (see :meth:`~hf_compact.training_utils.TrainingRun.resume`).
+is given; then the new values take effect (see :meth:`~run_engine.TrainingRun.resume`).
 """
 
 from __future__ import annotations
