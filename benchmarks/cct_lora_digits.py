@@ -31,11 +31,12 @@ from pathlib import Path
 
 import torch
 from peft import PeftModel
-from transformers import Trainer, TrainingArguments
 
 from hf_compact import CCTConfig, CCTForImageClassification, CCTImageProcessor
-from hf_compact.data import load_digits_dataset
+from hf_compact.data import digits_pixel_values
 from hf_compact.lora import apply_lora
+
+from cpu_helpers.digits_trainer import train_on_digits
 
 PRESET = "cct_2_3x2_32"
 # `apply_lora` arguments of each LoRA run: the default recipe, then adapters on the MLPs too.
@@ -65,52 +66,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-class TensorDataset(torch.utils.data.Dataset):
-    """Preprocessed images and labels as `Trainer` rows."""
-
-    def __init__(self, pixel_values: torch.Tensor, labels: torch.Tensor):
-        self.pixel_values, self.labels = pixel_values, labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"pixel_values": self.pixel_values[index], "labels": self.labels[index]}
-
-
-def digits_tensors(processor: CCTImageProcessor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    splits = load_digits_dataset(image_size=IMAGE_SIZE)
-    return {
-        name: (
-            processor(list(split["image"]), return_tensors="pt")["pixel_values"],
-            torch.tensor(split["label"], dtype=torch.long),
-        )
-        for name, split in splits.items()
-    }
-
-
-def train(model, dataset: TensorDataset, steps: int, learning_rate: float, args: argparse.Namespace, output_dir: str):
-    training_args = TrainingArguments(
-        output_dir=output_dir,
-        max_steps=steps,
-        per_device_train_batch_size=args.batch_size,
-        learning_rate=learning_rate,
-        weight_decay=0.05,
-        warmup_steps=steps // 10,
-        lr_scheduler_type="cosine",
-        label_names=["labels"],  # PEFT's wrapper hides `labels` from Trainer's signature inspection
-        logging_strategy="no",
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        use_cpu=True,
-        seed=args.seed,
-        data_seed=args.seed,
-    )
-    Trainer(model=model, args=training_args, train_dataset=dataset).train()
-    return model.eval()
-
-
 @torch.no_grad()
 def logits_of(model, pixel_values: torch.Tensor) -> torch.Tensor:
     return torch.cat([model(pixel_values=batch).logits for batch in pixel_values.split(256)])
@@ -130,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     args = parse_args(argv)
     torch.set_num_threads(args.num_threads)
     processor = CCTImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
-    data = digits_tensors(processor)
+    data = digits_pixel_values(processor, IMAGE_SIZE)
     train_pixels, train_labels = data["train"]
     test_pixels, test_labels = data["test"]
     first_half = train_labels < 5
@@ -139,14 +94,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         start = time.perf_counter()
         torch.manual_seed(args.seed)
         base = CCTForImageClassification(CCTConfig.from_preset(PRESET, image_size=IMAGE_SIZE, num_labels=5))
-        train(
-            base,
-            TensorDataset(train_pixels[first_half], train_labels[first_half]),
-            args.pretrain_steps,
-            args.pretrain_learning_rate,
-            args,
-            workdir,
-        )
+        train_on_digits(
+            base, train_pixels[first_half], train_labels[first_half], args.pretrain_steps,
+            args.pretrain_learning_rate, args.batch_size, args.seed, workdir,
+        )  # fmt: skip
         pretrained_dir = Path(workdir) / "pretrained-0-4"
         base.save_pretrained(pretrained_dir)
         test_first_half = test_labels < 5
@@ -160,7 +111,6 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
                 pretrained_dir, num_labels=10, ignore_mismatched_sizes=True
             )
 
-        all_digits = TensorDataset(train_pixels, train_labels)
         results = {}
         for method in ("full", *LORA_VARIANTS):
             start = time.perf_counter()
@@ -170,7 +120,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
                 model = apply_lora(model, rank=args.rank, **LORA_VARIANTS[method])
                 learning_rate = args.lora_learning_rate
             trainable, fraction = trainable_fraction(model)
-            train(model, all_digits, args.finetune_steps, learning_rate, args, workdir)
+            train_on_digits(
+                model, train_pixels, train_labels, args.finetune_steps, learning_rate, args.batch_size, args.seed,
+                workdir,
+            )  # fmt: skip
             results[method] = {"accuracy": accuracy(model, test_pixels, test_labels), "trainable_fraction": fraction}
             print(
                 f"{method}: test accuracy on 0-9 {100 * results[method]['accuracy']:.2f}%, trainable parameters "

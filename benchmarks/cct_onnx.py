@@ -9,7 +9,7 @@ classifier of the digits (`--model FOLDER`, e.g. `train_cct.py --dataset_name di
 - size: `model.safetensors` against `model.onnx` and `model_int8.onnx`, in MB;
 - latency: median over `--repeats` runs (after warm-up, the three taking turns) at each `--batch_sizes`, with
   PyTorch and onnxruntime both on `--num_threads` intra-op threads;
-- accuracy on the 360 held-out digits of `load_digits_dataset`.
+- accuracy on the 360 held-out digits of `load_digits_dataset` (`digits_pixel_values`).
 
     python benchmarks/cct_onnx.py --num_threads 1
 """
@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 import torch
-from transformers import Trainer, TrainingArguments
 
 from hf_compact import CCTConfig, CCTForImageClassification, CCTImageProcessor
-from hf_compact.data import load_digits_dataset
+from hf_compact.data import digits_pixel_values
 from hf_compact.export import export_onnx
+
+from cpu_helpers.digits_trainer import train_on_digits
 
 PRESET = "cct_2_3x2_32"
 IMAGE_SIZE = 16  # the digits are 8x8: 16 px loses nothing and leaves 4x4 tokens
@@ -54,51 +55,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-class TensorDataset(torch.utils.data.Dataset):
-    """Preprocessed images and labels as `Trainer` rows."""
-
-    def __init__(self, pixel_values: torch.Tensor, labels: torch.Tensor):
-        self.pixel_values, self.labels = pixel_values, labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"pixel_values": self.pixel_values[index], "labels": self.labels[index]}
-
-
-def digits_tensors(processor, image_size: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    splits = load_digits_dataset(image_size=image_size)
-    return {
-        name: (
-            processor(list(split["image"]), return_tensors="pt")["pixel_values"],
-            torch.tensor(split["label"], dtype=torch.long),
-        )
-        for name, split in splits.items()
-    }
-
-
 def train_digits_cct(train_pixels: torch.Tensor, train_labels: torch.Tensor, args, output_dir: str):
     torch.manual_seed(args.seed)
     model = CCTForImageClassification(CCTConfig.from_preset(PRESET, image_size=IMAGE_SIZE, num_labels=10))
-    training_args = TrainingArguments(
-        output_dir=output_dir,
-        max_steps=args.train_steps,
-        per_device_train_batch_size=64,
-        learning_rate=2e-3,
-        weight_decay=0.05,
-        warmup_steps=args.train_steps // 10,
-        lr_scheduler_type="cosine",
-        logging_strategy="no",
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        use_cpu=True,
-        seed=args.seed,
-        data_seed=args.seed,
-    )
-    Trainer(model=model, args=training_args, train_dataset=TensorDataset(train_pixels, train_labels)).train()
-    return model.eval()
+    return train_on_digits(model, train_pixels, train_labels, args.train_steps, 2e-3, 64, args.seed, output_dir)
 
 
 def median_milliseconds(runners: dict, pixels: np.ndarray, repeats: int) -> dict[str, float]:
@@ -123,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         else:
             model, processor = None, CCTImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
         image_size = model.config.image_size if model is not None else IMAGE_SIZE
-        data = digits_tensors(processor, image_size)
+        data = digits_pixel_values(processor, image_size)
         test_pixels, test_labels = data["test"]
         if model is None:
             start = time.perf_counter()

@@ -37,13 +37,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from cpu_helpers import dropout_attention
-from cpu_helpers.freed_memory import keep_freed_cpu_memory
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from hf_compact.cct import CCTConfig, CCTForImageClassification
 from hf_compact.cct.convert_cct_original import convert_state_dict
+
+from cpu_helpers import dropout_attention
+from cpu_helpers.freed_memory import keep_freed_cpu_memory
 
 PRESET = "cct_7_3x1_32"
 

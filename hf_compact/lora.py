@@ -29,6 +29,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,36 @@ def apply_lora(
                 f"{sorted(linear_names)}), got {missing}, which match none."
             )
     return get_peft_model(model, config)
+
+
+@dataclass
+class LoraArguments:
+    """The LoRA flags of a `Trainer` script, for `transformers.HfArgumentParser` (`--lora_rank`, `--lora_alpha`,
+    `--lora_dropout`, `--lora_target_modules`); see :meth:`apply`."""
+
+    lora_rank: int | None = field(
+        default=None,
+        metadata={
+            "help": "Train LoRA adapters of this rank (PEFT) instead of every weight; the classifier trains in full."
+        },
+    )
+    lora_alpha: float | None = field(default=None, metadata={"help": "LoRA scaling numerator (default: the rank)."})
+    lora_dropout: float = 0.1
+    lora_target_modules: list[str] | None = field(
+        default=None, metadata={"help": "Modules to adapt (default: qkv out_proj)."}
+    )
+
+    def apply(self, model: CCTPreTrainedModel, training_args=None) -> CCTPreTrainedModel | PeftModel:
+        """`model` wrapped in LoRA adapters (:func:`apply_lora`) when `lora_rank` is set, else `model` itself; with
+        adapters, `training_args.label_names` becomes `["labels"]` (the PEFT wrapper hides them from `Trainer`)."""
+        if self.lora_rank is None:
+            return model
+        if training_args is not None:
+            training_args.label_names = ["labels"]
+        return apply_lora(
+            model, rank=self.lora_rank, alpha=self.lora_alpha, dropout=self.lora_dropout,
+            target_modules=self.lora_target_modules,
+        )  # fmt: skip
 
 
 def _render_adapter_card(

@@ -24,7 +24,6 @@ classifier train (``hf_compact.lora``), and ``--output_dir`` holds the adapter (
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,10 +35,10 @@ from hf_compact.data import ClassificationTrainAugmentation
 from hf_compact.data.loading import quiet_progress_bars
 from hf_compact.data.splits import HELD_OUT_FRACTION
 from hf_compact.hub import check_repo_id, load_for_push, push_to_hub, save_pretrained_with_code
-from hf_compact.lora import apply_lora, push_lora_adapter
+from hf_compact.lora import LoraArguments, push_lora_adapter
 from hf_compact.metrics.accuracy import Accuracy, top_k_for
 from hf_compact.recipes import build_image_processor, image_classification_data, image_classifier
-from hf_compact.training_utils import parse_args_with_config
+from hf_compact.training_utils.arguments import namespace_to_dataclasses, parse_args_with_config
 from hf_compact.utils.overrides import replace_file_sources
 
 # The flag that chooses each data source -> its flags and their values when the other source is chosen: a source
@@ -63,17 +62,6 @@ class ModelArguments:
         default=None, metadata={"help": 'With --preset: "hidden_size=64,..." or a JSON / YAML mapping.'}
     )
     ignore_mismatched_sizes: bool = field(default=False, metadata={"help": "New classifier for a new class count."})
-    lora_rank: int | None = field(
-        default=None,
-        metadata={
-            "help": "Train LoRA adapters of this rank (PEFT) instead of every weight; the classifier trains in full."
-        },
-    )
-    lora_alpha: float | None = field(default=None, metadata={"help": "LoRA scaling numerator (default: the rank)."})
-    lora_dropout: float = 0.1
-    lora_target_modules: list[str] | None = field(
-        default=None, metadata={"help": "Modules to adapt (default: qkv out_proj)."}
-    )
 
 
 @dataclass
@@ -103,21 +91,17 @@ class DataArguments:
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, TrainingArguments]:
     """Command line (or ``--config FILE.yaml``) -> the model and data options, and ``TrainingArguments``."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments), allow_abbrev=False)
+    parser = HfArgumentParser((ModelArguments, LoraArguments, DataArguments, TrainingArguments), allow_abbrev=False)
     namespace = parse_args_with_config(parser, argv)
     replace_file_sources(namespace, sys.argv[1:] if argv is None else argv, DATA_SOURCES)
-    values = vars(namespace)
-    model_args, data_args, training_args = (
-        dataclass_type(**{f.name: values[f.name] for f in dataclasses.fields(dataclass_type) if f.init})
-        for dataclass_type in (ModelArguments, DataArguments, TrainingArguments)
-    )
+    model_args, lora_args, data_args, training_args = namespace_to_dataclasses(parser, namespace)
     if (model_args.preset is None) == (model_args.model_name_or_path is None):
         parser.error("pass exactly one of --preset and --model_name_or_path.")
     if data_args.dataset_name is None and data_args.train_dir is None:
         parser.error("pass --dataset_name (a Hub dataset or 'digits') or --train_dir (an image folder).")
     # The images are transformed on the fly, so the raw columns must reach the transforms (ecosystem pitfall).
     training_args.remove_unused_columns = False
-    options = argparse.Namespace(**vars(model_args), **vars(data_args), seed=training_args.seed)
+    options = argparse.Namespace(**vars(model_args), **vars(data_args), seed=training_args.seed, lora=lora_args)
     return options, training_args
 
 
@@ -133,15 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     with training_args.main_process_first(desc="load the dataset"):
         train_dataset, eval_dataset, label_names = image_classification_data(options)
     model = image_classifier(options, label_names)
-    if options.lora_rank is not None:
-        model = apply_lora(
-            model,
-            rank=options.lora_rank,
-            alpha=options.lora_alpha,
-            dropout=options.lora_dropout,
-            target_modules=options.lora_target_modules,
-        )
-        training_args.label_names = ["labels"]  # the PEFT wrapper hides `labels` from Trainer
+    model = options.lora.apply(model, training_args)  # LoRA adapters with --lora_rank, else the model itself
     image_processor = build_image_processor(
         model.config.image_size, options.model_name_or_path, options.crop_pct, options.image_mean, options.image_std
     )
@@ -193,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     with quiet_progress_bars():  # a bar for writing one small file says nothing
         trainer.save_model()  # with LoRA, the adapter (and the classifier)
-        if options.lora_rank is None and trainer.is_world_process_zero():
+        if options.lora.lora_rank is None and trainer.is_world_process_zero():
             # The saved (gathered) weights again, with their modelling code: the folder loads without hf-compact.
             saved_model, _ = load_for_push(training_args.output_dir)
             save_pretrained_with_code(saved_model, training_args.output_dir, processor=image_processor)
@@ -202,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
     eval_metrics = trainer.evaluate()
     trainer.log_metrics("eval", eval_metrics)
     trainer.save_metrics("eval", eval_metrics)
-    if push_at_end and trainer.is_world_process_zero() and options.lora_rank is not None:
+    if push_at_end and trainer.is_world_process_zero() and options.lora.lora_rank is not None:
         push_lora_adapter(
             trainer.model,
             repo_id,

@@ -27,10 +27,10 @@ from transformers import DataCollatorWithPadding, EvalPrediction, HfArgumentPars
 from hf_compact.data.loading import quiet_progress_bars
 from hf_compact.data.splits import HELD_OUT_FRACTION
 from hf_compact.hub import check_repo_id, load_for_push, push_to_hub, save_pretrained_with_code
-from hf_compact.lora import apply_lora, push_lora_adapter
+from hf_compact.lora import LoraArguments, push_lora_adapter
 from hf_compact.metrics.accuracy import Accuracy, top_k_for
 from hf_compact.recipes import text_classification_data, text_classifier
-from hf_compact.training_utils import parse_args_with_config
+from hf_compact.training_utils.arguments import namespace_to_dataclasses, parse_args_with_config
 from hf_compact.utils.overrides import replace_file_sources
 
 # The flag that chooses each data source -> its flags and their values when the other source is chosen: a source
@@ -61,19 +61,6 @@ class ModelArguments:
     min_frequency: int = dataclasses.field(default=1, metadata={"help": "Rarer words become <unk>."})
     word_vectors: str | None = dataclasses.field(default=None, metadata={"help": "GloVe .txt, .npy or .safetensors."})
     freeze_word_vectors: bool = dataclasses.field(default=False, metadata={"help": "Keep --word_vectors fixed."})
-    lora_rank: int | None = dataclasses.field(
-        default=None,
-        metadata={
-            "help": "Train LoRA adapters of this rank (PEFT) instead of every weight; the classifier trains in full."
-        },
-    )
-    lora_alpha: float | None = dataclasses.field(
-        default=None, metadata={"help": "LoRA scaling numerator (default: the rank)."}
-    )
-    lora_dropout: float = 0.1
-    lora_target_modules: list[str] | None = dataclasses.field(
-        default=None, metadata={"help": "Modules to adapt (default: qkv out_proj)."}
-    )
 
 
 @dataclasses.dataclass
@@ -92,21 +79,13 @@ class DataArguments:
     max_eval_samples: int | None = None
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments), allow_abbrev=False)
+def parse_args(argv: list[str] | None = None) -> tuple:
+    """Command line (or ``--config FILE.yaml``) -> model, LoRA, data and ``Trainer`` arguments (dataclasses)."""
+    parser = HfArgumentParser((ModelArguments, LoraArguments, DataArguments, TrainingArguments), allow_abbrev=False)
     namespace = parse_args_with_config(parser, argv)
     replace_file_sources(namespace, sys.argv[1:] if argv is None else argv, DATA_SOURCES)
-    parsed = tuple(
-        dataclass_type(
-            **{
-                field.name: getattr(namespace, field.name)
-                for field in dataclasses.fields(dataclass_type)
-                if field.init
-            }
-        )
-        for dataclass_type in parser.dataclass_types
-    )
-    model_args, data_args, _ = parsed
+    parsed = namespace_to_dataclasses(parser, namespace)
+    model_args, _, data_args, _ = parsed
     if (model_args.preset is None) == (model_args.model_name_or_path is None):
         parser.error("pass exactly one of --preset (train from scratch) and --model_name_or_path (fine-tune).")
     if data_args.dataset_name is None and data_args.train_file is None:
@@ -123,21 +102,13 @@ def compute_accuracy(prediction: EvalPrediction) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    model_args, data_args, training_args = parse_args(argv)
+    model_args, lora_args, data_args, training_args = parse_args(argv)
     with training_args.main_process_first(desc="dataset and tokenizer"):
         train_dataset, eval_dataset, label_names, tokenizer = text_classification_data(
             data_args, model_args, training_args.seed
         )
     model = text_classifier(model_args, label_names, tokenizer, data_args.max_seq_length)
-    if model_args.lora_rank is not None:
-        model = apply_lora(
-            model,
-            rank=model_args.lora_rank,
-            alpha=model_args.lora_alpha,
-            dropout=model_args.lora_dropout,
-            target_modules=model_args.lora_target_modules,
-        )
-        training_args.label_names = ["labels"]  # the PEFT wrapper hides `labels` from Trainer
+    model = lora_args.apply(model, training_args)  # LoRA adapters with --lora_rank, else the model itself
 
     # Trainer's own Hub sync is off: the model card and the upload go through hf_compact.hub at the end.
     push_at_end, training_args.push_to_hub = training_args.push_to_hub, False
@@ -157,13 +128,13 @@ def main(argv: list[str] | None = None) -> dict:
     metrics = {**train_result.metrics, **trainer.evaluate()}
     with quiet_progress_bars():  # a bar for writing one small file says nothing
         trainer.save_model()  # with LoRA, the adapter (and the classifier)
-        if model_args.lora_rank is None and trainer.is_world_process_zero():
+        if lora_args.lora_rank is None and trainer.is_world_process_zero():
             # The saved (gathered) weights again, with their modelling code: the folder loads without hf-compact.
             saved_model, _ = load_for_push(training_args.output_dir)
             save_pretrained_with_code(saved_model, training_args.output_dir, processor=tokenizer)
     if trainer.is_world_process_zero():
         (Path(training_args.output_dir) / "all_results.json").write_text(json.dumps(metrics, indent=2))
-    if push_at_end and trainer.is_world_process_zero() and model_args.lora_rank is not None:
+    if push_at_end and trainer.is_world_process_zero() and lora_args.lora_rank is not None:
         push_lora_adapter(
             trainer.model,
             repo_id,

@@ -10,6 +10,7 @@ _SUBMODULE_OF = {
     "ClassificationTrainAugmentation": "classification_transforms",
     "RandAugment": "classification_transforms",
     "DIGIT_NAMES": "digits",
+    "digits_pixel_values": "digits",
     "load_digits_dataset": "digits",
     "read_image": "images",
     "LatentCacheDataset": "latent_cache",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
 from PIL import Image as PILImage
 
@@ -44,3 +45,19 @@ def load_digits_dataset(image_size: int = 32, test_fraction: float = 0.2, seed: 
         )
 
     return DatasetDict(train=split(train_indices), test=split(test_indices))
+
+
+def digits_pixel_values(processor, image_size: int = 32) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`load_digits_dataset` preprocessed by an image ``processor`` (e.g. ``CCTImageProcessor``), whole.
+
+    Returns:
+        ``{"train": (pixel_values, labels), "test": (...)}``: ``(N, 3, H, W)`` float pixel values and ``(N,)`` int64
+        labels; ``torch.utils.data.StackDataset(pixel_values=..., labels=...)`` makes ``Trainer`` rows of them.
+    """
+    return {
+        name: (
+            processor(list(split["image"]), return_tensors="pt")["pixel_values"],
+            torch.tensor(split["label"], dtype=torch.long),
+        )
+        for name, split in load_digits_dataset(image_size=image_size).items()
+    }

@@ -154,6 +154,14 @@ def resolve_data_files(data_files: Sequence[str | os.PathLike]) -> list[str]:
     return [str(Path(file).resolve()) for file in files]
 
 
+def _check_one_source(dataset_name: str | None, data_files: Sequence[str | os.PathLike] | None) -> None:
+    if (dataset_name is None) == (data_files is None):
+        raise ValueError(
+            f"dataset_name / data_files: expected exactly one source of the stream, got {dataset_name!r} and "
+            f"{data_files!r}."
+        )
+
+
 def load_streaming_dataset(
     dataset_name: str | None = None,
     dataset_config_name: str | None = None,
@@ -165,11 +173,7 @@ def load_streaming_dataset(
     see :func:`resolve_data_files`; one stream shard per file)."""
     from datasets import load_dataset
 
-    if (dataset_name is None) == (data_files is None):
-        raise ValueError(
-            f"dataset_name / data_files: expected exactly one source of the stream, got {dataset_name!r} and "
-            f"{data_files!r}."
-        )
+    _check_one_source(dataset_name, data_files)
     if dataset_name is not None:
         dataset = load_dataset(dataset_name, dataset_config_name, split=split, streaming=True, cache_dir=cache_dir)
     else:
@@ -204,11 +208,7 @@ def describe_stream_source(
       ``hf://datasets/<name>@<commit>/...`` addresses pin the revision, local files get their sizes and modification
       times as above. A dataset whose builder lists no data files is described by name, config and split only.
     """
-    if (dataset_name is None) == (data_files is None):
-        raise ValueError(
-            f"dataset_name / data_files: expected exactly one source of the stream, got {dataset_name!r} and "
-            f"{data_files!r}."
-        )
+    _check_one_source(dataset_name, data_files)
     if data_files is not None:
         return {"data_files": [_file_identity(file) for file in resolve_data_files(data_files)]}
     from datasets import load_dataset_builder
@@ -306,7 +306,7 @@ class StreamingDataLoader:
 
     It is not a ``torch.utils.data.DataLoader`` on purpose: ``accelerator.prepare`` passes it through unchanged,
     since Accelerate would otherwise read the stream on the main process and dispatch it (``dispatch_batches``),
-    sharding a stream that ``split_dataset_by_node`` already split. :class:`~hf_compact.training_utils.TrainingRun`
+    sharding a stream that ``split_dataset_by_node`` already split. The recipes' run engine (``training/run_engine``)
     moves its batches to the device, ends epochs on all processes together and stores :meth:`state_dict` (one per
     process) in checkpoints.
 

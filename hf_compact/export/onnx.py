@@ -277,16 +277,3 @@ def export_onnx(
             processor.save_pretrained(output_dir)
     int8_model_path = quantize_onnx_int8(model_path, output_dir / INT8_ONNX_FILE) if int8 else None
     return OnnxExport(output_dir, model_path, difference, int8_model_path)
-
-
-__all__ = [
-    "EXPORTABLE_CLASSES",
-    "INT8_ONNX_FILE",
-    "ONNX_FILE",
-    "OnnxExport",
-    "example_inputs",
-    "export_onnx",
-    "quantize_onnx_int8",
-    "run_onnx",
-    "verify_onnx",
-]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +29,16 @@ def parse_args_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] 
             if action.dest in flags:
                 action.required = False  # a value from the recipe satisfies a required flag
     return parser.parse_args(argv)
+
+
+def namespace_to_dataclasses(parser, namespace: argparse.Namespace) -> tuple:
+    """The instances of a ``transformers.HfArgumentParser``'s dataclasses, from a namespace it parsed (e.g. with
+    :func:`parse_args_with_config`, after any change to the namespace); ``--config`` and other extra keys are left
+    out."""
+    return tuple(
+        dataclass_type(**{f.name: getattr(namespace, f.name) for f in dataclasses.fields(dataclass_type) if f.init})
+        for dataclass_type in parser.dataclass_types
+    )
 
 
 def load_flag_file(path: Path, parser: argparse.ArgumentParser) -> dict:

@@ -213,3 +213,21 @@ def test_push_refuses_what_is_not_a_cct_adapter(tmp_path, tiny_cct):
     (tmp_path / "file.txt").write_text("taken")
     with pytest.raises(ValueError, match="local_dir"):
         push_lora_adapter(apply_lora(tiny_cct()), "someone/cct", local_dir=tmp_path, api=RecordingHub())
+
+
+def test_lora_arguments_wrap_only_with_a_rank_and_tell_trainer_the_labels(tmp_path, tiny_cct):
+    """The Trainer scripts' `--lora_*` flags: no rank, the model itself and `label_names` untouched; a rank, the
+    adapters of `apply_lora` and `label_names=["labels"]`."""
+    from transformers import HfArgumentParser
+
+    from hf_compact.lora import LoraArguments
+
+    model, training_args = tiny_cct(num_labels=3), TrainingArguments(tmp_path, report_to="none")
+    assert LoraArguments().apply(model, training_args) is model and training_args.label_names is None
+    (lora_args,) = HfArgumentParser(LoraArguments).parse_args_into_dataclasses(
+        ["--lora_rank", "4", "--lora_target_modules", "qkv"]
+    )
+    wrapped = lora_args.apply(model, training_args)
+    assert isinstance(wrapped, PeftModel) and training_args.label_names == ["labels"]
+    config = wrapped.peft_config["default"]
+    assert config.r == 4 and config.lora_alpha == 4 and set(config.target_modules) == {"qkv"}

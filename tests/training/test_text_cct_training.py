@@ -241,7 +241,7 @@ def test_trainer_lora_saves_the_adapter_and_the_classifier(topic_files, tmp_path
 )
 def test_recipes_parse_into_the_flags_of_their_script(recipe):
     if "trainer" in recipe.name:
-        model_args, data_args, training_args = finetune_text_cct_trainer.parse_args(["--config", str(recipe)])
+        model_args, _, data_args, training_args = finetune_text_cct_trainer.parse_args(["--config", str(recipe)])
         preset, dataset_name = model_args.preset, data_args.dataset_name
     else:
         args = train_text_cct.parse_args(["--config", str(recipe)])
