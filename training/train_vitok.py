@@ -13,8 +13,10 @@ Run with ``accelerate launch training/train_vitok.py --config training/configs/v
 
 Data: ``--dataset_name`` (a Hub dataset, or ``digits``: the bundled scikit-learn digits) or ``--train_dir`` /
 ``--validation_dir``: folders of images (searched recursively, taken literally, every image decoded once before
-training) or, with ``--num_frames > 1``, of videos (files or frame folders). A source given on the command line
-replaces the ``--config`` file's. ``--model_overrides`` takes ``"decoder_depth=2,..."`` or a JSON / YAML mapping.
+training) or, with ``--num_frames > 1``, of videos (files or frame folders); for videos, ``--dataset_name
+moving_digits`` makes clips of the digits in memory (held-out clips for the evaluation). A source given on the
+command line replaces the ``--config`` file's. ``--model_overrides`` takes ``"decoder_depth=2,..."`` or a JSON / YAML
+mapping.
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ DATA_SOURCES = {
 }
 # Flags of this recipe that a resume may not change without --allow_changed_flags (besides the engine's).
 RECIPE_RESUME_FLAGS = RESUME_FLAGS | {
-    "stage", "image_column", "num_frames", "frame_stride", "mse_weight", "charbonnier_weight", "ssim_weight",
-    "kl_weight", "lpips_weight", "gan_weight", "gan_start_step", "gan_ramp_steps", "discriminator_learning_rate",
-    "discriminator_warmup_steps", "discriminator_base_channels", "discriminator_max_channels", "ema_decay",
+    "stage", "image_column", "num_frames", "frame_stride", "digit_size", "mse_weight", "charbonnier_weight",
+    "ssim_weight", "kl_weight", "lpips_weight", "gan_weight", "gan_start_step", "gan_ramp_steps",
+    "discriminator_learning_rate", "discriminator_warmup_steps", "discriminator_base_channels",
+    "discriminator_max_channels", "ema_decay",
 }  # fmt: skip
 
 
@@ -64,7 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--torch_compile", action="store_true", help="torch.compile the training forward pass.")
 
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset_name", default=None, help="Hub dataset, or 'digits' (bundled, offline).")
+    data.add_argument(
+        "--dataset_name", default=None, help="Hub dataset, or 'digits' / 'moving_digits' (bundled, offline)."
+    )
     data.add_argument("--dataset_config_name", default=None)
     data.add_argument(
         "--train_dir", default=None, help="Image folder (imagefolder) or, with --num_frames > 1, videos."
@@ -74,6 +79,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--resolution", type=int, default=256)
     data.add_argument("--num_frames", type=int, default=1, help="1 for images, T > 1 for video clips.")
     data.add_argument("--frame_stride", type=int, default=1)
+    data.add_argument(
+        "--digit_size", type=int, default=20, help="Digit side in the clips of --dataset_name moving_digits."
+    )
     data.add_argument(
         "--train_val_split",
         type=float,
@@ -151,8 +159,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     check_streaming_arguments(args)
     if args.streaming and args.num_frames > 1:
         raise ValueError(f"--streaming: streams images; got --num_frames {args.num_frames} (videos).")
-    if args.num_frames > 1 and args.train_dir is None:
-        raise ValueError(f"--train_dir: expected a folder of videos since --num_frames = {args.num_frames}, got None.")
+    if args.num_frames > 1 and args.train_dir is None and args.dataset_name != "moving_digits":
+        raise ValueError(
+            f"--train_dir: expected a folder of videos (or --dataset_name moving_digits) since --num_frames = "
+            f"{args.num_frames}, got neither."
+        )
+    if args.dataset_name == "moving_digits" and args.num_frames < 2:
+        raise ValueError(
+            f"--num_frames: --dataset_name moving_digits makes clips, expected >= 2, got {args.num_frames}."
+        )
     if args.stage == 2 and args.model_name_or_path is None:
         raise ValueError("--model_name_or_path: stage 2 fine-tunes the decoder of a stage-1 model; got None.")
     if args.lpips_weight > 0 and args.lpips_model_name_or_path is None and not args.lpips_random_init:
@@ -183,18 +198,32 @@ def build_autoencoder(args: argparse.Namespace):
 
 
 def build_datasets(args: argparse.Namespace):
-    """(train, validation) datasets yielding ``{"pixel_values": ...}`` in [-1, 1]: video clips from folders, or
-    images from any source of :func:`hf_compact.data.loading.load_image_dataset` split by the one split policy."""
+    """(train, validation) datasets yielding ``{"pixel_values": ...}`` in [-1, 1]: video clips from folders or the
+    bundled moving digits, or images from any source of :func:`hf_compact.data.loading.load_image_dataset` split by
+    the one split policy."""
+    import numpy as np
     import torch
 
-    from hf_compact.data import ImageReconstructionDataset, ImageReconstructionTransform, VideoClipDataset
+    from hf_compact.data import (
+        ImageReconstructionDataset,
+        ImageReconstructionTransform,
+        VideoArrayDataset,
+        VideoClipDataset,
+        load_moving_digits_dataset,
+    )
     from hf_compact.data.loading import load_image_dataset
     from hf_compact.data.splits import split_for_evaluation
 
     if args.num_frames > 1:
         clips = (args.num_frames, args.resolution, args.frame_stride)
-        train = VideoClipDataset(args.train_dir, *clips, train=True, seed=args.seed)
-        validation = VideoClipDataset(args.validation_dir or args.train_dir, *clips, train=False)
+        if args.dataset_name == "moving_digits":
+            videos = load_moving_digits_dataset(args.num_frames, args.resolution, args.digit_size)
+            videos = videos.with_format("numpy", columns=["video"], dtype=np.uint8)  # datasets' default: int64
+            train = VideoArrayDataset(videos["train"][:]["video"], *clips, train=True, seed=args.seed)
+            validation = VideoArrayDataset(videos["test"][:]["video"], *clips, train=False)
+        else:
+            train = VideoClipDataset(args.train_dir, *clips, train=True, seed=args.seed)
+            validation = VideoClipDataset(args.validation_dir or args.train_dir, *clips, train=False)
     else:
         splits = load_image_dataset(
             args.dataset_name,

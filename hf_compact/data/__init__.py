@@ -21,6 +21,7 @@ _SUBMODULE_OF = {
     "make_moving_image_videos": "moving_digits",
     "ImageReconstructionDataset": "reconstruction_data",
     "ImageReconstructionTransform": "reconstruction_data",
+    "VideoArrayDataset": "reconstruction_data",
     "VideoClipDataset": "reconstruction_data",
     "StreamingDataLoader": "streaming",
     "load_streaming_dataset": "streaming",

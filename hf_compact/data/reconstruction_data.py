@@ -3,8 +3,9 @@
 * Images: any ``datasets`` dataset with an image column (Hub name, ``imagefolder`` folder, or the bundled
   scikit-learn digits), with ViTok's training augmentation (random-resized crop of 80-100% of the area and a
   horizontal flip) or its evaluation preprocessing (shorter side resized, centre crop).
-* Videos: a folder of video files (decoded with PyAV) or of frame folders (one image file per frame); each
-  item is a clip of ``num_frames`` frames ``frame_stride`` apart, resized and cropped like the images.
+* Videos: a folder of video files (decoded with PyAV) or of frame folders (one image file per frame), or videos
+  in memory (uint8 arrays); each item is a clip of ``num_frames`` frames ``frame_stride`` apart, resized and
+  cropped like the images.
 
 Augmentations draw from a generator seeded by (seed, epoch, item index) rather than from the global RNG,
 so an item is identical whether it is loaded in a straight run or after resuming from a checkpoint (the
@@ -178,12 +179,51 @@ class ImageReconstructionDataset(SeededAugmentationDataset):
         return {"pixel_values": self.transform(image, self.generator_for(index))}
 
 
-class VideoClipDataset(SeededAugmentationDataset):
-    """Clips from a folder of videos (files decoded with PyAV, or sub-folders of frame images).
+class ClipDataset(SeededAugmentationDataset):
+    """Base of the video datasets: each item is ``{"pixel_values": (3, num_frames, R, R)}`` in [-1, 1], frames
+    ``start, start + stride, ...`` of a video with a random start (training) or the centred clip (evaluation),
+    shorter side resized to R, then a random (training, plus a horizontal flip) or centred crop shared by all
+    frames. Subclasses hold the videos in ``self.videos`` and read a clip's frames (:meth:`_read_clip`)."""
 
-    Each item is ``{"pixel_values": (3, num_frames, R, R)}`` in [-1, 1]: frames ``start, start + stride, ...``
-    with a random start (training) or the centred clip (evaluation), shorter side resized to R, then a random
-    (training, plus a horizontal flip) or centred crop shared by all frames.
+    def __init__(self, num_frames: int, resolution: int, frame_stride: int, train: bool, seed: int):
+        super().__init__(seed)
+        if num_frames < 1 or frame_stride < 1:
+            raise ValueError(
+                f"num_frames, frame_stride: expected positive integers, got {num_frames} and {frame_stride}."
+            )
+        self.num_frames, self.resolution, self.frame_stride, self.train = num_frames, resolution, frame_stride, train
+        self.clip_span = (num_frames - 1) * frame_stride + 1
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        generator = self.generator_for(index)
+        frames = self._read_clip(index, generator)
+        pixels = torch.from_numpy(np.stack(frames)).permute(3, 0, 1, 2)  # (3, T, H, W) in [0, 1]
+        pixels = crop(resize_shorter_side(pixels, self.resolution), self.resolution, self.train, generator)
+        if self.train:
+            pixels = random_horizontal_flip(pixels, generator)
+        return {"pixel_values": to_signed_range(pixels.clamp(0.0, 1.0))}
+
+    def _read_clip(self, index: int, generator: torch.Generator) -> list[np.ndarray]:
+        """Frames of clip ``index`` as (H, W, 3) float32 arrays in [0, 1] (drawn with :meth:`_clip_indices`)."""
+        raise NotImplementedError
+
+    def _clip_indices(self, total_frames: int, source: str, generator: torch.Generator) -> list[int]:
+        if total_frames < self.clip_span:
+            raise ValueError(
+                f"{source}: expected at least {self.clip_span} frames for {self.num_frames} frames at stride "
+                f"{self.frame_stride}, got {total_frames}."
+            )
+        last_start = total_frames - self.clip_span
+        start = _randint(last_start + 1, generator) if self.train else last_start // 2
+        return list(range(start, start + self.clip_span, self.frame_stride))
+
+
+class VideoClipDataset(ClipDataset):
+    """Clips from a folder of videos (files decoded with PyAV, or sub-folders of frame images), one video per item
+    (see :class:`ClipDataset` for the clip and its augmentation).
 
     Args:
         root: folder holding video files (``.mp4``, ``.avi``, ...) and/or folders of frames (``.png``, ``.jpg``...).
@@ -203,14 +243,10 @@ class VideoClipDataset(SeededAugmentationDataset):
         train: bool = True,
         seed: int = 0,
     ):
-        super().__init__(seed)
+        super().__init__(num_frames, resolution, frame_stride, train, seed)
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(f"root: expected a folder of videos, got {str(root)!r}, which is not a folder.")
-        if num_frames < 1 or frame_stride < 1:
-            raise ValueError(
-                f"num_frames, frame_stride: expected positive integers, got {num_frames} and {frame_stride}."
-            )
         self.videos, self.frame_files = [], {}  # frame folders are listed once, here
         for path in sorted(root.iterdir()):
             if path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS:
@@ -222,47 +258,18 @@ class VideoClipDataset(SeededAugmentationDataset):
             raise ValueError(
                 f"root: expected video files {VIDEO_EXTENSIONS} or folders of frames in {root}, found none."
             )
-        self.num_frames, self.resolution, self.frame_stride, self.train = (
-            num_frames,
-            resolution,
-            frame_stride,
-            train,
-        )
-        self.clip_span = (num_frames - 1) * frame_stride + 1
 
-    def __len__(self) -> int:
-        return len(self.videos)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        generator = self.generator_for(index)
-        frames = self._read_clip(self.videos[index], generator)
-        pixels = torch.from_numpy(np.stack(frames)).permute(3, 0, 1, 2)  # (3, T, H, W) in [0, 1]
-        pixels = crop(resize_shorter_side(pixels, self.resolution), self.resolution, self.train, generator)
-        if self.train:
-            pixels = random_horizontal_flip(pixels, generator)
-        return {"pixel_values": to_signed_range(pixels.clamp(0.0, 1.0))}
-
-    def _clip_indices(self, total_frames: int, path: Path, generator: torch.Generator) -> list[int]:
-        if total_frames < self.clip_span:
-            raise ValueError(
-                f"{path}: expected at least {self.clip_span} frames for {self.num_frames} frames at stride "
-                f"{self.frame_stride}, got {total_frames}."
-            )
-        last_start = total_frames - self.clip_span
-        start = _randint(last_start + 1, generator) if self.train else last_start // 2
-        return list(range(start, start + self.clip_span, self.frame_stride))
-
-    def _read_clip(self, path: Path, generator: torch.Generator) -> list[np.ndarray]:
-        """Frames of the clip as (H, W, 3) float32 arrays in [0, 1]."""
+    def _read_clip(self, index: int, generator: torch.Generator) -> list[np.ndarray]:
+        path = self.videos[index]
         files = self.frame_files.get(path)
         if files is not None:
-            wanted = self._clip_indices(len(files), path, generator)
+            wanted = self._clip_indices(len(files), str(path), generator)
             return [read_image(files[i]) for i in wanted]
         import av
 
         with av.open(str(path)) as container:
             total_frames = container.streams.video[0].frames or sum(1 for _ in container.decode(video=0))
-        wanted = self._clip_indices(total_frames, path, generator)
+        wanted = self._clip_indices(total_frames, str(path), generator)
         frames = []
         with av.open(str(path)) as container:
             for frame_index, frame in enumerate(container.decode(video=0)):
@@ -273,6 +280,40 @@ class VideoClipDataset(SeededAugmentationDataset):
         if len(frames) != len(wanted):
             raise ValueError(f"{path}: expected to decode frames {wanted}, decoded {len(frames)} of them.")
         return frames
+
+
+class VideoArrayDataset(ClipDataset):
+    """Clips from videos held in memory, one video per item (see :class:`ClipDataset` for the clip and its
+    augmentation): e.g. the ``"video"`` column of :func:`.moving_digits.load_moving_digits_dataset` in numpy format.
+    The same frames as files give the same items as :class:`VideoClipDataset`, without decoding them at every step.
+
+    Args:
+        videos: ``(N, T', H, W, 3)`` uint8 array, or a sequence of ``(T'_i, H, W, 3)`` uint8 arrays.
+        num_frames / resolution / frame_stride / train / seed: as for :class:`VideoClipDataset`.
+    """
+
+    def __init__(
+        self,
+        videos,
+        num_frames: int,
+        resolution: int,
+        frame_stride: int = 1,
+        train: bool = True,
+        seed: int = 0,
+    ):
+        super().__init__(num_frames, resolution, frame_stride, train, seed)
+        for index, video in enumerate(videos):
+            if not isinstance(video, np.ndarray) or video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
+                got = f"{video.dtype} array of shape {video.shape}" if isinstance(video, np.ndarray) else type(video)
+                raise ValueError(f"videos[{index}]: expected a (frames, height, width, 3) uint8 array, got {got}.")
+        if len(videos) == 0:
+            raise ValueError("videos: expected at least one video, got none.")
+        self.videos = videos
+
+    def _read_clip(self, index: int, generator: torch.Generator) -> list[np.ndarray]:
+        video = self.videos[index]
+        wanted = self._clip_indices(len(video), f"videos[{index}]", generator)
+        return [read_image(frame) for frame in video[wanted]]
 
 
 def _frame_files(folder: Path) -> list[Path]:

@@ -17,7 +17,8 @@ from launch import load_training_script, run_two_processes
 from PIL import Image
 from safetensors.torch import load_file
 
-from hf_compact.data import ImageReconstructionTransform, VideoClipDataset, loading
+from hf_compact.data import ImageReconstructionTransform, VideoArrayDataset, VideoClipDataset, loading
+from hf_compact.data.moving_digits import load_moving_digits_dataset
 from hf_compact.vitok import AutoencoderViTok
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,6 +123,36 @@ def test_video_clips_from_frame_folders_and_pyav_files(tmp_path, video_folder):
         VideoClipDataset(tmp_path / "empty", num_frames=2, resolution=8)
 
 
+def test_video_clips_in_memory_equal_the_same_frames_read_from_files(tmp_path):
+    videos = np.stack([moving_square_frames(9, offset=3 * clip, height=16, width=20) for clip in range(3)])
+    for clip, frames in enumerate(videos):
+        (tmp_path / f"clip{clip}").mkdir()
+        for index, frame in enumerate(frames):
+            Image.fromarray(frame).save(tmp_path / f"clip{clip}" / f"{index:03d}.png")
+    for train in (True, False):
+        from_files = VideoClipDataset(tmp_path, num_frames=3, resolution=16, frame_stride=2, train=train, seed=1)
+        in_memory = VideoArrayDataset(videos, num_frames=3, resolution=16, frame_stride=2, train=train, seed=1)
+        assert len(in_memory) == len(from_files) == 3
+        for epoch in (0, 1):  # random starts, crops and flips drawn alike, epoch after epoch
+            from_files.set_epoch(epoch)
+            in_memory.set_epoch(epoch)
+            for index in range(3):
+                assert torch.equal(in_memory[index]["pixel_values"], from_files[index]["pixel_values"])
+    uneven = VideoArrayDataset([videos[0], videos[1, :5]], num_frames=3, resolution=16, frame_stride=2)
+    assert uneven[1]["pixel_values"].shape == (3, 3, 16, 16)
+
+    with pytest.raises(
+        ValueError, match=r"videos\[1\]: expected a \(frames, height, width, 3\) uint8 array, got float32"
+    ):
+        VideoArrayDataset([videos[0], videos[1].astype(np.float32)], num_frames=3, resolution=16)
+    with pytest.raises(ValueError, match=r"videos\[0\]: expected a \(frames, height, width, 3\) uint8 array"):
+        VideoArrayDataset(videos[0], num_frames=3, resolution=16)  # one video, not a batch of them
+    with pytest.raises(ValueError, match=r"videos\[0\]: expected at least 5 frames for 3 frames at stride 2, got 4"):
+        VideoArrayDataset([videos[0, :4]], num_frames=3, resolution=16, frame_stride=2)[0]
+    with pytest.raises(ValueError, match="videos: expected at least one video, got none"):
+        VideoArrayDataset([], num_frames=3, resolution=16)
+
+
 # ---------------------------------------------------------------------------------------------------- arguments
 
 
@@ -144,6 +175,10 @@ def test_paper_recipes_parse_and_bad_flags_are_refused():
         train_vitok.parse_args(
             ["--dataset_name", "digits", "--num_frames", "4", "--lpips_weight", "0", "--output_dir", "x"]
         )
+    with pytest.raises(
+        ValueError, match="--num_frames: --dataset_name moving_digits makes clips, expected >= 2, got 1"
+    ):
+        train_vitok.parse_args(["--dataset_name", "moving_digits", "--lpips_weight", "0", "--output_dir", "x"])
 
 
 # ---------------------------------------------------------------------------------------------------- training
@@ -211,6 +246,24 @@ def test_stage1_on_videos_with_lpips_reduces_the_loss(tmp_path, video_folder):
         4 * 16,
         2 * 2 * 16,
     )  # 2 clips x 4 frames
+
+
+def test_moving_digits_train_on_clips_in_memory_and_evaluate_on_held_out_clips(tmp_path):
+    flags = [
+        "--dataset_name", "moving_digits", "--num_frames", "2", "--digit_size", "12", "--resolution", "16",
+        "--model_overrides", json.dumps({**TINY_VITOK, "tubelet_size": 2}), "--lpips_weight", "0",
+        "--per_device_train_batch_size", "8", "--max_train_steps", "12", "--max_eval_samples", "4",
+        "--learning_rate", "3e-3", "--lr_warmup_ratio", "0", "--mixed_precision", "no", "--output_dir", str(tmp_path),
+    ]  # fmt: skip
+    train, validation = train_vitok.build_datasets(train_vitok.parse_args(flags))
+    clips = load_moving_digits_dataset(num_frames=2, image_size=16, digit_size=12)
+    assert len(train) == len(clips["train"]) and len(validation) == 4
+    held_out = torch.tensor(clips["test"][0]["video"], dtype=torch.float32).permute(3, 0, 1, 2) / 255 * 2 - 1
+    torch.testing.assert_close(validation[0]["pixel_values"], held_out)
+
+    results = train_vitok.main(flags)
+    assert results["train_steps"] == 12 and results["train_loss"] < 0.7 * results["first_train_loss"]
+    assert Image.open(tmp_path / "reconstructions-final.png").size == (2 * 16, 2 * 4 * 16)  # 4 clips x 2 frames
 
 
 def stage2_arguments(stage1_dir: Path, output_dir: Path) -> list[str]:
