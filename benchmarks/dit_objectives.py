@@ -1,15 +1,15 @@
 """Steps to quality of the demo's DiTs: DiT's DDPM objective vs flow matching, then the samplers of flow matching.
 
 Trains the image DiT and the video DiT of ``make demo`` with each objective (same model, data, seed, batch and EMA;
-the learning rate schedule of each objective's demo recipe; ``training/train_dit.py`` with its command line) and
-judges the EMA pipeline with the demo's CCT every ``--image_eval_every`` / ``--video_eval_every`` steps (DDPM's
-constant rate: one run resumed from its checkpoint; flow matching's cosine decay, which depends on the run's length:
-one run per evaluation point):
-class agreement and Frechet CCT distance (images: the best guidance of a sweep by the demo's rule; videos: per
-frame). Both objectives sample with the same solver and number of network evaluations (DPM-Solver++, 2nd order,
-25 steps; flow sigmas for flow matching). It prints a table and the first step at which each objective meets the
-demo's targets (images: agreement >= 0.95 with a Frechet CCT distance <= 1.81, videos: agreement >= 0.9), then
-compares the flow-matching samplers (flow Euler, DPM-Solver++ and UniPC with flow sigmas) at 10, 16 and 25 steps.
+each objective's demo recipe: its learning rate schedule, and for the video DiT's flow matching its timestep shift;
+``training/train_dit.py`` with its command line) and judges the EMA pipeline with the demo's CCT every
+``--image_eval_every`` / ``--video_eval_every`` steps (DDPM's constant rate: one run resumed from its checkpoint; flow
+matching's cosine decay, which depends on the run's length: one run per evaluation point): class agreement and
+Frechet CCT distance (images: the best guidance of a sweep by the demo's rule; videos: per frame). Both objectives
+sample with the same solver and number of network evaluations (DPM-Solver++, 2nd order, 25 steps; flow sigmas for
+flow matching). It prints a table and the first step at which each objective meets the demo's targets (images:
+agreement >= 0.95 with a Frechet CCT distance <= 1.81, videos: agreement >= 0.9), then compares the flow-matching
+samplers (flow Euler, DPM-Solver++ and UniPC with flow sigmas) at 10, 16 and 25 steps.
 
 Needs the demo's CCT and ViToks in ``--demo_dir`` (``cct/``, ``vitok/``, ``vitok_video/``, as ``make demo`` leaves
 them); missing ones are trained with the demo's stages. Figures depend on steps only, not on the machine's speed.
