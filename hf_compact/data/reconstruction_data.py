@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -294,7 +295,7 @@ class VideoArrayDataset(ClipDataset):
 
     def __init__(
         self,
-        videos,
+        videos: np.ndarray | Sequence[np.ndarray],
         num_frames: int,
         resolution: int,
         frame_stride: int = 1,
