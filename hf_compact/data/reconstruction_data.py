@@ -303,12 +303,12 @@ class VideoArrayDataset(ClipDataset):
         seed: int = 0,
     ):
         super().__init__(num_frames, resolution, frame_stride, train, seed)
+        if len(videos) == 0:
+            raise ValueError("videos: expected at least one video, got none.")
         for index, video in enumerate(videos):
             if not isinstance(video, np.ndarray) or video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
                 got = f"{video.dtype} array of shape {video.shape}" if isinstance(video, np.ndarray) else type(video)
                 raise ValueError(f"videos[{index}]: expected a (frames, height, width, 3) uint8 array, got {got}.")
-        if len(videos) == 0:
-            raise ValueError("videos: expected at least one video, got none.")
         self.videos = videos
 
     def _read_clip(self, index: int, generator: torch.Generator) -> list[np.ndarray]:
